@@ -1,0 +1,710 @@
+//! Typed configuration: a TOML file plus environment overrides `JOBWATCH__SECTION__KEY`
+//! (double underscores between levels, e.g. `JOBWATCH__PLATFORMS__BK__APP_SECRET`).
+//!
+//! Three steps: **parse** (the `config` crate; unknown keys are refused), **validate** (pure;
+//! every problem at once, each naming its key), **build** (reads `script_file` and
+//! `app_secret_file`). Key names are lower-cased by the `config` crate, so platform names are
+//! lower-case.
+//!
+//! Every field of the `Raw*` structs below is user documentation; `config.example.toml` shows
+//! them all.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::model::{Host, ScriptLanguage};
+use crate::platform::bkjob::{BkJobSettings, Door};
+use crate::tracker::PollPolicy;
+
+/// The sample configuration, embedded: used when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.example.toml");
+
+/// bk-job's timeout range (API.md §10: 1 s up to 259200 s by default).
+const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(259_200);
+
+/// bk-job's `script_param` limit before encoding (API.md §3: 64K, non-sensitive).
+const MAX_SCRIPT_PARAM_BYTES: usize = 64 * 1024;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Job platforms by name.
+    #[serde(default)]
+    platforms: BTreeMap<String, RawPlatform>,
+    /// Checks: a script, its targets and how to follow it.
+    #[serde(default)]
+    checks: Vec<RawCheck>,
+}
+
+/// `[platforms.<name>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    /// `bkjob` or `local`.
+    kind: Option<String>,
+    /// bkjob: base URLs, tried in order (APIGW: up to the stage, e.g.
+    /// `https://bkapi.example.com/api/bk-job/prod`; ESB: the PaaS host).
+    endpoints: Option<Vec<String>>,
+    /// bkjob: `apigw` (default) or `esb`.
+    door: Option<String>,
+    /// bkjob: `bk_app_code`.
+    app_code: Option<String>,
+    /// bkjob: `bk_app_secret` (better: `app_secret_file` or the environment).
+    app_secret: Option<SecretString>,
+    /// bkjob: a file holding the app secret (surrounding white space is trimmed).
+    app_secret_file: Option<PathBuf>,
+    /// bkjob: `bk_username`.
+    username: Option<String>,
+    /// bkjob: `bk_scope_type`, `biz` (default) or `biz_set`.
+    scope_type: Option<String>,
+    /// bkjob: `bk_scope_id` (business or business-set id).
+    scope_id: Option<String>,
+    /// bkjob: timeout of one HTTP request (default 10s).
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<Duration>,
+}
+
+/// Script language as a bk-job code (1–5) or a name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawLanguage {
+    Code(i64),
+    Name(String),
+}
+
+/// A host as a CMDB id (number or digits) or `"<bk_cloud_id>:<ip>"` or `localhost`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawHost {
+    Id(u64),
+    Text(String),
+}
+
+/// `[[checks]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    /// Unique name: letters, digits, `-`, `_`, `.`.
+    name: Option<String>,
+    /// A key of `[platforms]`.
+    platform: Option<String>,
+    /// The script text (or `script_file`).
+    script: Option<String>,
+    /// A file holding the script, relative to the working directory.
+    script_file: Option<PathBuf>,
+    /// 1–5 or shell, bat, perl, python, powershell (default shell).
+    script_language: Option<RawLanguage>,
+    /// The argument string, passed as one unit.
+    script_param: Option<String>,
+    /// Ask the platform to mask the parameters (default false).
+    #[serde(default)]
+    param_sensitive: bool,
+    /// Targets.
+    #[serde(default)]
+    hosts: Vec<RawHost>,
+    /// bkjob: execution account alias (required there).
+    account_alias: Option<String>,
+    /// The job's own timeout (default 2h, bk-job's default; at most 72h).
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    /// Bytes of log kept per host, the tail (default 65536).
+    log_max_bytes: Option<usize>,
+    /// How to follow the job.
+    #[serde(default)]
+    poll: RawPoll,
+}
+
+/// `[checks.poll]`; see [`PollPolicy`] for each field's meaning and default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoll {
+    #[serde(default, with = "humantime_serde")]
+    first_poll: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    interval: Option<Duration>,
+    backoff_factor: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    max_interval: Option<Duration>,
+    jitter: Option<f64>,
+    max_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    deadline_slack: Option<Duration>,
+    lost_after: Option<u32>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Platforms by name.
+    pub platforms: BTreeMap<String, PlatformConfig>,
+    /// Checks, in file order.
+    pub checks: Vec<CheckConfig>,
+}
+
+/// A validated platform.
+#[derive(Debug, Clone)]
+pub enum PlatformConfig {
+    /// bk-job through APIGW or ESB.
+    BkJob(BkJobSettings),
+    /// Scripts run on this host.
+    Local,
+}
+
+impl PlatformConfig {
+    /// `bkjob` or `local`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlatformConfig::BkJob(_) => "bkjob",
+            PlatformConfig::Local => "local",
+        }
+    }
+}
+
+/// A validated check.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// Name.
+    pub name: String,
+    /// Platform name (a key of [`Config::platforms`]).
+    pub platform: String,
+    /// Script text.
+    pub script: String,
+    /// Language.
+    pub language: ScriptLanguage,
+    /// Argument string.
+    pub param: Option<String>,
+    /// Mask parameters on the platform.
+    pub param_sensitive: bool,
+    /// Targets.
+    pub hosts: Vec<Host>,
+    /// Execution account alias.
+    pub account_alias: Option<String>,
+    /// The job's own timeout.
+    pub timeout: Duration,
+    /// Log bytes kept per host.
+    pub log_max_bytes: usize,
+    /// Poll policy.
+    pub poll: PollPolicy,
+}
+
+impl Config {
+    /// The check named `name`.
+    pub fn check(&self, name: &str) -> Option<&CheckConfig> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+/// One problem, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key, e.g. `checks[0].hosts[2]` or `platforms.bk.endpoints`.
+    pub key: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+/// Why a configuration was refused: every issue found, or why it could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or is not valid TOML of the right shape.
+    #[error("cannot read configuration {source_name}: {message}")]
+    Parse {
+        /// File path or "embedded default".
+        source_name: String,
+        /// The parser's words.
+        message: String,
+    },
+    /// Values are wrong.
+    #[error("configuration {source_name} is invalid:\n{}", list(.issues))]
+    Invalid {
+        /// File path or "embedded default".
+        source_name: String,
+        /// Every problem found.
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+fn list(issues: &[ConfigIssue]) -> String {
+    issues.iter().map(|i| format!("  - {}: {}", i.key, i.message)).collect::<Vec<_>>().join("\n")
+}
+
+/// Loads `path` (or the embedded sample when `None`) with environment overrides from `env`
+/// (normally `std::env::vars()`), then validates and builds it.
+pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let source_name = path.map_or_else(|| "embedded default".to_owned(), |p| p.display().to_string());
+    let parse_error = |e: config::ConfigError| ConfigError::Parse { source_name: source_name.clone(), message: e.to_string() };
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| ConfigError::Parse { source_name: source_name.clone(), message: e.to_string() })?,
+        None => EMBEDDED_DEFAULT.to_owned(),
+    };
+    let file = config::File::from_str(&text, config::FileFormat::Toml);
+    let env: std::collections::HashMap<String, String> =
+        env.into_iter().filter(|(k, _)| k.starts_with("JOBWATCH__")).collect();
+    let raw: RawConfig = config::Config::builder()
+        .add_source(file)
+        .add_source(
+            config::Environment::with_prefix("JOBWATCH")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        )
+        .build()
+        .map_err(parse_error)?
+        .try_deserialize()
+        .map_err(parse_error)?;
+    validate(raw).map_err(|issues| ConfigError::Invalid { source_name, issues })
+}
+
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn add(&mut self, key: impl fmt::Display, message: impl Into<String>) {
+        self.0.push(ConfigIssue { key: key.to_string(), message: message.into() });
+    }
+
+    fn required<'a, T>(&mut self, key: impl fmt::Display, value: &'a Option<T>) -> Option<&'a T> {
+        if value.is_none() {
+            self.add(key, "required");
+        }
+        value.as_ref()
+    }
+
+    fn non_empty(&mut self, key: impl fmt::Display, value: &Option<String>) -> Option<String> {
+        match value.as_deref().map(str::trim) {
+            Some("") => {
+                self.add(key, "must not be empty");
+                None
+            }
+            Some(v) => Some(v.to_owned()),
+            None => {
+                self.add(key, "required");
+                None
+            }
+        }
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
+    let mut issues = Issues::default();
+    let mut platforms = BTreeMap::new();
+    for (name, p) in &raw.platforms {
+        if let Some(platform) = validate_platform(&mut issues, name, p) {
+            platforms.insert(name.clone(), platform);
+        }
+    }
+    let mut checks: Vec<CheckConfig> = Vec::new();
+    for (i, c) in raw.checks.iter().enumerate() {
+        if let Some(check) = validate_check(&mut issues, &format!("checks[{i}]"), c, &raw.platforms) {
+            if checks.iter().any(|other| other.name == check.name) {
+                issues.add(format!("checks[{i}].name"), format!("`{}` is used by another check", check.name));
+            }
+            checks.push(check);
+        }
+    }
+    if issues.0.is_empty() { Ok(Config { platforms, checks }) } else { Err(issues.0) }
+}
+
+fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option<PlatformConfig> {
+    let key = format!("platforms.{name}");
+    match p.kind.as_deref() {
+        Some("local") => {
+            let bkjob_only = [
+                ("endpoints", p.endpoints.is_some()),
+                ("door", p.door.is_some()),
+                ("app_code", p.app_code.is_some()),
+                ("app_secret", p.app_secret.is_some()),
+                ("app_secret_file", p.app_secret_file.is_some()),
+                ("username", p.username.is_some()),
+                ("scope_type", p.scope_type.is_some()),
+                ("scope_id", p.scope_id.is_some()),
+                ("request_timeout", p.request_timeout.is_some()),
+            ];
+            for (field, set) in bkjob_only {
+                if set {
+                    issues.add(format!("{key}.{field}"), "only for kind = \"bkjob\"");
+                }
+            }
+            Some(PlatformConfig::Local)
+        }
+        Some("bkjob") => validate_bkjob(issues, &key, name, p).map(PlatformConfig::BkJob),
+        Some(other) => {
+            issues.add(format!("{key}.kind"), format!("`{other}` is not a platform kind: use \"bkjob\" or \"local\""));
+            None
+        }
+        None => {
+            issues.add(format!("{key}.kind"), "required: \"bkjob\" or \"local\"");
+            None
+        }
+    }
+}
+
+fn validate_bkjob(issues: &mut Issues, key: &str, name: &str, p: &RawPlatform) -> Option<BkJobSettings> {
+    let before = issues.0.len();
+    let mut endpoints = Vec::new();
+    match &p.endpoints {
+        None => issues.add(format!("{key}.endpoints"), "required: a list of base URLs"),
+        Some(list) if list.is_empty() => issues.add(format!("{key}.endpoints"), "must list at least one base URL"),
+        Some(list) => {
+            for (i, e) in list.iter().enumerate() {
+                match Url::parse(e.trim()) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => endpoints.push(u),
+                    Ok(_) => issues.add(format!("{key}.endpoints[{i}]"), "must be an http:// or https:// URL"),
+                    Err(err) => issues.add(format!("{key}.endpoints[{i}]"), format!("not a URL: {err}")),
+                }
+            }
+        }
+    }
+    let door = match p.door.as_deref().unwrap_or("apigw") {
+        "apigw" => Some(Door::Apigw),
+        "esb" => Some(Door::Esb),
+        other => {
+            issues.add(format!("{key}.door"), format!("`{other}` is not a door: use \"apigw\" or \"esb\""));
+            None
+        }
+    };
+    let app_code = issues.non_empty(format!("{key}.app_code"), &p.app_code);
+    let app_secret = match (&p.app_secret, &p.app_secret_file) {
+        (Some(secret), None) => Some(secret.clone()),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) if !text.trim().is_empty() => Some(SecretString::from(text.trim().to_owned())),
+            Ok(_) => {
+                issues.add(format!("{key}.app_secret_file"), format!("{} is empty", file.display()));
+                None
+            }
+            Err(e) => {
+                issues.add(format!("{key}.app_secret_file"), format!("cannot read {}: {e}", file.display()));
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            issues.add(format!("{key}.app_secret"), "set either app_secret or app_secret_file, not both");
+            None
+        }
+        (None, None) => {
+            issues.add(
+                format!("{key}.app_secret"),
+                format!("required: set app_secret_file, or JOBWATCH__PLATFORMS__{}__APP_SECRET", name.to_uppercase()),
+            );
+            None
+        }
+    };
+    let username = issues.non_empty(format!("{key}.username"), &p.username);
+    let scope_type = p.scope_type.clone().unwrap_or_else(|| "biz".into());
+    if !matches!(scope_type.as_str(), "biz" | "biz_set") {
+        issues.add(format!("{key}.scope_type"), format!("`{scope_type}` is not a scope type: use \"biz\" or \"biz_set\""));
+    }
+    let scope_id = issues.non_empty(format!("{key}.scope_id"), &p.scope_id);
+    let request_timeout = p.request_timeout.unwrap_or(Duration::from_secs(10));
+    if request_timeout.is_zero() {
+        issues.add(format!("{key}.request_timeout"), "must be more than 0s");
+    }
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(BkJobSettings {
+        name: name.to_owned(),
+        endpoints,
+        door: door?,
+        app_code: app_code?,
+        app_secret: app_secret?,
+        username: username?,
+        scope_type,
+        scope_id: scope_id?,
+        request_timeout,
+    })
+}
+
+/// Parses one host: a CMDB id, `"<bk_cloud_id>:<ip>"` (IPv4), or `localhost`.
+fn parse_host(raw: &RawHost) -> Result<Host, String> {
+    match raw {
+        RawHost::Id(id) => Ok(Host::by_id(*id)),
+        RawHost::Text(text) => {
+            let text = text.trim();
+            if let Ok(id) = text.parse::<u64>() {
+                return Ok(Host::by_id(id));
+            }
+            if matches!(text, "localhost" | "127.0.0.1" | "::1") {
+                return Ok(crate::platform::local::localhost());
+            }
+            let Some((cloud, ip)) = text.split_once(':') else {
+                return Err(format!("`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""));
+            };
+            let cloud: u64 = cloud.trim().parse().map_err(|_| format!("`{cloud}` in `{text}` is not a bk_cloud_id"))?;
+            let ip: std::net::Ipv4Addr = ip.trim().parse().map_err(|_| format!("`{ip}` in `{text}` is not an IPv4 address"))?;
+            Ok(Host::by_ip(cloud, ip.to_string()))
+        }
+    }
+}
+
+fn validate_check(
+    issues: &mut Issues,
+    key: &str,
+    c: &RawCheck,
+    platforms: &BTreeMap<String, RawPlatform>,
+) -> Option<CheckConfig> {
+    let before = issues.0.len();
+    let name = issues.non_empty(format!("{key}.name"), &c.name);
+    if let Some(n) = &name {
+        if !n.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.')) {
+            issues.add(format!("{key}.name"), format!("`{n}`: use letters, digits, '-', '_' and '.' only"));
+        }
+    }
+    let platform = issues.required(format!("{key}.platform"), &c.platform).cloned();
+    let kind = platform.as_ref().and_then(|p| match platforms.get(p) {
+        Some(raw) => raw.kind.clone(),
+        None => {
+            let known: Vec<&str> = platforms.keys().map(String::as_str).collect();
+            issues.add(format!("{key}.platform"), format!("`{p}` is not a platform (known: {})", known.join(", ")));
+            None
+        }
+    });
+    let script = match (&c.script, &c.script_file) {
+        (Some(s), None) => Some(s.clone()),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                issues.add(format!("{key}.script_file"), format!("cannot read {}: {e}", file.display()));
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            issues.add(format!("{key}.script"), "set either script or script_file, not both");
+            None
+        }
+        (None, None) => {
+            issues.add(format!("{key}.script"), "required (or script_file)");
+            None
+        }
+    };
+    if script.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        issues.add(format!("{key}.script"), "must not be empty");
+    }
+    let language = match &c.script_language {
+        None => Some(ScriptLanguage::Shell),
+        Some(RawLanguage::Code(code)) => ScriptLanguage::from_code(*code).or_else(|| {
+            issues.add(format!("{key}.script_language"), format!("{code} is not a script language code (1–5)"));
+            None
+        }),
+        Some(RawLanguage::Name(name)) => ScriptLanguage::from_name(name)
+            .or_else(|| name.trim().parse().ok().and_then(ScriptLanguage::from_code))
+            .or_else(|| {
+                issues.add(
+                    format!("{key}.script_language"),
+                    format!("`{name}` is not a script language: shell, bat, perl, python, powershell or 1–5"),
+                );
+                None
+            }),
+    };
+    if c.script_param.as_ref().is_some_and(|p| p.len() > MAX_SCRIPT_PARAM_BYTES) {
+        issues.add(format!("{key}.script_param"), "longer than bk-job's 64 KiB limit");
+    }
+    let mut hosts = Vec::new();
+    if c.hosts.is_empty() {
+        issues.add(format!("{key}.hosts"), "must list at least one host");
+    }
+    for (i, h) in c.hosts.iter().enumerate() {
+        match parse_host(h) {
+            Ok(host) => hosts.push(host),
+            Err(e) => issues.add(format!("{key}.hosts[{i}]"), e),
+        }
+    }
+    match kind.as_deref() {
+        Some("local") => {
+            if hosts.iter().any(|h| !crate::platform::local::is_local(h)) {
+                issues.add(format!("{key}.hosts"), "the local platform runs only on \"localhost\"");
+            }
+        }
+        Some("bkjob") => {
+            let with_id = hosts.iter().filter(|h| h.bk_host_id.is_some()).count();
+            if with_id != 0 && with_id != hosts.len() {
+                issues.add(
+                    format!("{key}.hosts"),
+                    "name every host by id or every host by \"<bk_cloud_id>:<ip>\": bk-job ignores ip_list next to host_id_list",
+                );
+            }
+            if hosts.iter().any(crate::platform::local::is_local) {
+                issues.add(format!("{key}.hosts"), "\"localhost\" is for the local platform; name bk-job hosts by id or \"<bk_cloud_id>:<ip>\"");
+            }
+            if c.account_alias.as_deref().is_none_or(|a| a.trim().is_empty()) {
+                issues.add(format!("{key}.account_alias"), "required for a bkjob platform (e.g. \"root\")");
+            }
+        }
+        _ => {}
+    }
+    let timeout = c.timeout.unwrap_or(Duration::from_secs(7200));
+    if timeout < Duration::from_secs(1) || timeout > MAX_JOB_TIMEOUT {
+        issues.add(format!("{key}.timeout"), "must be from 1s to 72h (bk-job's range)");
+    }
+    let log_max_bytes = c.log_max_bytes.unwrap_or(64 * 1024);
+    if log_max_bytes < 256 {
+        issues.add(format!("{key}.log_max_bytes"), "must be at least 256");
+    }
+    let poll = validate_poll(issues, &format!("{key}.poll"), &c.poll);
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(CheckConfig {
+        name: name?,
+        platform: platform?,
+        script: script?,
+        language: language?,
+        param: c.script_param.clone().filter(|p| !p.is_empty()),
+        param_sensitive: c.param_sensitive,
+        hosts,
+        account_alias: c.account_alias.clone().map(|a| a.trim().to_owned()),
+        timeout,
+        log_max_bytes,
+        poll,
+    })
+}
+
+fn validate_poll(issues: &mut Issues, key: &str, p: &RawPoll) -> PollPolicy {
+    let d = PollPolicy::default();
+    let interval = p.interval.unwrap_or(d.interval);
+    let policy = PollPolicy {
+        first_poll: p.first_poll.unwrap_or(d.first_poll),
+        interval,
+        backoff_factor: p.backoff_factor.unwrap_or(d.backoff_factor),
+        max_interval: p.max_interval.unwrap_or(d.max_interval.max(interval)),
+        jitter: p.jitter.unwrap_or(d.jitter),
+        max_attempts: p.max_attempts,
+        deadline_slack: p.deadline_slack.unwrap_or(d.deadline_slack),
+        lost_after: p.lost_after.unwrap_or(d.lost_after),
+    };
+    if policy.first_poll.is_zero() {
+        issues.add(format!("{key}.first_poll"), "must be more than 0s");
+    }
+    if policy.interval.is_zero() {
+        issues.add(format!("{key}.interval"), "must be more than 0s");
+    }
+    if policy.max_interval < policy.interval {
+        issues.add(format!("{key}.max_interval"), "must not be less than interval");
+    }
+    if !(1.0..=10.0).contains(&policy.backoff_factor) {
+        issues.add(format!("{key}.backoff_factor"), "must be from 1 (fixed interval) to 10");
+    }
+    if !(0.0..1.0).contains(&policy.jitter) {
+        issues.add(format!("{key}.jitter"), "must be from 0 up to (not including) 1");
+    }
+    if policy.max_attempts == Some(0) {
+        issues.add(format!("{key}.max_attempts"), "must be at least 1 (or left out: no limit but the deadline)");
+    }
+    if policy.lost_after == 0 {
+        issues.add(format!("{key}.lost_after"), "must be at least 1");
+    }
+    policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobwatch.toml");
+        std::fs::write(&path, text).unwrap();
+        load(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    const BK: &str = r#"
+        [platforms.bk]
+        kind = "bkjob"
+        endpoints = ["http://127.0.0.1:1/api/bk-job/prod"]
+        app_code = "jobwatch"
+        username = "admin"
+        scope_id = "2"
+
+        [[checks]]
+        name = "disk"
+        platform = "bk"
+        script = "df -h"
+        hosts = ["0:10.0.0.1", "0:10.0.0.2"]
+        account_alias = "root"
+        timeout = "10m"
+        [checks.poll]
+        interval = "20s"
+        max_attempts = 5
+    "#;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let config = load(None, []).unwrap();
+        assert!(!config.checks.is_empty());
+        assert!(config.checks.iter().all(|c| config.platforms.contains_key(&c.platform)));
+    }
+
+    #[test]
+    fn secret_comes_from_the_environment_and_never_shows() {
+        let config = load_str(BK, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "hunter2-very-secret")]).unwrap();
+        let check = config.check("disk").unwrap();
+        assert_eq!(check.poll.max_attempts, Some(5));
+        assert_eq!(check.poll.interval, Duration::from_secs(20));
+        assert_eq!(check.timeout, Duration::from_secs(600));
+        let PlatformConfig::BkJob(bk) = &config.platforms["bk"] else { panic!("bkjob expected") };
+        assert_eq!(bk.door, Door::Apigw);
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let text = r#"
+            [platforms.bk]
+            kind = "bkjob"
+            endpoints = ["ftp://x"]
+            door = "side"
+            username = "admin"
+            scope_id = "2"
+
+            [[checks]]
+            name = "bad name!"
+            platform = "nope"
+            script = "true"
+            script_language = "cobol"
+            hosts = ["10.0.0.1", "0:999.1.1.1"]
+            timeout = "100d"
+            [checks.poll]
+            jitter = 2.0
+        "#;
+        let Err(ConfigError::Invalid { issues, .. }) = load_str(text, &[]) else { panic!("must be invalid") };
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        for expected in [
+            "platforms.bk.endpoints[0]",
+            "platforms.bk.door",
+            "platforms.bk.app_code",
+            "platforms.bk.app_secret",
+            "checks[0].name",
+            "checks[0].platform",
+            "checks[0].script_language",
+            "checks[0].hosts[0]",
+            "checks[0].hosts[1]",
+            "checks[0].timeout",
+            "checks[0].poll.jitter",
+        ] {
+            assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = format!("{BK}\n[platforms.extra]\nkind = \"local\"\ncolour = \"blue\"\n");
+        let err = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bkjob_hosts_must_not_mix_ids_and_ips() {
+        let text = BK.replace(r#"hosts = ["0:10.0.0.1", "0:10.0.0.2"]"#, r#"hosts = [101, "0:10.0.0.2"]"#);
+        let err = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]).unwrap_err();
+        assert!(err.to_string().contains("checks[0].hosts"), "{err}");
+    }
+}

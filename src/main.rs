@@ -1,0 +1,174 @@
+//! The `jobwatch` command: a thin layer of clap over the library.
+
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jobwatch::config::{self, Config, ConfigError};
+use jobwatch::tracker::{Execution, Observer, Silent};
+use jobwatch::{exit, exit_code};
+use tokio_util::sync::CancellationToken;
+
+/// Run scripts on hosts through a job platform and follow every job to its true end.
+#[derive(Debug, Parser)]
+#[command(name = "jobwatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one check now, follow it to its end, report every host.
+    Exec {
+        /// Configuration file (TOML); without it the embedded sample configuration is used.
+        #[arg(long, short, env = "JOBWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The check to run.
+        #[arg(long)]
+        check: String,
+        /// Report format on stdout.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Last log lines shown per host in the text report.
+        #[arg(long, default_value_t = 10)]
+        log_lines: usize,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration and list its platforms and checks.
+    Check {
+        /// Configuration file (TOML); without it the embedded sample configuration is checked.
+        #[arg(long, short, env = "JOBWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JOBWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|e: ConfigError| {
+        eprintln!("jobwatch: {e}");
+        ExitCode::from(exit::CONFIG)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(exit::CONFIG) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging();
+    jobwatch::install_crypto_provider();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check { config } } => match load(config.as_ref()) {
+            Ok(c) => {
+                println!("configuration is valid: {} platform(s), {} check(s)", c.platforms.len(), c.checks.len());
+                for (name, p) in &c.platforms {
+                    println!("  platform {name} ({})", p.kind());
+                }
+                for check in &c.checks {
+                    println!(
+                        "  check {} on {}: {} host(s), {}, timeout {}",
+                        check.name,
+                        check.platform,
+                        check.hosts.len(),
+                        check.language.name(),
+                        humantime::format_duration(check.timeout)
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Exec { config, check, output, log_lines } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("jobwatch: cannot start the async runtime: {e}");
+                    return ExitCode::from(exit::SOFTWARE);
+                }
+            };
+            runtime.block_on(exec(config, &check, output, log_lines))
+        }
+    }
+}
+
+async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize) -> ExitCode {
+    let Some(check) = config.check(check_name) else {
+        let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+        eprintln!("jobwatch: no check named `{check_name}` (known: {})", names.join(", "));
+        return ExitCode::from(exit::CONFIG);
+    };
+    let platform = match jobwatch::build_platform(&config.platforms[&check.platform]) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("jobwatch: {e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(interrupt(cancel.clone()));
+    let execution = Execution { check, platform_name: &check.platform, platform, cancel };
+    let mut observer: Box<dyn Observer> = if std::io::stderr().is_terminal() {
+        Box::new(progress::Bars::new(check.hosts.len()))
+    } else if output == Output::Text {
+        Box::new(progress::Lines::default())
+    } else {
+        Box::new(Silent)
+    };
+    let report = execution.run(observer.as_mut()).await;
+    drop(observer);
+    match output {
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("jobwatch: cannot encode the report: {e}");
+                return ExitCode::from(exit::SOFTWARE);
+            }
+        },
+        Output::Text => print!("{}", report.to_text(log_lines)),
+    }
+    ExitCode::from(exit_code(report.state))
+}
+
+/// Cancels on the first SIGINT or SIGTERM: the tracker sends a terminate and reports.
+async fn interrupt(cancel: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("jobwatch: interrupted; asking the platform to stop the job…");
+    cancel.cancel();
+}

@@ -1,0 +1,336 @@
+//! The bk-job (BlueKing JOB v3) adapter: both front doors (API gateway and ESB), the code
+//! tables, and endpoint failover. Facts from `reference/bkjob/API.md`.
+//!
+//! * APIGW (API.md §1.1–1.2): `{endpoint}/api/v3/<api>`, no trailing slash; credentials only
+//!   in the `X-Bkapi-Authorization` header; query APIs are `GET` with a query string.
+//! * ESB: `{endpoint}/api/c/compapi/v2/jobv3/<api>/`, trailing slash; credentials in the JSON
+//!   body; every API is `POST` (the ESB's current `suggest_method`, API.md §11.8).
+
+pub mod codes;
+pub mod wire;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use self::wire::{Answer, BatchLogData, ListData, OperateData, StatusData, SubmitData};
+use crate::model::{Host, JobSnapshot};
+use crate::platform::{ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitRequest};
+
+/// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
+pub const LOG_BATCH_MAX_HOSTS: usize = 500;
+
+/// get_job_instance_list `length` maximum (API.md §7).
+const LIST_PAGE_MAX: usize = 1000;
+
+/// Which front door the endpoints are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Door {
+    /// The BlueKing API gateway (`bk-job` gateway, v3 resources).
+    Apigw,
+    /// The legacy ESB component API.
+    Esb,
+}
+
+/// Everything the adapter needs, validated (see [`crate::config`]).
+#[derive(Debug, Clone)]
+pub struct BkJobSettings {
+    /// Platform name from config, for logs.
+    pub name: String,
+    /// Base URLs, tried in order. APIGW: up to the stage, e.g.
+    /// `https://bkapi.example.com/api/bk-job/prod`; ESB: the PaaS host.
+    pub endpoints: Vec<Url>,
+    /// Front door.
+    pub door: Door,
+    /// `bk_app_code`.
+    pub app_code: String,
+    /// `bk_app_secret`; never logged.
+    pub app_secret: SecretString,
+    /// `bk_username` (the app must be whitelisted for it, API.md §1.2).
+    pub username: String,
+    /// `bk_scope_type`: `biz` or `biz_set`.
+    pub scope_type: String,
+    /// `bk_scope_id`.
+    pub scope_id: String,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+}
+
+/// The bk-job client. Cheap to share; one per configured platform.
+#[derive(Debug)]
+pub struct BkJob {
+    settings: BkJobSettings,
+    http: reqwest::Client,
+    /// Index of the endpoint that answered last; calls start there.
+    current: AtomicUsize,
+}
+
+/// How an API is called through the configured door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    /// A query API: APIGW `GET` with a query string.
+    Query,
+    /// `POST` with a JSON body on both doors.
+    Post,
+}
+
+impl BkJob {
+    /// Builds the client. Errors only if the TLS stack cannot start.
+    pub fn new(settings: BkJobSettings) -> Result<Self, PlatformError> {
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}")))?;
+        Ok(BkJob { settings, http, current: AtomicUsize::new(0) })
+    }
+
+    fn url(&self, base: &Url, api: &str) -> String {
+        let base = base.as_str().trim_end_matches('/');
+        match self.settings.door {
+            Door::Apigw => format!("{base}/api/v3/{api}"),
+            Door::Esb => format!("{base}/api/c/compapi/v2/jobv3/{api}/"),
+        }
+    }
+
+    fn scoped(&self, mut params: Map<String, Value>) -> Map<String, Value> {
+        params.insert("bk_scope_type".into(), json!(self.settings.scope_type));
+        params.insert("bk_scope_id".into(), json!(self.settings.scope_id));
+        params
+    }
+
+    fn request(&self, base: &Url, api: &'static str, verb: Verb, params: &Map<String, Value>) -> reqwest::RequestBuilder {
+        let url = self.url(base, api);
+        let s = &self.settings;
+        match self.settings.door {
+            Door::Apigw => {
+                let auth = json!({
+                    "bk_app_code": s.app_code,
+                    "bk_app_secret": s.app_secret.expose_secret(),
+                    "bk_username": s.username,
+                })
+                .to_string();
+                let builder = match verb {
+                    Verb::Query => {
+                        let query: Vec<(&str, String)> = params
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                            .collect();
+                        self.http.get(url).query(&query)
+                    }
+                    Verb::Post => self.http.post(url).json(params),
+                };
+                builder
+                    .header("X-Bkapi-Authorization", auth)
+                    .header("Accept", "application/json")
+                    .header("Content-Type", "application/json")
+            }
+            Door::Esb => {
+                let mut body = params.clone();
+                body.insert("bk_app_code".into(), json!(s.app_code));
+                body.insert("bk_app_secret".into(), json!(s.app_secret.expose_secret()));
+                body.insert("bk_username".into(), json!(s.username));
+                self.http.post(url).header("Accept", "application/json").json(&body)
+            }
+        }
+    }
+
+    /// Calls `api`, starting at the endpoint that answered last and failing over to the next
+    /// on errors that say nothing reached that endpoint's backend (connect failures), or, for
+    /// read-only calls, on any transient error. A mutating call whose effect is unknown is
+    /// returned at once so the caller reconciles instead of submitting twice.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        verb: Verb,
+        mutating: bool,
+        params: Map<String, Value>,
+    ) -> Result<T, PlatformError> {
+        let params = self.scoped(params);
+        let endpoints = &self.settings.endpoints;
+        let first = self.current.load(Ordering::Relaxed) % endpoints.len();
+        let mut last_error = None;
+        for i in (0..endpoints.len()).map(|k| (first + k) % endpoints.len()) {
+            match self.call_once(&endpoints[i], api, verb, mutating, &params).await {
+                Ok(data) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Ok(data);
+                }
+                Err(e) => {
+                    let try_next = e.class == ErrorClass::Transient && !e.maybe_applied && e.http_status != Some(429);
+                    if !try_next || endpoints.len() == 1 {
+                        return Err(e);
+                    }
+                    tracing::debug!(platform = %self.settings.name, api, endpoint = i, error = %e, "Endpoint failed; trying the next one.");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| PlatformError::transient(api, "no endpoint configured")))
+    }
+
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        base: &Url,
+        api: &'static str,
+        verb: Verb,
+        mutating: bool,
+        params: &Map<String, Value>,
+    ) -> Result<T, PlatformError> {
+        let response = self.request(base, api, verb, params).send().await.map_err(|e| transport_error(api, mutating, e))?;
+        let http_status = response.status().as_u16();
+        let rate_limit_reset = response
+            .headers()
+            .get("X-Bkapi-RateLimit-Reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = response.bytes().await.map_err(|e| transport_error(api, mutating, e))?;
+        wire::decode(Answer { api, mutating, http_status, rate_limit_reset, body: &body })
+    }
+}
+
+/// A transport failure, classified: a connect failure never reached the platform; a timeout
+/// or a broken connection after sending may have (for a mutating call). The URL is dropped
+/// from the text: it is the configured endpoint and may carry credentials in userinfo.
+fn transport_error(api: &'static str, mutating: bool, e: reqwest::Error) -> PlatformError {
+    let connect = e.is_connect();
+    let what = if connect {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "answer broken off"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    PlatformError { maybe_applied: mutating && !connect, ..PlatformError::transient(api, message) }
+}
+
+fn host_list(hosts: &[Host]) -> (&'static str, Value) {
+    if hosts.iter().all(|h| h.bk_host_id.is_some()) {
+        ("host_id_list", json!(hosts.iter().filter_map(|h| h.bk_host_id).collect::<Vec<_>>()))
+    } else {
+        let list: Vec<Value> =
+            hosts.iter().map(|h| json!({"bk_cloud_id": h.bk_cloud_id.unwrap_or(0), "ip": h.ip})).collect();
+        ("ip_list", Value::Array(list))
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+#[async_trait]
+impl Platform for BkJob {
+    fn kind(&self) -> &'static str {
+        "bkjob"
+    }
+
+    async fn submit(&self, r: &SubmitRequest) -> Result<JobRef, PlatformError> {
+        // Hosts go by id (host_id_list) when every host has one, else by control area + IP
+        // (ip_list); config refuses a mix, since bk-job ignores ip_list next to host_id_list.
+        let (key, list) = host_list(&r.hosts);
+        let mut target_server = Map::new();
+        target_server.insert(key.into(), list);
+        let mut body = object(json!({
+            "task_name": r.task_name,
+            "script_content": BASE64.encode(r.script.as_bytes()),
+            "script_language": r.language.code(),
+            "timeout": r.timeout.as_secs().max(1),
+            "target_server": target_server,
+            "is_param_sensitive": i32::from(r.param_sensitive),
+        }));
+        if let Some(param) = &r.param {
+            body.insert("script_param".into(), json!(BASE64.encode(param.as_bytes())));
+        }
+        if let Some(account) = &r.account_alias {
+            body.insert("account_alias".into(), json!(account));
+        }
+        let data: SubmitData = self.call("fast_execute_script", Verb::Post, true, body).await?;
+        Ok(data.into())
+    }
+
+    async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
+        let params = object(json!({ "job_instance_id": job.job_instance_id, "return_ip_result": true }));
+        let data: StatusData = self.call("get_job_instance_status", Verb::Query, false, params).await?;
+        Ok(data.into_snapshot(job.step_instance_id))
+    }
+
+    async fn host_logs(&self, job: &JobRef, hosts: &[Host]) -> Result<Vec<HostLog>, PlatformError> {
+        let Some(step) = job.step_instance_id else {
+            return Err(PlatformError::permanent(
+                "batch_get_job_instance_ip_log",
+                None,
+                "step instance id unknown: no status answer named the job's step",
+            ));
+        };
+        let mut logs = Vec::with_capacity(hosts.len());
+        for batch in hosts.chunks(LOG_BATCH_MAX_HOSTS) {
+            let (key, list) = host_list(batch);
+            let mut params = object(json!({ "job_instance_id": job.job_instance_id, "step_instance_id": step }));
+            params.insert(key.into(), list);
+            let data: BatchLogData = self.call("batch_get_job_instance_ip_log", Verb::Post, false, params).await?;
+            logs.extend(data.into_logs());
+        }
+        Ok(logs)
+    }
+
+    async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
+        let params = object(json!({ "job_instance_id": job.job_instance_id, "operation_code": 1 }));
+        let _: OperateData = self.call("operate_job_instance", Verb::Post, true, params).await?;
+        Ok(())
+    }
+
+    async fn find_job(&self, task_name: &str, since_ms: i64) -> Result<Option<JobRef>, PlatformError> {
+        // The list API wants a window of at most 30 days (API.md §7); a minute of clock skew
+        // on either side is allowed for.
+        let start = since_ms - 60_000;
+        let end = crate::now_ms() + 60_000;
+        let mut offset = 0usize;
+        loop {
+            let params = object(json!({
+                "create_time_start": start,
+                "create_time_end": end,
+                "name": task_name,
+                "launch_mode": 2,
+                "start": offset,
+                "length": LIST_PAGE_MAX,
+            }));
+            let page: ListData = self.call("get_job_instance_list", Verb::Query, false, params).await?;
+            let items = page.data.unwrap_or_default();
+            if let Some(found) = items.iter().find(|i| i.name.as_deref() == Some(task_name)) {
+                return Ok(found.job_instance_id().map(|id| JobRef {
+                    job_instance_id: id,
+                    step_instance_id: None,
+                    name: found.name.clone(),
+                }));
+            }
+            offset += items.len();
+            let total = page.total.unwrap_or(0).max(0) as usize;
+            if items.is_empty() || offset >= total {
+                return Ok(None);
+            }
+        }
+    }
+}

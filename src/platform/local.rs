@@ -1,0 +1,383 @@
+//! The local platform, jobwatch's embedded default: runs the script on the agent's own host as
+//! a real child process and reports it with bk-job's codes (API.md §9.1, §9.2), so everything
+//! after the adapter cannot tell the difference.
+//!
+//! | what happened                         | host status | job status |
+//! |---------------------------------------|-------------|------------|
+//! | running                               | 7           | 2          |
+//! | exit 0                                | 9           | 3          |
+//! | exit ≠ 0                              | 104         | 4          |
+//! | killed by a signal jobwatch did not send, or the interpreter could not start | 101 | 4 |
+//! | the job's own timeout ran out (process group killed) | 102 | 4 |
+//! | terminated on request (process group killed)         | 103 | 11 |
+//!
+//! Output (stdout and stderr through one pipe, so their order is kept) is captured as bytes,
+//! the last [`CAPTURE_MAX_BYTES`] kept, and decoded as UTF-8, else GB18030, else UTF-8 with
+//! replacement characters: never a panic.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Host, HostStatus, JobSnapshot, ScriptLanguage};
+use crate::platform::bkjob::codes;
+use crate::platform::{HostLog, JobRef, Platform, PlatformError, SubmitRequest};
+
+/// Bytes of output kept per job (the tail).
+pub const CAPTURE_MAX_BYTES: usize = 1 << 20;
+
+/// How long a terminated script gets between SIGTERM and SIGKILL.
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long to wait for the output pipe to close after the script exited (a background
+/// process the script left behind may hold it open).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// The one host the local platform runs on.
+pub fn localhost() -> Host {
+    Host { ip: Some("localhost".into()), ..Host::default() }
+}
+
+/// Whether a configured host names this machine (`localhost`, `127.0.0.1`, `::1`).
+pub fn is_local(host: &Host) -> bool {
+    host.bk_host_id.is_none() && matches!(host.ip.as_deref(), Some("localhost" | "127.0.0.1" | "::1"))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Exited(i32),
+    Signalled(i32),
+    TimedOut,
+    Terminated,
+    NotStarted,
+}
+
+#[derive(Debug, Default)]
+struct Output {
+    bytes: Vec<u8>,
+    dropped: usize,
+}
+
+impl Output {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        if self.bytes.len() > 2 * CAPTURE_MAX_BYTES {
+            let cut = self.bytes.len() - CAPTURE_MAX_BYTES;
+            self.bytes.drain(..cut);
+            self.dropped += cut;
+        }
+    }
+
+    fn text(&self) -> String {
+        let start = self.bytes.len().saturating_sub(CAPTURE_MAX_BYTES);
+        let mut bytes = &self.bytes[start..];
+        if self.dropped + start > 0 {
+            // The cut may have split a UTF-8 sequence: skip its continuation bytes.
+            let skip = bytes.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
+            bytes = &bytes[skip..];
+        }
+        decode_output(bytes)
+    }
+}
+
+/// Decodes captured process output: UTF-8 when valid, else GB18030 when that decodes without
+/// errors (Chinese Windows and older Linux locales), else UTF-8 with U+FFFD for bad bytes.
+pub fn decode_output(bytes: &[u8]) -> String {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.to_owned();
+    }
+    if let Some(text) = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+        return text.into_owned();
+    }
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[derive(Debug)]
+struct LocalJob {
+    name: String,
+    started: Instant,
+    created_ms: i64,
+    output: Arc<Mutex<Output>>,
+    end: Mutex<Option<(End, Instant)>>,
+    cancel: CancellationToken,
+}
+
+impl LocalJob {
+    fn snapshot(&self, step_instance_id: u64) -> JobSnapshot {
+        let end = *self.end.lock().expect("local job lock");
+        let (host_status, job_status, exit_code) = match end.map(|(e, _)| e) {
+            None => (7, 2, None),
+            Some(End::Exited(0)) => (9, 3, Some(0)),
+            Some(End::Exited(code)) => (104, 4, Some(i64::from(code))),
+            Some(End::Signalled(_)) | Some(End::NotStarted) => (101, 4, None),
+            Some(End::TimedOut) => (102, 4, None),
+            Some(End::Terminated) => (103, 11, None),
+        };
+        let (outcome, label) = codes::host_outcome(host_status);
+        let ended_at = end.map_or_else(Instant::now, |(_, at)| at);
+        JobSnapshot {
+            status: job_status,
+            label: codes::job_label(job_status),
+            finished: end.is_some(),
+            step_instance_id: Some(step_instance_id),
+            hosts: vec![HostStatus {
+                host: localhost(),
+                status: host_status,
+                outcome,
+                label,
+                exit_code,
+                error_code: None,
+                tag: None,
+                duration: Some(ended_at.duration_since(self.started)),
+            }],
+        }
+    }
+}
+
+/// The local platform. Jobs live in memory for the life of the process.
+#[derive(Debug, Default)]
+pub struct Local {
+    jobs: Mutex<HashMap<u64, Arc<LocalJob>>>,
+    next_id: AtomicU64,
+}
+
+impl Local {
+    /// A platform with no jobs.
+    pub fn new() -> Self {
+        Local { jobs: Mutex::default(), next_id: AtomicU64::new(1) }
+    }
+
+    fn job(&self, api: &'static str, job: &JobRef) -> Result<Arc<LocalJob>, PlatformError> {
+        self.jobs.lock().expect("local jobs lock").get(&job.job_instance_id).cloned().ok_or_else(|| PlatformError {
+            class: crate::platform::ErrorClass::NotFound,
+            code: Some(codes::TASK_INSTANCE_NOT_EXIST),
+            ..PlatformError::transient(api, format!("no local job {}", job.job_instance_id))
+        })
+    }
+}
+
+/// The interpreter for `language` on this machine, first found on `PATH`.
+fn interpreter(language: ScriptLanguage) -> Result<(PathBuf, &'static str), String> {
+    let (candidates, ext): (&[&str], &str) = match language {
+        ScriptLanguage::Shell => (&["bash", "sh"], "sh"),
+        ScriptLanguage::Python => (&["python3", "python"], "py"),
+        ScriptLanguage::Perl => (&["perl"], "pl"),
+        ScriptLanguage::Powershell => (&["pwsh", "powershell"], "ps1"),
+        ScriptLanguage::Bat => (&["cmd.exe"], "bat"),
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in candidates {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok((candidate, ext));
+            }
+        }
+    }
+    Err(format!("no interpreter for {} on this host (looked for {} on PATH)", language.name(), candidates.join(", ")))
+}
+
+fn write_script(id: u64, ext: &str, script: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!("jobwatch-{}-{id}-{}.{ext}", std::process::id(), uuid::Uuid::now_v7()));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&path)?;
+    file.write_all(script.as_bytes())?;
+    Ok(path)
+}
+
+fn signal_group(pid: u32, signal: libc::c_int) {
+    // SAFETY: killpg has no memory-safety preconditions; a stale pid only yields ESRCH.
+    unsafe {
+        libc::killpg(pid as libc::pid_t, signal);
+    }
+}
+
+fn end_of(status: ExitStatus) -> End {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => End::Exited(code),
+        (None, Some(sig)) => End::Signalled(sig),
+        (None, None) => End::Signalled(0),
+    }
+}
+
+async fn supervise(
+    job: Arc<LocalJob>,
+    mut child: tokio::process::Child,
+    script: PathBuf,
+    timeout: Duration,
+    drained: oneshot::Receiver<()>,
+) {
+    let pid = child.id();
+    let end = tokio::select! {
+        status = child.wait() => status.map_or(End::Signalled(0), end_of),
+        () = tokio::time::sleep(timeout) => {
+            if let Some(pid) = pid { signal_group(pid, libc::SIGKILL); }
+            let _ = child.wait().await;
+            End::TimedOut
+        }
+        () = job.cancel.cancelled() => {
+            if let Some(pid) = pid { signal_group(pid, libc::SIGTERM); }
+            if tokio::time::timeout(TERMINATE_GRACE, child.wait()).await.is_err() {
+                if let Some(pid) = pid { signal_group(pid, libc::SIGKILL); }
+                let _ = child.wait().await;
+            }
+            End::Terminated
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_GRACE, drained).await;
+    let note = match end {
+        End::Signalled(sig) => Some(format!("\n[jobwatch: script killed by signal {sig}]\n")),
+        End::TimedOut => Some(format!("\n[jobwatch: timeout of {}s reached; process group killed]\n", timeout.as_secs())),
+        End::Terminated => Some("\n[jobwatch: terminated on request]\n".to_owned()),
+        _ => None,
+    };
+    if let Some(note) = note {
+        job.output.lock().expect("output lock").push(note.as_bytes());
+    }
+    let _ = std::fs::remove_file(&script);
+    *job.end.lock().expect("local job lock") = Some((end, Instant::now()));
+}
+
+fn spawn(
+    interpreter: &Path,
+    script: &Path,
+    args: &[String],
+    output: Arc<Mutex<Output>>,
+) -> std::io::Result<(tokio::process::Child, oneshot::Receiver<()>)> {
+    let (mut reader, writer) = std::io::pipe()?;
+    let child = tokio::process::Command::new(interpreter)
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0)
+        .spawn()?;
+    let (done, drained) = oneshot::channel();
+    // A plain thread, not spawn_blocking: a pipe held open by a leftover background process
+    // must not keep the runtime from shutting down.
+    std::thread::Builder::new().name("jobwatch-local-output".into()).spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => output.lock().expect("output lock").push(&chunk[..n]),
+            }
+        }
+        let _ = done.send(());
+    })?;
+    Ok((child, drained))
+}
+
+#[async_trait]
+impl Platform for Local {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn submit(&self, r: &SubmitRequest) -> Result<JobRef, PlatformError> {
+        if let Some(other) = r.hosts.iter().find(|h| !is_local(h)) {
+            return Err(PlatformError::permanent(
+                "fast_execute_script",
+                Some(1243052),
+                format!("the local platform runs only on localhost, not on {other}"),
+            ));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let job = Arc::new(LocalJob {
+            name: r.task_name.clone(),
+            started: Instant::now(),
+            created_ms: crate::now_ms(),
+            output: Arc::default(),
+            end: Mutex::new(None),
+            cancel: CancellationToken::new(),
+        });
+        let args = match &r.param {
+            Some(p) => shell_words::split(p).unwrap_or_else(|_| p.split_whitespace().map(str::to_owned).collect()),
+            None => Vec::new(),
+        };
+        let started = interpreter(r.language).and_then(|(interp, ext)| {
+            let script = write_script(id, ext, &r.script).map_err(|e| format!("cannot write the script file: {e}"))?;
+            match spawn(&interp, &script, &args, job.output.clone()) {
+                Ok((child, drained)) => Ok((child, drained, script)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&script);
+                    Err(format!("cannot start {}: {e}", interp.display()))
+                }
+            }
+        });
+        match started {
+            Ok((child, drained, script)) => {
+                tokio::spawn(supervise(job.clone(), child, script, r.timeout, drained));
+            }
+            Err(why) => {
+                job.output.lock().expect("output lock").push(format!("[jobwatch: {why}]\n").as_bytes());
+                *job.end.lock().expect("local job lock") = Some((End::NotStarted, Instant::now()));
+            }
+        }
+        self.jobs.lock().expect("local jobs lock").insert(id, job);
+        Ok(JobRef { job_instance_id: id, step_instance_id: Some(id), name: Some(r.task_name.clone()) })
+    }
+
+    async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
+        Ok(self.job("get_job_instance_status", job)?.snapshot(job.job_instance_id))
+    }
+
+    async fn host_logs(&self, job: &JobRef, _hosts: &[Host]) -> Result<Vec<HostLog>, PlatformError> {
+        let local = self.job("batch_get_job_instance_ip_log", job)?;
+        let content = local.output.lock().expect("output lock").text();
+        Ok(vec![HostLog { host: localhost(), content }])
+    }
+
+    async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
+        self.job("operate_job_instance", job)?.cancel.cancel();
+        Ok(())
+    }
+
+    async fn find_job(&self, task_name: &str, since_ms: i64) -> Result<Option<JobRef>, PlatformError> {
+        let jobs = self.jobs.lock().expect("local jobs lock");
+        Ok(jobs.iter().find(|(_, j)| j.name == task_name && j.created_ms >= since_ms).map(|(id, j)| JobRef {
+            job_instance_id: *id,
+            step_instance_id: Some(*id),
+            name: Some(j.name.clone()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_utf8_then_gb18030_then_lossy() {
+        assert_eq!(decode_output("成功 ok".as_bytes()), "成功 ok");
+        let (gbk, _, _) = encoding_rs::GB18030.encode("磁盘已满");
+        assert_eq!(decode_output(&gbk), "磁盘已满");
+        let garbage = [b'o', b'k', 0xFF, 0xFF, 0xFF];
+        let text = decode_output(&garbage);
+        assert!(text.starts_with("ok"));
+    }
+
+    #[test]
+    fn capture_keeps_the_tail_without_splitting_characters() {
+        let mut out = Output::default();
+        for _ in 0..(3 * CAPTURE_MAX_BYTES / 3) {
+            out.push("错".as_bytes());
+        }
+        out.push(b"END");
+        let text = out.text();
+        assert!(text.ends_with("END"));
+        assert!(text.starts_with('错'), "a split character must be skipped, not decoded as garbage");
+        assert!(text.len() <= CAPTURE_MAX_BYTES);
+    }
+}

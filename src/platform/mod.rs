@@ -1,0 +1,165 @@
+//! One adapter per job platform behind one trait (DESIGN.md §4): submit a script to hosts,
+//! take a snapshot of a job, fetch host logs, terminate. Everything after the adapter speaks
+//! the normalized [`model`](crate::model).
+
+pub mod bkjob;
+pub mod local;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{Host, JobSnapshot, ScriptLanguage};
+
+/// What to run, where, as the platform is asked for it.
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    /// The job's name on the platform; carries jobwatch's execution id so an execution can be
+    /// found again (bk-job `task_name`, ≤ 512 characters).
+    pub task_name: String,
+    /// The script text.
+    pub script: String,
+    /// Its language.
+    pub language: ScriptLanguage,
+    /// The whole argument string, passed as one unit (bk-job `script_param`).
+    pub param: Option<String>,
+    /// Whether the platform should mask the parameters (bk-job `is_param_sensitive`).
+    pub param_sensitive: bool,
+    /// Target hosts.
+    pub hosts: Vec<Host>,
+    /// Execution account alias (bk-job `account_alias`).
+    pub account_alias: Option<String>,
+    /// The job's own timeout (bk-job `timeout`, seconds 1–259200).
+    pub timeout: Duration,
+}
+
+/// A job instance the platform created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    /// bk-job `job_instance_id` (the local platform numbers its own).
+    pub job_instance_id: u64,
+    /// bk-job `step_instance_id` of the (only) step, once known.
+    pub step_instance_id: Option<u64>,
+    /// The instance's name on the platform.
+    pub name: Option<String>,
+}
+
+/// The log of one host, as the platform returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLog {
+    /// The host, as the platform named it in the answer.
+    pub host: Host,
+    /// The log text (already decoded).
+    pub content: String,
+}
+
+/// How an error should be handled (DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Connect/timeout, HTTP 5xx, 429, gateway 16xxxxx and the platform's own "unavailable"
+    /// codes: retried with backoff; never fails a job.
+    Transient,
+    /// Auth, bad request, permission, unknown account or host…: surfaced with the platform's
+    /// own code and text.
+    Permanent,
+    /// The platform does not know the job instance (bk-job 1244006): the job may be **lost**.
+    NotFound,
+}
+
+impl ErrorClass {
+    /// Bounded label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::NotFound => "not_found",
+        }
+    }
+}
+
+/// An error from a platform call, classified, with the platform's code and text, and never a
+/// secret (URLs are printed without query strings; credentials never enter the message).
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct PlatformError {
+    /// How to handle it.
+    pub class: ErrorClass,
+    /// The API called, e.g. `fast_execute_script`.
+    pub api: &'static str,
+    /// The platform's own error code (bk-job envelope `code`, or gateway `16xxxxx`), if any.
+    pub code: Option<i64>,
+    /// HTTP status, when an HTTP answer came back.
+    pub http_status: Option<u16>,
+    /// What happened, in words (the platform's message when it gave one).
+    pub message: String,
+    /// Whether a request that changes state may have taken effect although no success
+    /// answer came back (a timeout or reset after sending, a 5xx, a garbled answer).
+    pub maybe_applied: bool,
+    /// How long the platform asked us to wait (bk-job gateway `X-Bkapi-RateLimit-Reset`).
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.api)?;
+        match (self.code, self.http_status) {
+            (Some(code), Some(http)) if http != 200 => write!(f, "HTTP {http}, code {code}: ")?,
+            (Some(code), _) => write!(f, "code {code}: ")?,
+            (None, Some(http)) => write!(f, "HTTP {http}: ")?,
+            (None, None) => {}
+        }
+        write!(f, "{} ({})", self.message, self.class.as_str())
+    }
+}
+
+impl PlatformError {
+    /// A transient error that surely did not take effect (nothing reached the platform).
+    pub fn transient(api: &'static str, message: impl Into<String>) -> Self {
+        PlatformError {
+            class: ErrorClass::Transient,
+            api,
+            code: None,
+            http_status: None,
+            message: message.into(),
+            maybe_applied: false,
+            retry_after: None,
+        }
+    }
+
+    /// A permanent error.
+    pub fn permanent(api: &'static str, code: Option<i64>, message: impl Into<String>) -> Self {
+        PlatformError { class: ErrorClass::Permanent, code, ..PlatformError::transient(api, message) }
+    }
+
+    /// Whether the error is worth retrying.
+    pub fn is_transient(&self) -> bool {
+        self.class == ErrorClass::Transient
+    }
+}
+
+/// A job platform: the four questions every adapter answers (DESIGN.md §4).
+///
+/// Adapters classify their errors and never retry by themselves; the tracker owns retries,
+/// budgets and deadlines.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// `bkjob` or `local`: a bounded label.
+    fn kind(&self) -> &'static str;
+
+    /// Submits a script. An error with [`ErrorClass::Transient`] and `maybe_applied` means a
+    /// job may exist anyway: reconcile with [`Platform::find_job`] before submitting again.
+    async fn submit(&self, request: &SubmitRequest) -> Result<JobRef, PlatformError>;
+
+    /// The job's status and every host's status.
+    async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError>;
+
+    /// Logs of `hosts` (adapters batch as the platform requires; bk-job: ≤ 500 a call).
+    async fn host_logs(&self, job: &JobRef, hosts: &[Host]) -> Result<Vec<HostLog>, PlatformError>;
+
+    /// Asks the platform to stop the job. Asynchronous on bk-job: keep polling until finished.
+    async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError>;
+
+    /// Finds a job created with `task_name` no earlier than `since_ms` (Unix epoch ms), to
+    /// reconcile a submit whose answer was lost. `Ok(None)`: the platform has no such job.
+    async fn find_job(&self, task_name: &str, since_ms: i64) -> Result<Option<JobRef>, PlatformError>;
+}

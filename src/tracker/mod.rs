@@ -1,0 +1,639 @@
+//! Follows one execution from trigger to its true end: submit (reconciling before any
+//! resubmit), poll on the check's [`PollPolicy`], decide the final state with a reason a
+//! person can act on, then fetch every host's log (failing hosts first).
+//!
+//! Transient platform errors are retried (backon) and never make a job fail; they are kept
+//! in the report. The decision itself is [`decide`], a pure function.
+
+mod policy;
+pub mod report;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use self::policy::PollPolicy;
+pub use self::report::{ExecutionReport, HostReport};
+use crate::config::CheckConfig;
+use crate::internal_events::PlatformRequestFailed;
+use crate::model::{ExecutionState, Host, HostOutcome, HostStatus, JobSnapshot, LogTail, TriggerStatus};
+use crate::platform::{ErrorClass, JobRef, Platform, PlatformError, SubmitRequest};
+
+/// bk-job's `task_name` limit (API.md §3).
+const TASK_NAME_MAX_CHARS: usize = 512;
+
+/// How many times a submit is tried when the platform answers transiently.
+const SUBMIT_ATTEMPTS: usize = 5;
+
+/// Quick retries of one poll or log call on a transient error, before waiting for the next
+/// scheduled poll.
+const CALL_RETRIES: usize = 3;
+
+/// How long a cancelled execution waits for the platform to confirm the job stopped.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// What the tracker tells its observer while it works (progress display, logs).
+#[derive(Debug)]
+pub enum TrackerEvent<'a> {
+    /// The submit is about to leave.
+    Submitting {
+        /// The job's name on the platform.
+        task_name: &'a str,
+    },
+    /// A submit failed transiently and will be retried (after reconciling when needed).
+    SubmitRetry {
+        /// What failed.
+        error: &'a PlatformError,
+    },
+    /// The platform created the job.
+    Triggered {
+        /// The new job.
+        job: &'a JobRef,
+    },
+    /// A status answer, with every host known so far (configured hosts not yet reported
+    /// have no status).
+    Snapshot {
+        /// The answer.
+        snapshot: &'a JobSnapshot,
+        /// Every host, merged.
+        hosts: &'a [TrackedHost],
+    },
+    /// A poll got no usable answer (after quick retries).
+    PollFailed {
+        /// What failed.
+        error: &'a PlatformError,
+    },
+    /// The job ended (or was given up); logs are being fetched.
+    FetchingLogs {
+        /// How many hosts.
+        hosts: usize,
+    },
+}
+
+/// Receives [`TrackerEvent`]s.
+pub trait Observer: Send {
+    /// Called in order, from the tracking task.
+    fn on_event(&mut self, event: &TrackerEvent<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn on_event(&mut self, _: &TrackerEvent<'_>) {}
+}
+
+/// A host the execution targets or the platform reported, with its latest status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedHost {
+    /// Identity, completed from every answer.
+    pub host: Host,
+    /// Latest status; `None` until the platform reports the host.
+    pub status: Option<HostStatus>,
+}
+
+impl TrackedHost {
+    /// The host's outcome; a host never reported counts as `waiting`.
+    pub fn outcome(&self) -> HostOutcome {
+        self.status.as_ref().map_or(HostOutcome::Waiting, |s| s.outcome)
+    }
+}
+
+/// Merges a snapshot's hosts into the tracked list: configured hosts are matched by id or by
+/// control area + IP; hosts the platform adds (topology targets) are appended.
+pub fn merge_hosts(tracked: &mut Vec<TrackedHost>, snapshot: &JobSnapshot) {
+    for reported in &snapshot.hosts {
+        match tracked.iter_mut().find(|t| t.host.same_as(&reported.host)) {
+            Some(t) => {
+                t.host.merge_from(&reported.host);
+                t.status = Some(reported.clone());
+            }
+            None => tracked.push(TrackedHost { host: reported.host.clone(), status: Some(reported.clone()) }),
+        }
+    }
+}
+
+/// Why polling stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PollEnd {
+    /// The platform says the job finished.
+    Finished,
+    /// `lost_after` consecutive "job instance not found" answers.
+    NotFound {
+        /// How many in a row.
+        polls: u32,
+    },
+    /// The deadline (job timeout + slack) passed.
+    DeadlinePassed {
+        /// The deadline, from submit.
+        deadline: Duration,
+    },
+    /// `max_attempts` answered polls without the job ending.
+    AttemptsExhausted {
+        /// The limit.
+        attempts: u32,
+    },
+    /// The user stopped jobwatch; a terminate was sent.
+    Cancelled,
+}
+
+/// What the poll loop saw, for [`decide`].
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    /// Why polling stopped.
+    pub end: PollEnd,
+    /// The last status answer, if any.
+    pub last: Option<&'a JobSnapshot>,
+    /// Every host.
+    pub hosts: &'a [TrackedHost],
+    /// The last failed poll's error, if the last poll failed.
+    pub last_error: Option<&'a PlatformError>,
+    /// Failed polls in all.
+    pub failed_polls: u32,
+}
+
+/// At most this many hosts are named per class in a reason.
+const REASON_HOSTS_PER_CLASS: usize = 10;
+
+fn describe_host(h: &TrackedHost) -> String {
+    match &h.status {
+        Some(s) => {
+            let exit = s.exit_code.filter(|_| s.outcome.is_failure()).map(|c| format!(", exit {c}")).unwrap_or_default();
+            format!("{} ({} {}{exit})", h.host, s.status, s.label.en)
+        }
+        None => format!("{} (not reported)", h.host),
+    }
+}
+
+fn hosts_by_outcome(hosts: &[TrackedHost], keep: impl Fn(HostOutcome) -> bool) -> String {
+    let order = [
+        HostOutcome::AgentError,
+        HostOutcome::Failed,
+        HostOutcome::Timeout,
+        HostOutcome::Terminated,
+        HostOutcome::Unknown,
+        HostOutcome::Running,
+        HostOutcome::Waiting,
+        HostOutcome::Success,
+    ];
+    let mut parts = Vec::new();
+    for outcome in order.into_iter().filter(|o| keep(*o)) {
+        let of: Vec<&TrackedHost> = hosts.iter().filter(|h| h.outcome() == outcome).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let mut named: Vec<String> = of.iter().take(REASON_HOSTS_PER_CLASS).map(|h| describe_host(h)).collect();
+        if of.len() > REASON_HOSTS_PER_CLASS {
+            named.push(format!("and {} more", of.len() - REASON_HOSTS_PER_CLASS));
+        }
+        parts.push(format!("{outcome} {}: {}", of.len(), named.join(", ")));
+    }
+    parts.join("; ")
+}
+
+fn last_seen(o: &Observed<'_>) -> String {
+    let job = match o.last {
+        Some(s) => format!("job {} ({})", s.label.en, s.status),
+        None => "no status answer since submit".to_owned(),
+    };
+    let hosts = hosts_by_outcome(o.hosts, |_| true);
+    let error = o.last_error.map(|e| format!("; last platform error: {e}")).unwrap_or_default();
+    if hosts.is_empty() { format!("{job}{error}") } else { format!("{job}; hosts: {hosts}{error}") }
+}
+
+/// The final state and its reason, from what was observed. Pure.
+///
+/// * finished and every host succeeded → `succeeded`;
+/// * finished otherwise → `failed`, naming failing hosts by class (agent error, failed —
+///   non-zero exit and the like —, timeout, terminated, unknown), or the job status when
+///   no host failed (a job ended abnormally without host results);
+/// * not found `lost_after` times → `lost`; deadline or attempts → `timed_out` with the last
+///   seen host states; cancelled → `cancelled`.
+pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
+    match &o.end {
+        PollEnd::Finished => {
+            let Some(last) = o.last else {
+                return (ExecutionState::Failed, "the job ended without a status answer".into());
+            };
+            let total = o.hosts.len();
+            let failing = o.hosts.iter().filter(|h| h.outcome() != HostOutcome::Success).count();
+            if total > 0 && failing == 0 {
+                (ExecutionState::Succeeded, format!("all {total} host(s) succeeded (job {} ({}))", last.label.en, last.status))
+            } else if failing > 0 {
+                let detail = hosts_by_outcome(o.hosts, |outcome| outcome != HostOutcome::Success);
+                (
+                    ExecutionState::Failed,
+                    format!("{failing} of {total} hosts did not succeed (job {} ({})) — {detail}", last.label.en, last.status),
+                )
+            } else {
+                (ExecutionState::Failed, format!("the job ended {} ({}) and reported no host", last.label.en, last.status))
+            }
+        }
+        PollEnd::NotFound { polls } => (
+            ExecutionState::Lost,
+            format!("the platform no longer knows the job instance (1244006, {polls} polls in a row); last seen: {}", last_seen(o)),
+        ),
+        PollEnd::DeadlinePassed { deadline } => (
+            ExecutionState::TimedOut,
+            format!(
+                "not ended {} after submit (the job's timeout + slack); last seen: {}",
+                humantime::format_duration(*deadline),
+                last_seen(o)
+            ),
+        ),
+        PollEnd::AttemptsExhausted { attempts } => (
+            ExecutionState::TimedOut,
+            format!("gave up after {attempts} polls (poll.max_attempts) with the job not ended; last seen: {}", last_seen(o)),
+        ),
+        PollEnd::Cancelled => (ExecutionState::Cancelled, format!("interrupted; terminate sent; last seen: {}", last_seen(o))),
+    }
+}
+
+/// The platform's name for an execution: `jobwatch:<check>:<execution id>`, at most 512
+/// characters (the check name is shortened if needed; the id is always whole).
+pub fn task_name(check: &str, execution_id: &str) -> String {
+    let room = TASK_NAME_MAX_CHARS - "jobwatch:".len() - 1 - execution_id.chars().count();
+    let check: String = check.chars().take(room).collect();
+    format!("jobwatch:{check}:{execution_id}")
+}
+
+/// One execution of a check on a platform.
+pub struct Execution<'a> {
+    /// The check.
+    pub check: &'a CheckConfig,
+    /// Its platform's name.
+    pub platform_name: &'a str,
+    /// Its platform.
+    pub platform: Arc<dyn Platform>,
+    /// Stops the execution (sends a terminate, then reports `cancelled`).
+    pub cancel: CancellationToken,
+}
+
+enum Trigger {
+    Triggered(JobRef),
+    Failed(PlatformError),
+    Unknown(PlatformError),
+    Cancelled,
+}
+
+impl Execution<'_> {
+    fn note_failure(&self, e: &PlatformError, retry_in: Option<Duration>) {
+        PlatformRequestFailed { platform: self.platform_name, api: e.api, class: e.class.as_str(), error: e, retry_in }
+            .emit();
+    }
+
+    /// Submits, retrying transient failures; a failure that may have created a job is
+    /// reconciled through [`Platform::find_job`] before any resubmit, and never resubmitted
+    /// while that stays unknown.
+    async fn trigger(&self, request: &SubmitRequest, observer: &mut dyn Observer) -> Trigger {
+        let since_ms = crate::now_ms();
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(SUBMIT_ATTEMPTS - 1)
+            .with_jitter()
+            .build();
+        let mut must_reconcile = false;
+        loop {
+            let error = if must_reconcile {
+                match self.platform.find_job(&request.task_name, since_ms).await {
+                    Ok(Some(job)) => return Trigger::Triggered(job),
+                    Ok(None) => {
+                        must_reconcile = false;
+                        continue;
+                    }
+                    Err(e) => e,
+                }
+            } else {
+                observer.on_event(&TrackerEvent::Submitting { task_name: &request.task_name });
+                match self.platform.submit(request).await {
+                    Ok(job) => return Trigger::Triggered(job),
+                    Err(e) if e.class != ErrorClass::Transient => {
+                        self.note_failure(&e, None);
+                        return Trigger::Failed(e);
+                    }
+                    Err(e) => {
+                        must_reconcile = e.maybe_applied;
+                        e
+                    }
+                }
+            };
+            let Some(delay) = backoff.next() else {
+                self.note_failure(&error, None);
+                return if must_reconcile { Trigger::Unknown(error) } else { Trigger::Failed(error) };
+            };
+            let delay = error.retry_after.map_or(delay, |r| r.max(delay));
+            self.note_failure(&error, Some(delay));
+            observer.on_event(&TrackerEvent::SubmitRetry { error: &error });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.cancel.cancelled() => return Trigger::Cancelled,
+            }
+        }
+    }
+
+    async fn snapshot_with_retries(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(CALL_RETRIES)
+            .with_jitter();
+        (|| self.platform.snapshot(job))
+            .retry(backoff)
+            .when(PlatformError::is_transient)
+            .adjust(|e: &PlatformError, d| d.map(|d| e.retry_after.map_or(d, |r| r.max(d))))
+            .notify(|e: &PlatformError, d| self.note_failure(e, Some(d)))
+            .await
+    }
+
+    /// Runs the execution to its end and returns the report. Never panics on platform input;
+    /// every end has a state and a reason.
+    pub async fn run(&self, observer: &mut dyn Observer) -> ExecutionReport {
+        let execution_id = uuid::Uuid::now_v7().to_string();
+        let check = self.check;
+        let request = SubmitRequest {
+            task_name: task_name(&check.name, &execution_id),
+            script: check.script.clone(),
+            language: check.language,
+            param: check.param.clone(),
+            param_sensitive: check.param_sensitive,
+            hosts: check.hosts.clone(),
+            account_alias: check.account_alias.clone(),
+            timeout: check.timeout,
+        };
+        let mut report = ExecutionReport::new(execution_id, check, self.platform_name, self.platform.kind(), &request.task_name);
+        let started = Instant::now();
+        let mut job = match self.trigger(&request, observer).await {
+            Trigger::Triggered(job) => job,
+            Trigger::Failed(e) => {
+                report.trigger_failed(TriggerStatus::TriggerFailed, &e, started.elapsed());
+                return report;
+            }
+            Trigger::Unknown(e) => {
+                report.trigger_failed(TriggerStatus::TriggerUnknown, &e, started.elapsed());
+                return report;
+            }
+            Trigger::Cancelled => {
+                report.finish(ExecutionState::Cancelled, "interrupted before the platform accepted the job".into(), started.elapsed());
+                return report;
+            }
+        };
+        report.triggered(&job);
+        observer.on_event(&TrackerEvent::Triggered { job: &job });
+
+        let policy = &check.poll;
+        let deadline_after = policy.deadline(check.timeout);
+        let deadline = started + deadline_after;
+        let mut hosts: Vec<TrackedHost> =
+            check.hosts.iter().map(|h| TrackedHost { host: h.clone(), status: None }).collect();
+        let mut last: Option<JobSnapshot> = None;
+        let mut last_error: Option<PlatformError> = None;
+        let mut answered = 0u32;
+        let mut not_found = 0u32;
+        let mut poll_index = 0u32;
+        let mut next_poll = started + policy.delay(0, 0.0);
+        let end = loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_poll.min(deadline)) => {}
+                () = self.cancel.cancelled() => break PollEnd::Cancelled,
+            }
+            report.polls += 1;
+            match self.snapshot_with_retries(&job).await {
+                Ok(snapshot) => {
+                    answered += 1;
+                    not_found = 0;
+                    last_error = None;
+                    if job.step_instance_id.is_none() {
+                        job.step_instance_id = snapshot.step_instance_id;
+                    }
+                    merge_hosts(&mut hosts, &snapshot);
+                    observer.on_event(&TrackerEvent::Snapshot { snapshot: &snapshot, hosts: &hosts });
+                    let finished = snapshot.finished;
+                    last = Some(snapshot);
+                    if finished {
+                        break PollEnd::Finished;
+                    }
+                }
+                Err(e) => {
+                    report.failed_polls += 1;
+                    self.note_failure(&e, None);
+                    observer.on_event(&TrackerEvent::PollFailed { error: &e });
+                    if e.class == ErrorClass::NotFound {
+                        not_found += 1;
+                        if not_found >= policy.lost_after {
+                            last_error = Some(e);
+                            break PollEnd::NotFound { polls: not_found };
+                        }
+                    } else {
+                        not_found = 0;
+                    }
+                    last_error = Some(e);
+                }
+            }
+            if let Some(attempts) = policy.max_attempts.filter(|&m| answered >= m) {
+                break PollEnd::AttemptsExhausted { attempts };
+            }
+            if Instant::now() >= deadline {
+                break PollEnd::DeadlinePassed { deadline: deadline_after };
+            }
+            poll_index += 1;
+            next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
+        };
+        let end = if end == PollEnd::Cancelled {
+            self.stop_after_cancel(&job, &mut hosts, &mut last).await;
+            PollEnd::Cancelled
+        } else {
+            end
+        };
+        if let Some(s) = &last {
+            report.job_status = Some(s.status);
+            report.job_status_label = Some(s.label.en.clone());
+        }
+        report.step_instance_id = job.step_instance_id;
+        report.last_platform_error = last_error.as_ref().map(ToString::to_string);
+        let observed = Observed {
+            end: end.clone(),
+            last: last.as_ref(),
+            hosts: &hosts,
+            last_error: last_error.as_ref(),
+            failed_polls: report.failed_polls,
+        };
+        let (state, reason) = decide(&observed);
+        report.finish(state, reason, started.elapsed());
+        report.hosts = hosts.iter().map(HostReport::from_tracked).collect();
+        if !matches!(end, PollEnd::NotFound { .. }) {
+            observer.on_event(&TrackerEvent::FetchingLogs { hosts: hosts.len() });
+            self.fetch_logs(&job, &mut report).await;
+        }
+        report
+    }
+
+    /// After a cancel: sends a terminate (once) and polls until the platform confirms the
+    /// job ended or [`CANCEL_GRACE`] passes.
+    async fn stop_after_cancel(&self, job: &JobRef, hosts: &mut Vec<TrackedHost>, last: &mut Option<JobSnapshot>) {
+        if let Err(e) = self.platform.terminate(job).await {
+            self.note_failure(&e, None);
+        }
+        let until = Instant::now() + CANCEL_GRACE;
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(snapshot) = self.platform.snapshot(job).await {
+                merge_hosts(hosts, &snapshot);
+                let finished = snapshot.finished;
+                *last = Some(snapshot);
+                if finished {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Fetches the logs of every host, failing hosts first, in batches of at most 500, each
+    /// batch with quick retries; a batch that still fails marks its hosts with the error and
+    /// the others are still fetched.
+    async fn fetch_logs(&self, job: &JobRef, report: &mut ExecutionReport) {
+        let limit = self.check.log_max_bytes;
+        let mut order: Vec<usize> = (0..report.hosts.len()).collect();
+        order.sort_by_key(|&i| !report.hosts[i].outcome.is_failure());
+        for batch in order.chunks(crate::platform::bkjob::LOG_BATCH_MAX_HOSTS) {
+            let targets: Vec<Host> = batch.iter().map(|&i| report.hosts[i].identity.clone()).collect();
+            let backoff = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(CALL_RETRIES)
+                .with_jitter();
+            let fetched = (|| self.platform.host_logs(job, &targets))
+                .retry(backoff)
+                .when(PlatformError::is_transient)
+                .notify(|e: &PlatformError, d| self.note_failure(e, Some(d)))
+                .await;
+            match fetched {
+                Ok(logs) => {
+                    for &i in batch {
+                        let host = &mut report.hosts[i];
+                        match logs.iter().find(|l| l.host.same_as(&host.identity)) {
+                            Some(log) => host.set_log(LogTail::bounded(&log.content, limit)),
+                            None => host.log_error = Some("the platform returned no log for this host".into()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.note_failure(&e, None);
+                    for &i in batch {
+                        report.hosts[i].log_error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Label;
+
+    fn host_status(ip: &str, status: i64, exit_code: Option<i64>) -> HostStatus {
+        let (outcome, label) = crate::platform::bkjob::codes::host_outcome(status);
+        HostStatus {
+            host: Host { bk_host_id: None, bk_cloud_id: Some(0), ip: Some(ip.into()) },
+            status,
+            outcome,
+            label,
+            exit_code,
+            error_code: None,
+            tag: None,
+            duration: None,
+        }
+    }
+
+    fn snapshot(status: i64, finished: bool, hosts: Vec<HostStatus>) -> JobSnapshot {
+        JobSnapshot { status, label: Label { en: format!("S{status}"), zh: String::new() }, finished, step_instance_id: Some(1), hosts }
+    }
+
+    fn tracked(snapshot: &JobSnapshot, configured: &[&str]) -> Vec<TrackedHost> {
+        let mut hosts = configured.iter().map(|ip| TrackedHost { host: Host::by_ip(0, *ip), status: None }).collect();
+        merge_hosts(&mut hosts, snapshot);
+        hosts
+    }
+
+    fn observed<'a>(end: PollEnd, last: Option<&'a JobSnapshot>, hosts: &'a [TrackedHost]) -> Observed<'a> {
+        Observed { end, last, hosts, last_error: None, failed_polls: 0 }
+    }
+
+    #[test]
+    fn all_hosts_success_is_succeeded() {
+        let s = snapshot(3, true, vec![host_status("10.0.0.1", 9, Some(0)), host_status("10.0.0.2", 3, Some(0))]);
+        let hosts = tracked(&s, &["10.0.0.1", "10.0.0.2"]);
+        let (state, reason) = decide(&observed(PollEnd::Finished, Some(&s), &hosts));
+        assert_eq!(state, ExecutionState::Succeeded);
+        assert!(reason.contains("all 2 host(s)"), "{reason}");
+    }
+
+    #[test]
+    fn failure_reason_names_hosts_by_class() {
+        let s = snapshot(
+            4,
+            true,
+            vec![host_status("10.0.0.1", 9, Some(0)), host_status("10.0.0.2", 310, None), host_status("10.0.0.3", 104, Some(3))],
+        );
+        let hosts = tracked(&s, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        let (state, reason) = decide(&observed(PollEnd::Finished, Some(&s), &hosts));
+        assert_eq!(state, ExecutionState::Failed);
+        assert!(reason.contains("2 of 3 hosts"), "{reason}");
+        assert!(reason.contains("agent_error 1: 0:10.0.0.2 (310 Abnormal Agent)"), "{reason}");
+        assert!(reason.contains("failed 1: 0:10.0.0.3 (104 Non-zero Exit Code, exit 3)"), "{reason}");
+        assert!(!reason.contains("10.0.0.1"), "successful hosts are not failures: {reason}");
+    }
+
+    #[test]
+    fn a_configured_host_the_platform_never_reported_is_not_a_success() {
+        let s = snapshot(3, true, vec![host_status("10.0.0.1", 9, Some(0))]);
+        let hosts = tracked(&s, &["10.0.0.1", "10.0.0.9"]);
+        let (state, reason) = decide(&observed(PollEnd::Finished, Some(&s), &hosts));
+        assert_eq!(state, ExecutionState::Failed);
+        assert!(reason.contains("0:10.0.0.9 (not reported)"), "{reason}");
+    }
+
+    #[test]
+    fn an_unknown_host_code_fails_the_job_even_if_the_job_says_success() {
+        let s = snapshot(3, true, vec![host_status("10.0.0.1", 777, None)]);
+        let hosts = tracked(&s, &["10.0.0.1"]);
+        let (state, reason) = decide(&observed(PollEnd::Finished, Some(&s), &hosts));
+        assert_eq!(state, ExecutionState::Failed);
+        assert!(reason.contains("777"), "{reason}");
+    }
+
+    #[test]
+    fn deadline_and_attempts_are_timed_out_with_last_seen_hosts() {
+        let s = snapshot(2, false, vec![host_status("10.0.0.1", 9, Some(0)), host_status("10.0.0.2", 7, None)]);
+        let hosts = tracked(&s, &["10.0.0.1", "10.0.0.2"]);
+        let (state, reason) =
+            decide(&observed(PollEnd::DeadlinePassed { deadline: Duration::from_secs(70) }, Some(&s), &hosts));
+        assert_eq!(state, ExecutionState::TimedOut);
+        assert!(reason.contains("1m 10s"), "{reason}");
+        assert!(reason.contains("running 1: 0:10.0.0.2 (7 Running)"), "{reason}");
+        let (state, reason) = decide(&observed(PollEnd::AttemptsExhausted { attempts: 5 }, Some(&s), &hosts));
+        assert_eq!(state, ExecutionState::TimedOut);
+        assert!(reason.contains("5 polls"), "{reason}");
+    }
+
+    #[test]
+    fn not_found_is_lost() {
+        let (state, reason) = decide(&observed(PollEnd::NotFound { polls: 3 }, None, &[]));
+        assert_eq!(state, ExecutionState::Lost);
+        assert!(reason.contains("1244006"), "{reason}");
+    }
+
+    #[test]
+    fn task_name_is_bounded_and_keeps_the_id() {
+        let id = "0193a1b2-0000-7000-8000-000000000000";
+        let name = task_name(&"x".repeat(600), id);
+        assert_eq!(name.chars().count(), TASK_NAME_MAX_CHARS);
+        assert!(name.ends_with(id));
+        assert_eq!(task_name("disk", id), format!("jobwatch:disk:{id}"));
+    }
+}

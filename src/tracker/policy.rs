@@ -1,0 +1,120 @@
+//! When to poll: a fast first look, then exponential backoff with jitter up to a cap, never
+//! past the deadline (DESIGN.md §6). Pure: time and randomness are inputs.
+
+use std::time::Duration;
+
+/// A check's poll policy. Durations are wall-clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPolicy {
+    /// Delay from submit to the first status poll (default 500 ms).
+    pub first_poll: Duration,
+    /// Delay after the first poll; each later delay is the previous one × `backoff_factor`
+    /// (default 2 s).
+    pub interval: Duration,
+    /// Growth of the delay between polls; 1 keeps `interval` fixed (default 2).
+    pub backoff_factor: f64,
+    /// Cap of the delay between polls (default 30 s, never below `interval`).
+    pub max_interval: Duration,
+    /// Each delay after the first is scaled by a random factor in `[1 - jitter, 1 + jitter]`
+    /// (then capped), so many executions do not poll in lockstep (default 0.1).
+    pub jitter: f64,
+    /// Give up after this many status polls that got an answer, if set. Unset by default: the
+    /// deadline bounds the wait. `interval = "20s"`, `backoff_factor = 1`, `max_attempts = 5`
+    /// is the classic collector check (a 100 s budget, whatever the job's timeout).
+    pub max_attempts: Option<u32>,
+    /// Added to the job's own timeout to make the deadline (default 60 s): the platform ends
+    /// a job at its timeout, so past timeout + slack the job is timed out whatever it says.
+    pub deadline_slack: Duration,
+    /// Consecutive "job instance not found" answers before the execution is `lost`
+    /// (default 3; a new instance can briefly be unknown to a replica).
+    pub lost_after: u32,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            first_poll: Duration::from_millis(500),
+            interval: Duration::from_secs(2),
+            backoff_factor: 2.0,
+            max_interval: Duration::from_secs(30),
+            jitter: 0.1,
+            max_attempts: None,
+            deadline_slack: Duration::from_secs(60),
+            lost_after: 3,
+        }
+    }
+}
+
+impl PollPolicy {
+    /// The un-jittered delay before poll number `n` (0-based): `first_poll`, then
+    /// `interval × backoff_factor^(n-1)` capped at `max_interval`.
+    pub fn base_delay(&self, n: u32) -> Duration {
+        if n == 0 {
+            return self.first_poll;
+        }
+        let cap = self.max_interval.max(self.interval);
+        let factor = self.backoff_factor.max(1.0).powi(i32::try_from(n - 1).unwrap_or(i32::MAX));
+        let secs = (self.interval.as_secs_f64() * factor).min(cap.as_secs_f64());
+        Duration::from_secs_f64(secs)
+    }
+
+    /// The delay before poll number `n` with jitter applied; `unit` is a random draw in
+    /// `[0, 1)`. Never above the cap; the first poll is not jittered.
+    pub fn delay(&self, n: u32, unit: f64) -> Duration {
+        let base = self.base_delay(n);
+        if n == 0 || self.jitter <= 0.0 {
+            return base;
+        }
+        let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
+        let cap = self.max_interval.max(self.interval);
+        Duration::from_secs_f64(base.as_secs_f64() * scale).min(cap)
+    }
+
+    /// How long after the submit the execution is given up as timed out: `job_timeout` +
+    /// `deadline_slack`.
+    pub fn deadline(&self, job_timeout: Duration) -> Duration {
+        job_timeout + self.deadline_slack
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_poll_is_fast_then_backs_off_to_the_cap() {
+        let p = PollPolicy::default();
+        let delays: Vec<u64> = (0..7).map(|n| p.base_delay(n).as_millis() as u64).collect();
+        assert_eq!(delays, vec![500, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert!(p.delay(0, 0.99) <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds_and_under_the_cap() {
+        let p = PollPolicy::default();
+        for unit in [0.0, 0.25, 0.5, 0.999] {
+            let d = p.delay(1, unit).as_secs_f64();
+            assert!((1.8..=2.2).contains(&d), "{d}");
+            assert!(p.delay(20, unit) <= p.max_interval);
+        }
+    }
+
+    #[test]
+    fn classic_collector_preset_polls_every_twenty_seconds() {
+        let p = PollPolicy {
+            interval: Duration::from_secs(20),
+            backoff_factor: 1.0,
+            jitter: 0.0,
+            max_attempts: Some(5),
+            ..PollPolicy::default()
+        };
+        let delays: Vec<u64> = (1..5).map(|n| p.delay(n, 0.5).as_secs()).collect();
+        assert_eq!(delays, vec![20, 20, 20, 20]);
+    }
+
+    #[test]
+    fn deadline_is_the_jobs_own_timeout_plus_slack() {
+        let p = PollPolicy::default();
+        assert_eq!(p.deadline(Duration::from_secs(7200)), Duration::from_secs(7260));
+    }
+}

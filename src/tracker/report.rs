@@ -1,0 +1,272 @@
+//! The result of one execution: what `jobwatch exec --output json` prints, and its text form.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::TrackedHost;
+use crate::config::CheckConfig;
+use crate::model::{ExecutionState, Host, HostOutcome, LogTail, TriggerStatus};
+use crate::platform::{JobRef, PlatformError};
+
+/// One execution, end to end. Field names are the JSON keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionReport {
+    /// jobwatch's id of this trigger attempt (UUIDv7).
+    pub execution_id: String,
+    /// Check name.
+    pub check: String,
+    /// Platform name from config.
+    pub platform: String,
+    /// `bkjob` or `local`.
+    pub platform_kind: String,
+    /// The job's name on the platform; carries the execution id.
+    pub task_name: String,
+    /// How far the submit got.
+    pub trigger_status: TriggerStatus,
+    /// The platform's code when the submit failed.
+    pub trigger_code: Option<i64>,
+    /// The platform's message when the submit failed.
+    pub trigger_message: Option<String>,
+    /// bk-job `job_instance_id`.
+    pub job_instance_id: Option<u64>,
+    /// bk-job `step_instance_id`.
+    pub step_instance_id: Option<u64>,
+    /// Last raw job status (API.md §9.1).
+    pub job_status: Option<i64>,
+    /// Its English label.
+    pub job_status_label: Option<String>,
+    /// Final state.
+    pub state: ExecutionState,
+    /// Why, in words a person can act on.
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC.
+    pub ended_at: String,
+    /// Seconds from start to end.
+    pub duration_seconds: f64,
+    /// Status polls made.
+    pub polls: u32,
+    /// Polls that got no usable answer (after quick retries).
+    pub failed_polls: u32,
+    /// The last poll error, when the last poll failed.
+    pub last_platform_error: Option<String>,
+    /// Every host.
+    pub hosts: Vec<HostReport>,
+    #[serde(skip)]
+    started: SystemTime,
+}
+
+/// One host's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    /// `"<bk_cloud_id>:<ip>"` (+ ` #<bk_host_id>`), `#<bk_host_id>` or `localhost`.
+    pub host: String,
+    /// Identity fields.
+    #[serde(flatten)]
+    pub identity: Host,
+    /// Raw host status (API.md §9.2); null when the platform never reported the host.
+    pub status: Option<i64>,
+    /// English label of `status`.
+    pub status_label: String,
+    /// Chinese label of `status`.
+    pub status_label_zh: String,
+    /// Normalized outcome.
+    pub outcome: HostOutcome,
+    /// Script exit code.
+    pub exit_code: Option<i64>,
+    /// Raw agent (GSE) error code.
+    pub error_code: Option<i64>,
+    /// `job_success`/`job_fail` tag.
+    pub tag: Option<String>,
+    /// Seconds the host spent.
+    pub duration_seconds: Option<f64>,
+    /// Log tail (bounded by the check's `log_max_bytes`).
+    pub log: String,
+    /// Whether the head of the log was cut.
+    pub log_truncated: bool,
+    /// Size of the whole log in bytes.
+    pub log_bytes: usize,
+    /// Why there is no log, when there is none.
+    pub log_error: Option<String>,
+}
+
+impl HostReport {
+    /// A host's report from its tracked state, without a log yet.
+    pub fn from_tracked(t: &TrackedHost) -> Self {
+        let s = t.status.as_ref();
+        HostReport {
+            host: t.host.to_string(),
+            identity: t.host.clone(),
+            status: s.map(|s| s.status),
+            status_label: s.map_or_else(|| "Not reported".to_owned(), |s| s.label.en.clone()),
+            status_label_zh: s.map_or_else(|| "未上报".to_owned(), |s| s.label.zh.clone()),
+            outcome: t.outcome(),
+            exit_code: s.and_then(|s| s.exit_code),
+            error_code: s.and_then(|s| s.error_code),
+            tag: s.and_then(|s| s.tag.clone()).filter(|t| !t.is_empty()),
+            duration_seconds: s.and_then(|s| s.duration).map(|d| d.as_secs_f64()),
+            log: String::new(),
+            log_truncated: false,
+            log_bytes: 0,
+            log_error: None,
+        }
+    }
+
+    /// Attaches the log tail.
+    pub fn set_log(&mut self, tail: LogTail) {
+        self.log = tail.text;
+        self.log_truncated = tail.truncated;
+        self.log_bytes = tail.total_bytes;
+        self.log_error = None;
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl ExecutionReport {
+    /// A report for an execution about to be submitted.
+    pub fn new(execution_id: String, check: &CheckConfig, platform: &str, platform_kind: &str, task_name: &str) -> Self {
+        let started = SystemTime::now();
+        ExecutionReport {
+            execution_id,
+            check: check.name.clone(),
+            platform: platform.to_owned(),
+            platform_kind: platform_kind.to_owned(),
+            task_name: task_name.to_owned(),
+            trigger_status: TriggerStatus::Pending,
+            trigger_code: None,
+            trigger_message: None,
+            job_instance_id: None,
+            step_instance_id: None,
+            job_status: None,
+            job_status_label: None,
+            state: ExecutionState::Pending,
+            reason: String::new(),
+            started_at: rfc3339(started),
+            ended_at: String::new(),
+            duration_seconds: 0.0,
+            polls: 0,
+            failed_polls: 0,
+            last_platform_error: None,
+            hosts: check
+                .hosts
+                .iter()
+                .map(|h| HostReport::from_tracked(&TrackedHost { host: h.clone(), status: None }))
+                .collect(),
+            started,
+        }
+    }
+
+    /// Records the accepted submit.
+    pub fn triggered(&mut self, job: &JobRef) {
+        self.trigger_status = TriggerStatus::Triggered;
+        self.job_instance_id = Some(job.job_instance_id);
+        self.step_instance_id = job.step_instance_id;
+        self.state = ExecutionState::Running;
+    }
+
+    /// Records a submit that failed (or whose effect stayed unknown).
+    pub fn trigger_failed(&mut self, status: TriggerStatus, e: &PlatformError, elapsed: Duration) {
+        self.trigger_status = status;
+        self.trigger_code = e.code;
+        self.trigger_message = Some(e.message.clone());
+        let reason = match status {
+            TriggerStatus::TriggerUnknown => format!(
+                "the submit may have created a job but that could not be confirmed ({e}); look for task_name \"{}\" on the platform before running again",
+                self.task_name
+            ),
+            _ => match e.code {
+                Some(code) => format!("the platform refused the job: code {code}: {}", e.message),
+                None => format!("the platform could not be reached to submit the job: {e}"),
+            },
+        };
+        self.finish(ExecutionState::TriggerFailed, reason, elapsed);
+    }
+
+    /// Records the final state.
+    pub fn finish(&mut self, state: ExecutionState, reason: String, elapsed: Duration) {
+        self.state = state;
+        self.reason = reason;
+        self.duration_seconds = elapsed.as_secs_f64();
+        self.ended_at = rfc3339(self.started + elapsed);
+    }
+
+    /// The report for people: a header, the per-host table, the last log lines of each host
+    /// (failing hosts first), and the reason.
+    pub fn to_text(&self, log_lines: usize) -> String {
+        let mut out = String::new();
+        let job = self.job_instance_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let _ = writeln!(out, "check {}  platform {} ({})  execution {}", self.check, self.platform, self.platform_kind, self.execution_id);
+        let _ = writeln!(
+            out,
+            "trigger {}  job_instance_id {job}  job status {}  polls {} ({} failed)  {:.1}s",
+            serde_plain(&self.trigger_status),
+            match (&self.job_status, &self.job_status_label) {
+                (Some(c), Some(l)) => format!("{c} {l}"),
+                _ => "-".to_owned(),
+            },
+            self.polls,
+            self.failed_polls,
+            self.duration_seconds
+        );
+        if !self.hosts.is_empty() {
+            let rows: Vec<[String; 5]> = self
+                .hosts
+                .iter()
+                .map(|h| {
+                    [
+                        h.host.clone(),
+                        match h.status {
+                            Some(s) => format!("{s} {}", h.status_label),
+                            None => h.status_label.clone(),
+                        },
+                        h.outcome.to_string(),
+                        h.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+                        h.duration_seconds.map_or_else(|| "-".into(), |d| format!("{d:.1}s")),
+                    ]
+                })
+                .collect();
+            let header = ["HOST", "STATUS", "OUTCOME", "EXIT", "TIME"];
+            let widths: Vec<usize> = (0..5)
+                .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+                .collect();
+            let line = |cells: [&str; 5]| {
+                let mut l = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    let _ = write!(l, "{c:<w$}  ", w = widths[i]);
+                }
+                l.trim_end().to_owned()
+            };
+            let _ = writeln!(out, "\n{}", line(header));
+            for r in &rows {
+                let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+            }
+            let mut order: Vec<&HostReport> = self.hosts.iter().collect();
+            order.sort_by_key(|h| !h.outcome.is_failure());
+            for h in order {
+                if h.log.is_empty() && h.log_error.is_none() {
+                    continue;
+                }
+                let _ = writeln!(out, "\n--- {} ({}) last log lines ---", h.host, h.outcome);
+                if let Some(e) = &h.log_error {
+                    let _ = writeln!(out, "[no log: {e}]");
+                }
+                let tail = LogTail { text: h.log.clone(), truncated: h.log_truncated, total_bytes: h.log_bytes };
+                for l in tail.last_lines(log_lines) {
+                    let _ = writeln!(out, "{l}");
+                }
+            }
+        }
+        let _ = writeln!(out, "\n{}: {}", self.state.as_str().to_uppercase(), self.reason);
+        out
+    }
+}
+
+fn serde_plain<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
