@@ -161,7 +161,11 @@ const REASON_HOSTS_PER_CLASS: usize = 10;
 fn describe_host(h: &TrackedHost) -> String {
     match &h.status {
         Some(s) => {
-            let exit = s.exit_code.filter(|_| s.outcome.is_failure()).map(|c| format!(", exit {c}")).unwrap_or_default();
+            let exit = s
+                .exit_code
+                .filter(|&c| s.outcome == HostOutcome::Failed && (c != 0 || s.status == 104))
+                .map(|c| format!(", exit {c}"))
+                .unwrap_or_default();
             format!("{} ({} {}{exit})", h.host, s.status, s.label.en)
         }
         None => format!("{} (not reported)", h.host),
@@ -464,6 +468,7 @@ impl Execution<'_> {
         let (state, reason) = decide(&observed);
         report.finish(state, reason, started.elapsed());
         report.hosts = hosts.iter().map(HostReport::from_tracked).collect();
+        report.mark_unreported_unknown();
         if !matches!(end, PollEnd::NotFound { .. }) {
             observer.on_event(&TrackerEvent::FetchingLogs { hosts: hosts.len() });
             self.fetch_logs(&job, &mut report).await;

@@ -162,6 +162,13 @@ impl ExecutionReport {
         }
     }
 
+    /// At the end, a host the platform never reported is `unknown`, not `waiting`.
+    pub fn mark_unreported_unknown(&mut self) {
+        for h in self.hosts.iter_mut().filter(|h| h.status.is_none()) {
+            h.outcome = HostOutcome::Unknown;
+        }
+    }
+
     /// Records the accepted submit.
     pub fn triggered(&mut self, job: &JobRef) {
         self.trigger_status = TriggerStatus::Triggered;
@@ -186,6 +193,7 @@ impl ExecutionReport {
             },
         };
         self.finish(ExecutionState::TriggerFailed, reason, elapsed);
+        self.mark_unreported_unknown();
     }
 
     /// Records the final state.
@@ -214,7 +222,7 @@ impl ExecutionReport {
             self.failed_polls,
             self.duration_seconds
         );
-        if !self.hosts.is_empty() {
+        if self.job_instance_id.is_some() && !self.hosts.is_empty() {
             let rows: Vec<[String; 5]> = self
                 .hosts
                 .iter()
