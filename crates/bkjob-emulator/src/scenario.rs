@@ -203,12 +203,16 @@ fn one() -> u64 {
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// HTTP 500 with a gateway-style body.
+    #[serde(rename = "http_500")]
     Http500,
     /// HTTP 502 `BAD_GATEWAY` (1650200).
+    #[serde(rename = "http_502")]
     Http502,
     /// HTTP 503.
+    #[serde(rename = "http_503")]
     Http503,
     /// HTTP 504 `REQUEST_BACKEND_TIMEOUT` (1650401).
+    #[serde(rename = "http_504")]
     Http504,
     /// HTTP 429 `RATE_LIMIT_RESTRICTION` (1642902) with the `X-Bkapi-RateLimit-*` headers.
     RateLimit,

@@ -1,0 +1,144 @@
+//! Shared test harness: an in-process bk-job emulator on its own runtime, a config file
+//! pointing at it, and the real `jobwatch` binary run against both.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bkjob_emulator::{Emulator, Scenario};
+use serde_json::Value;
+
+/// The app secret every test scenario accepts; tests assert it never shows.
+pub const SECRET: &str = "s3cr3t-Emulator-Token-42";
+
+/// A running emulator and the runtime that serves it.
+pub struct Platform {
+    pub emulator: Emulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Starts an emulator with `scenario` (TOML). `[auth]` is added with [`SECRET`] unless given.
+pub fn emulator(scenario: &str) -> Platform {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let text = if scenario.contains("[auth]") {
+        scenario.to_owned()
+    } else {
+        format!("[auth]\napp_code = \"jobwatch\"\napp_secret = \"{SECRET}\"\n{scenario}")
+    };
+    let scenario = Scenario::from_toml(&text).expect("valid scenario");
+    let emulator = runtime.block_on(Emulator::start("127.0.0.1:0".parse().unwrap(), scenario)).unwrap();
+    Platform { emulator, _runtime: runtime }
+}
+
+/// Three hosts ending 9, 310 and 104 (exit 3), each with a log.
+pub const THREE_HOSTS: &str = r#"
+[[hosts]]
+bk_host_id = 101
+ip = "10.0.0.1"
+duration = "150ms"
+status = 9
+log = "disk ok\nall checks passed\n"
+
+[[hosts]]
+bk_host_id = 102
+ip = "10.0.0.2"
+start_after = "50ms"
+duration = "100ms"
+status = 310
+error_code = 117
+log = "GSE: agent heartbeat lost\n"
+
+[[hosts]]
+bk_host_id = 103
+ip = "10.0.0.3"
+duration = "250ms"
+status = 104
+exit_code = 3
+log = "checking /data\nERROR: /data is 97% full\n"
+"#;
+
+/// A temp dir with `jobwatch.toml` holding a `bk` platform at the emulator's `door` and the
+/// given checks (TOML text).
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+pub fn config_for(platform: &Platform, door: &str, checks: &str) -> Setup {
+    let url = if door == "esb" { platform.emulator.esb_url() } else { platform.emulator.apigw_url() };
+    config_with_endpoints(&[url], door, checks)
+}
+
+pub fn config_with_endpoints(endpoints: &[String], door: &str, checks: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobwatch.toml");
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    let text = format!(
+        r#"
+[platforms.bk]
+kind = "bkjob"
+door = "{door}"
+endpoints = [{}]
+app_code = "jobwatch"
+username = "admin"
+scope_id = "2"
+request_timeout = "2s"
+{checks}
+"#,
+        endpoints.join(", ")
+    );
+    std::fs::write(&config, text).unwrap();
+    Setup { dir, config }
+}
+
+/// A check named `name` on the `bk` platform targeting `hosts`, with fast polling.
+pub fn check(name: &str, hosts: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[checks]]
+name = "{name}"
+platform = "bk"
+script = "df -h /data"
+hosts = {hosts}
+account_alias = "root"
+timeout = "30s"
+{extra}
+[checks.poll]
+first_poll = "50ms"
+interval = "100ms"
+max_interval = "300ms"
+"#
+    )
+}
+
+/// The `jobwatch` binary with the secret in its environment.
+pub fn jobwatch() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobwatch"));
+    cmd.env("JOBWATCH__PLATFORMS__BK__APP_SECRET", SECRET).env_remove("JOBWATCH_CONFIG");
+    cmd
+}
+
+/// Runs `jobwatch exec --output json` and returns (exit code, report, stderr).
+pub fn exec_json(config: &Path, check: &str) -> (i32, Value, String) {
+    let out = jobwatch()
+        .args(["exec", "--config"])
+        .arg(config)
+        .args(["--check", check, "--output", "json"])
+        .output()
+        .unwrap();
+    parse(out)
+}
+
+pub fn parse(out: Output) -> (i32, Value, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "the app secret leaked:\n{stdout}\n{stderr}");
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+/// The host entry whose `bk_host_id` is `id`.
+pub fn host(report: &Value, id: u64) -> &Value {
+    report["hosts"].as_array().unwrap().iter().find(|h| h["bk_host_id"] == id).unwrap_or_else(|| panic!("no host {id} in {report:#}"))
+}
