@@ -232,22 +232,39 @@ pub enum ConfigError {
 }
 
 fn list(issues: &[ConfigIssue]) -> String {
-    issues.iter().map(|i| format!("  - {}: {}", i.key, i.message)).collect::<Vec<_>>().join("\n")
+    issues
+        .iter()
+        .map(|i| format!("  - {}: {}", i.key, i.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Loads `path` (or the embedded sample when `None`) with environment overrides from `env`
 /// (normally `std::env::vars()`), then validates and builds it.
-pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-    let source_name = path.map_or_else(|| "embedded default".to_owned(), |p| p.display().to_string());
-    let parse_error = |e: config::ConfigError| ConfigError::Parse { source_name: source_name.clone(), message: e.to_string() };
+pub fn load(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let source_name = path.map_or_else(
+        || "embedded default".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let parse_error = |e: config::ConfigError| ConfigError::Parse {
+        source_name: source_name.clone(),
+        message: e.to_string(),
+    };
     let text = match path {
-        Some(p) => std::fs::read_to_string(p)
-            .map_err(|e| ConfigError::Parse { source_name: source_name.clone(), message: e.to_string() })?,
+        Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError::Parse {
+            source_name: source_name.clone(),
+            message: e.to_string(),
+        })?,
         None => EMBEDDED_DEFAULT.to_owned(),
     };
     let file = config::File::from_str(&text, config::FileFormat::Toml);
-    let env: std::collections::HashMap<String, String> =
-        env.into_iter().filter(|(k, _)| k.starts_with("JOBWATCH__")).collect();
+    let env: std::collections::HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("JOBWATCH__"))
+        .collect();
     let raw: RawConfig = config::Config::builder()
         .add_source(file)
         .add_source(
@@ -261,7 +278,10 @@ pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
         .map_err(parse_error)?
         .try_deserialize()
         .map_err(parse_error)?;
-    validate(raw).map_err(|issues| ConfigError::Invalid { source_name, issues })
+    validate(raw).map_err(|issues| ConfigError::Invalid {
+        source_name,
+        issues,
+    })
 }
 
 #[derive(Default)]
@@ -269,7 +289,10 @@ struct Issues(Vec<ConfigIssue>);
 
 impl Issues {
     fn add(&mut self, key: impl fmt::Display, message: impl Into<String>) {
-        self.0.push(ConfigIssue { key: key.to_string(), message: message.into() });
+        self.0.push(ConfigIssue {
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     fn required<'a, T>(&mut self, key: impl fmt::Display, value: &'a Option<T>) -> Option<&'a T> {
@@ -304,14 +327,22 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
     }
     let mut checks: Vec<CheckConfig> = Vec::new();
     for (i, c) in raw.checks.iter().enumerate() {
-        if let Some(check) = validate_check(&mut issues, &format!("checks[{i}]"), c, &raw.platforms) {
+        if let Some(check) = validate_check(&mut issues, &format!("checks[{i}]"), c, &raw.platforms)
+        {
             if checks.iter().any(|other| other.name == check.name) {
-                issues.add(format!("checks[{i}].name"), format!("`{}` is used by another check", check.name));
+                issues.add(
+                    format!("checks[{i}].name"),
+                    format!("`{}` is used by another check", check.name),
+                );
             }
             checks.push(check);
         }
     }
-    if issues.0.is_empty() { Ok(Config { platforms, checks }) } else { Err(issues.0) }
+    if issues.0.is_empty() {
+        Ok(Config { platforms, checks })
+    } else {
+        Err(issues.0)
+    }
 }
 
 fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option<PlatformConfig> {
@@ -338,28 +369,52 @@ fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option
         }
         Some("bkjob") => validate_bkjob(issues, &key, name, p).map(PlatformConfig::BkJob),
         Some(other) => {
-            issues.add(format!("{key}.kind"), format!("`{other}` is not a platform kind: use \"bkjob\" or \"local\""));
+            issues.add(
+                format!("{key}.kind"),
+                format!("`{other}` is not a platform kind: use \"bkjob\" or \"local\""),
+            );
             None
         }
         None => {
-            issues.add(format!("{key}.kind"), "required: \"bkjob\" or \"local\"");
+            issues.add(
+                format!("{key}.kind"),
+                format!(
+                    "required: \"bkjob\" or \"local\" (note: JOBWATCH__PLATFORMS__{}__* environment variables define this platform too)",
+                    name.to_uppercase()
+                ),
+            );
             None
         }
     }
 }
 
-fn validate_bkjob(issues: &mut Issues, key: &str, name: &str, p: &RawPlatform) -> Option<BkJobSettings> {
+fn validate_bkjob(
+    issues: &mut Issues,
+    key: &str,
+    name: &str,
+    p: &RawPlatform,
+) -> Option<BkJobSettings> {
     let before = issues.0.len();
     let mut endpoints = Vec::new();
     match &p.endpoints {
         None => issues.add(format!("{key}.endpoints"), "required: a list of base URLs"),
-        Some(list) if list.is_empty() => issues.add(format!("{key}.endpoints"), "must list at least one base URL"),
+        Some(list) if list.is_empty() => issues.add(
+            format!("{key}.endpoints"),
+            "must list at least one base URL",
+        ),
         Some(list) => {
             for (i, e) in list.iter().enumerate() {
                 match Url::parse(e.trim()) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => endpoints.push(u),
-                    Ok(_) => issues.add(format!("{key}.endpoints[{i}]"), "must be an http:// or https:// URL"),
-                    Err(err) => issues.add(format!("{key}.endpoints[{i}]"), format!("not a URL: {err}")),
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        endpoints.push(u)
+                    }
+                    Ok(_) => issues.add(
+                        format!("{key}.endpoints[{i}]"),
+                        "must be an http:// or https:// URL",
+                    ),
+                    Err(err) => {
+                        issues.add(format!("{key}.endpoints[{i}]"), format!("not a URL: {err}"))
+                    }
                 }
             }
         }
@@ -368,7 +423,10 @@ fn validate_bkjob(issues: &mut Issues, key: &str, name: &str, p: &RawPlatform) -
         "apigw" => Some(Door::Apigw),
         "esb" => Some(Door::Esb),
         other => {
-            issues.add(format!("{key}.door"), format!("`{other}` is not a door: use \"apigw\" or \"esb\""));
+            issues.add(
+                format!("{key}.door"),
+                format!("`{other}` is not a door: use \"apigw\" or \"esb\""),
+            );
             None
         }
     };
@@ -378,22 +436,34 @@ fn validate_bkjob(issues: &mut Issues, key: &str, name: &str, p: &RawPlatform) -
         (None, Some(file)) => match std::fs::read_to_string(file) {
             Ok(text) if !text.trim().is_empty() => Some(SecretString::from(text.trim().to_owned())),
             Ok(_) => {
-                issues.add(format!("{key}.app_secret_file"), format!("{} is empty", file.display()));
+                issues.add(
+                    format!("{key}.app_secret_file"),
+                    format!("{} is empty", file.display()),
+                );
                 None
             }
             Err(e) => {
-                issues.add(format!("{key}.app_secret_file"), format!("cannot read {}: {e}", file.display()));
+                issues.add(
+                    format!("{key}.app_secret_file"),
+                    format!("cannot read {}: {e}", file.display()),
+                );
                 None
             }
         },
         (Some(_), Some(_)) => {
-            issues.add(format!("{key}.app_secret"), "set either app_secret or app_secret_file, not both");
+            issues.add(
+                format!("{key}.app_secret"),
+                "set either app_secret or app_secret_file, not both",
+            );
             None
         }
         (None, None) => {
             issues.add(
                 format!("{key}.app_secret"),
-                format!("required: set app_secret_file, or JOBWATCH__PLATFORMS__{}__APP_SECRET", name.to_uppercase()),
+                format!(
+                    "required: set app_secret_file, or JOBWATCH__PLATFORMS__{}__APP_SECRET",
+                    name.to_uppercase()
+                ),
             );
             None
         }
@@ -401,7 +471,10 @@ fn validate_bkjob(issues: &mut Issues, key: &str, name: &str, p: &RawPlatform) -
     let username = issues.non_empty(format!("{key}.username"), &p.username);
     let scope_type = p.scope_type.clone().unwrap_or_else(|| "biz".into());
     if !matches!(scope_type.as_str(), "biz" | "biz_set") {
-        issues.add(format!("{key}.scope_type"), format!("`{scope_type}` is not a scope type: use \"biz\" or \"biz_set\""));
+        issues.add(
+            format!("{key}.scope_type"),
+            format!("`{scope_type}` is not a scope type: use \"biz\" or \"biz_set\""),
+        );
     }
     let scope_id = issues.non_empty(format!("{key}.scope_id"), &p.scope_id);
     let request_timeout = p.request_timeout.unwrap_or(Duration::from_secs(10));
@@ -437,10 +510,18 @@ fn parse_host(raw: &RawHost) -> Result<Host, String> {
                 return Ok(crate::platform::local::localhost());
             }
             let Some((cloud, ip)) = text.split_once(':') else {
-                return Err(format!("`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""));
+                return Err(format!(
+                    "`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""
+                ));
             };
-            let cloud: u64 = cloud.trim().parse().map_err(|_| format!("`{cloud}` in `{text}` is not a bk_cloud_id"))?;
-            let ip: std::net::Ipv4Addr = ip.trim().parse().map_err(|_| format!("`{ip}` in `{text}` is not an IPv4 address"))?;
+            let cloud: u64 = cloud
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{cloud}` in `{text}` is not a bk_cloud_id"))?;
+            let ip: std::net::Ipv4Addr = ip
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{ip}` in `{text}` is not an IPv4 address"))?;
             Ok(Host::by_ip(cloud, ip.to_string()))
         }
     }
@@ -454,17 +535,27 @@ fn validate_check(
 ) -> Option<CheckConfig> {
     let before = issues.0.len();
     let name = issues.non_empty(format!("{key}.name"), &c.name);
-    if let Some(n) = &name {
-        if !n.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.')) {
-            issues.add(format!("{key}.name"), format!("`{n}`: use letters, digits, '-', '_' and '.' only"));
-        }
+    if let Some(n) = &name
+        && !n
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+    {
+        issues.add(
+            format!("{key}.name"),
+            format!("`{n}`: use letters, digits, '-', '_' and '.' only"),
+        );
     }
-    let platform = issues.required(format!("{key}.platform"), &c.platform).cloned();
+    let platform = issues
+        .required(format!("{key}.platform"), &c.platform)
+        .cloned();
     let kind = platform.as_ref().and_then(|p| match platforms.get(p) {
         Some(raw) => raw.kind.clone(),
         None => {
             let known: Vec<&str> = platforms.keys().map(String::as_str).collect();
-            issues.add(format!("{key}.platform"), format!("`{p}` is not a platform (known: {})", known.join(", ")));
+            issues.add(
+                format!("{key}.platform"),
+                format!("`{p}` is not a platform (known: {})", known.join(", ")),
+            );
             None
         }
     });
@@ -473,12 +564,18 @@ fn validate_check(
         (None, Some(file)) => match std::fs::read_to_string(file) {
             Ok(s) => Some(s),
             Err(e) => {
-                issues.add(format!("{key}.script_file"), format!("cannot read {}: {e}", file.display()));
+                issues.add(
+                    format!("{key}.script_file"),
+                    format!("cannot read {}: {e}", file.display()),
+                );
                 None
             }
         },
         (Some(_), Some(_)) => {
-            issues.add(format!("{key}.script"), "set either script or script_file, not both");
+            issues.add(
+                format!("{key}.script"),
+                "set either script or script_file, not both",
+            );
             None
         }
         (None, None) => {
@@ -505,8 +602,14 @@ fn validate_check(
                 None
             }),
     };
-    if c.script_param.as_ref().is_some_and(|p| p.len() > MAX_SCRIPT_PARAM_BYTES) {
-        issues.add(format!("{key}.script_param"), "longer than bk-job's 64 KiB limit");
+    if c.script_param
+        .as_ref()
+        .is_some_and(|p| p.len() > MAX_SCRIPT_PARAM_BYTES)
+    {
+        issues.add(
+            format!("{key}.script_param"),
+            "longer than bk-job's 64 KiB limit",
+        );
     }
     let mut hosts = Vec::new();
     if c.hosts.is_empty() {
@@ -519,10 +622,11 @@ fn validate_check(
         }
     }
     match kind.as_deref() {
-        Some("local") => {
-            if hosts.iter().any(|h| !crate::platform::local::is_local(h)) {
-                issues.add(format!("{key}.hosts"), "the local platform runs only on \"localhost\"");
-            }
+        Some("local") if hosts.iter().any(|h| !crate::platform::local::is_local(h)) => {
+            issues.add(
+                format!("{key}.hosts"),
+                "the local platform runs only on \"localhost\"",
+            );
         }
         Some("bkjob") => {
             let with_id = hosts.iter().filter(|h| h.bk_host_id.is_some()).count();
@@ -535,15 +639,24 @@ fn validate_check(
             if hosts.iter().any(crate::platform::local::is_local) {
                 issues.add(format!("{key}.hosts"), "\"localhost\" is for the local platform; name bk-job hosts by id or \"<bk_cloud_id>:<ip>\"");
             }
-            if c.account_alias.as_deref().is_none_or(|a| a.trim().is_empty()) {
-                issues.add(format!("{key}.account_alias"), "required for a bkjob platform (e.g. \"root\")");
+            if c.account_alias
+                .as_deref()
+                .is_none_or(|a| a.trim().is_empty())
+            {
+                issues.add(
+                    format!("{key}.account_alias"),
+                    "required for a bkjob platform (e.g. \"root\")",
+                );
             }
         }
         _ => {}
     }
     let timeout = c.timeout.unwrap_or(Duration::from_secs(7200));
     if timeout < Duration::from_secs(1) || timeout > MAX_JOB_TIMEOUT {
-        issues.add(format!("{key}.timeout"), "must be from 1s to 72h (bk-job's range)");
+        issues.add(
+            format!("{key}.timeout"),
+            "must be from 1s to 72h (bk-job's range)",
+        );
     }
     let log_max_bytes = c.log_max_bytes.unwrap_or(64 * 1024);
     if log_max_bytes < 256 {
@@ -588,16 +701,28 @@ fn validate_poll(issues: &mut Issues, key: &str, p: &RawPoll) -> PollPolicy {
         issues.add(format!("{key}.interval"), "must be more than 0s");
     }
     if policy.max_interval < policy.interval {
-        issues.add(format!("{key}.max_interval"), "must not be less than interval");
+        issues.add(
+            format!("{key}.max_interval"),
+            "must not be less than interval",
+        );
     }
     if !(1.0..=10.0).contains(&policy.backoff_factor) {
-        issues.add(format!("{key}.backoff_factor"), "must be from 1 (fixed interval) to 10");
+        issues.add(
+            format!("{key}.backoff_factor"),
+            "must be from 1 (fixed interval) to 10",
+        );
     }
     if !(0.0..1.0).contains(&policy.jitter) {
-        issues.add(format!("{key}.jitter"), "must be from 0 up to (not including) 1");
+        issues.add(
+            format!("{key}.jitter"),
+            "must be from 0 up to (not including) 1",
+        );
     }
     if policy.max_attempts == Some(0) {
-        issues.add(format!("{key}.max_attempts"), "must be at least 1 (or left out: no limit but the deadline)");
+        issues.add(
+            format!("{key}.max_attempts"),
+            "must be at least 1 (or left out: no limit but the deadline)",
+        );
     }
     if policy.lost_after == 0 {
         issues.add(format!("{key}.lost_after"), "must be at least 1");
@@ -613,7 +738,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobwatch.toml");
         std::fs::write(&path, text).unwrap();
-        load(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     const BK: &str = r#"
@@ -640,17 +768,28 @@ mod tests {
     fn the_embedded_default_is_valid() {
         let config = load(None, []).unwrap();
         assert!(!config.checks.is_empty());
-        assert!(config.checks.iter().all(|c| config.platforms.contains_key(&c.platform)));
+        assert!(
+            config
+                .checks
+                .iter()
+                .all(|c| config.platforms.contains_key(&c.platform))
+        );
     }
 
     #[test]
     fn secret_comes_from_the_environment_and_never_shows() {
-        let config = load_str(BK, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "hunter2-very-secret")]).unwrap();
+        let config = load_str(
+            BK,
+            &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "hunter2-very-secret")],
+        )
+        .unwrap();
         let check = config.check("disk").unwrap();
         assert_eq!(check.poll.max_attempts, Some(5));
         assert_eq!(check.poll.interval, Duration::from_secs(20));
         assert_eq!(check.timeout, Duration::from_secs(600));
-        let PlatformConfig::BkJob(bk) = &config.platforms["bk"] else { panic!("bkjob expected") };
+        let PlatformConfig::BkJob(bk) = &config.platforms["bk"] else {
+            panic!("bkjob expected")
+        };
         assert_eq!(bk.door, Door::Apigw);
         assert!(!format!("{config:?}").contains("hunter2"));
     }
@@ -675,7 +814,9 @@ mod tests {
             [checks.poll]
             jitter = 2.0
         "#;
-        let Err(ConfigError::Invalid { issues, .. }) = load_str(text, &[]) else { panic!("must be invalid") };
+        let Err(ConfigError::Invalid { issues, .. }) = load_str(text, &[]) else {
+            panic!("must be invalid")
+        };
         let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
         for expected in [
             "platforms.bk.endpoints[0]",
@@ -703,7 +844,10 @@ mod tests {
 
     #[test]
     fn bkjob_hosts_must_not_mix_ids_and_ips() {
-        let text = BK.replace(r#"hosts = ["0:10.0.0.1", "0:10.0.0.2"]"#, r#"hosts = [101, "0:10.0.0.2"]"#);
+        let text = BK.replace(
+            r#"hosts = ["0:10.0.0.1", "0:10.0.0.2"]"#,
+            r#"hosts = [101, "0:10.0.0.2"]"#,
+        );
         let err = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]).unwrap_err();
         assert!(err.to_string().contains("checks[0].hosts"), "{err}");
     }

@@ -40,7 +40,11 @@ impl UnknownStatusCode {
     /// Logs at WARN and counts it.
     pub fn emit(self) {
         UNKNOWN_STATUS_CODES.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(table = self.table.as_str(), code = self.code, "Platform sent a status code jobwatch does not know; kept as unknown.");
+        tracing::warn!(
+            table = self.table.as_str(),
+            code = self.code,
+            "Platform sent a status code jobwatch does not know; kept as unknown."
+        );
     }
 }
 

@@ -63,7 +63,11 @@ enum Output {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JOBWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -78,15 +82,25 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(exit::CONFIG) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(exit::CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     init_logging();
     jobwatch::install_crypto_provider();
     match cli.command {
-        Command::Config { command: ConfigCommand::Check { config } } => match load(config.as_ref()) {
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => match load(config.as_ref()) {
             Ok(c) => {
-                println!("configuration is valid: {} platform(s), {} check(s)", c.platforms.len(), c.checks.len());
+                println!(
+                    "configuration is valid: {} platform(s), {} check(s)",
+                    c.platforms.len(),
+                    c.checks.len()
+                );
                 for (name, p) in &c.platforms {
                     println!("  platform {name} ({})", p.kind());
                 }
@@ -104,12 +118,20 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Exec { config, check, output, log_lines } => {
+        Command::Exec {
+            config,
+            check,
+            output,
+            log_lines,
+        } => {
             let config = match load(config.as_ref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("jobwatch: cannot start the async runtime: {e}");
@@ -124,7 +146,10 @@ fn main() -> ExitCode {
 async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize) -> ExitCode {
     let Some(check) = config.check(check_name) else {
         let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
-        eprintln!("jobwatch: no check named `{check_name}` (known: {})", names.join(", "));
+        eprintln!(
+            "jobwatch: no check named `{check_name}` (known: {})",
+            names.join(", ")
+        );
         return ExitCode::from(exit::CONFIG);
     };
     let platform = match jobwatch::build_platform(&config.platforms[&check.platform]) {
@@ -136,7 +161,12 @@ async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize
     };
     let cancel = CancellationToken::new();
     tokio::spawn(interrupt(cancel.clone()));
-    let execution = Execution { check, platform_name: &check.platform, platform, cancel };
+    let execution = Execution {
+        check,
+        platform_name: &check.platform,
+        platform,
+        cancel,
+    };
     let mut observer: Box<dyn Observer> = if std::io::stderr().is_terminal() {
         Box::new(progress::Bars::new(check.hosts.len()))
     } else if output == Output::Text {

@@ -29,12 +29,19 @@ pub struct Host {
 impl Host {
     /// A host named by its CMDB id only.
     pub fn by_id(bk_host_id: u64) -> Self {
-        Host { bk_host_id: Some(bk_host_id), ..Host::default() }
+        Host {
+            bk_host_id: Some(bk_host_id),
+            ..Host::default()
+        }
     }
 
     /// A host named by control area and IP.
     pub fn by_ip(bk_cloud_id: u64, ip: impl Into<String>) -> Self {
-        Host { bk_cloud_id: Some(bk_cloud_id), ip: Some(ip.into()), ..Host::default() }
+        Host {
+            bk_cloud_id: Some(bk_cloud_id),
+            ip: Some(ip.into()),
+            ..Host::default()
+        }
     }
 
     /// Whether `self` and `other` name the same machine: same host id when both have one,
@@ -44,7 +51,9 @@ impl Host {
             return a == b;
         }
         match (&self.ip, &other.ip) {
-            (Some(a), Some(b)) => a == b && self.bk_cloud_id.unwrap_or(0) == other.bk_cloud_id.unwrap_or(0),
+            (Some(a), Some(b)) => {
+                a == b && self.bk_cloud_id.unwrap_or(0) == other.bk_cloud_id.unwrap_or(0)
+            }
             _ => false,
         }
     }
@@ -291,7 +300,9 @@ impl ScriptLanguage {
 
     /// The language named `name` (case-insensitive), if any.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.name().eq_ignore_ascii_case(name.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -312,18 +323,32 @@ impl LogTail {
     pub fn bounded(text: &str, max_bytes: usize) -> Self {
         let total_bytes = text.len();
         if total_bytes <= max_bytes {
-            return LogTail { text: text.to_owned(), truncated: false, total_bytes };
+            return LogTail {
+                text: text.to_owned(),
+                truncated: false,
+                total_bytes,
+            };
         }
         let mut start = total_bytes - max_bytes;
         while !text.is_char_boundary(start) {
             start += 1;
         }
         // Prefer to start at a line boundary if one is within the first 256 bytes kept.
-        if let Some(nl) = text[start..].find('\n').filter(|&i| i < 256 && start + i + 1 < total_bytes) {
+        if let Some(nl) = text[start..]
+            .find('\n')
+            .filter(|&i| i < 256 && start + i + 1 < total_bytes)
+        {
             start += nl + 1;
         }
-        let text = format!("[jobwatch: first {start} of {total_bytes} bytes not shown]\n{}", &text[start..]);
-        LogTail { text, truncated: true, total_bytes }
+        let text = format!(
+            "[jobwatch: first {start} of {total_bytes} bytes not shown]\n{}",
+            &text[start..]
+        );
+        LogTail {
+            text,
+            truncated: true,
+            total_bytes,
+        }
     }
 
     /// The last `n` lines of the kept text.
@@ -339,7 +364,11 @@ mod tests {
 
     #[test]
     fn hosts_match_by_id_or_by_cloud_and_ip() {
-        let full = Host { bk_host_id: Some(101), bk_cloud_id: Some(0), ip: Some("10.0.0.1".into()) };
+        let full = Host {
+            bk_host_id: Some(101),
+            bk_cloud_id: Some(0),
+            ip: Some("10.0.0.1".into()),
+        };
         assert!(Host::by_id(101).same_as(&full));
         assert!(Host::by_ip(0, "10.0.0.1").same_as(&full));
         assert!(!Host::by_ip(1, "10.0.0.1").same_as(&full));
@@ -372,7 +401,10 @@ mod tests {
             assert_eq!(ScriptLanguage::from_code(lang.code()), Some(lang));
             assert_eq!(ScriptLanguage::from_name(lang.name()), Some(lang));
         }
-        assert_eq!(ScriptLanguage::from_name("Python"), Some(ScriptLanguage::Python));
+        assert_eq!(
+            ScriptLanguage::from_name("Python"),
+            Some(ScriptLanguage::Python)
+        );
         assert_eq!(ScriptLanguage::from_code(6), None);
     }
 }

@@ -21,7 +21,9 @@ impl Observer for Lines {
         match event {
             TrackerEvent::Submitting { task_name } => eprintln!("submitting {task_name}"),
             TrackerEvent::SubmitRetry { error } => eprintln!("submit retry: {error}"),
-            TrackerEvent::Triggered { job } => eprintln!("job_instance_id {} started", job.job_instance_id),
+            TrackerEvent::Triggered { job } => {
+                eprintln!("job_instance_id {} started", job.job_instance_id)
+            }
             TrackerEvent::Snapshot { hosts, .. } => {
                 for h in hosts.iter() {
                     if let Some(s) = &h.status {
@@ -32,7 +34,9 @@ impl Observer for Lines {
                     }
                 }
             }
-            TrackerEvent::PollFailed { error } => eprintln!("poll failed (will keep polling): {error}"),
+            TrackerEvent::PollFailed { error } => {
+                eprintln!("poll failed (will keep polling): {error}")
+            }
             TrackerEvent::FetchingLogs { hosts } => eprintln!("fetching logs of {hosts} host(s)"),
         }
     }
@@ -50,13 +54,19 @@ impl Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let summary = multi.add(ProgressBar::new(hosts as u64));
         summary.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} hosts ended  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} hosts ended  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         summary.enable_steady_tick(Duration::from_millis(120));
         summary.set_message("submitting");
-        Bars { multi, summary, hosts: HashMap::new() }
+        Bars {
+            multi,
+            summary,
+            hosts: HashMap::new(),
+        }
     }
 }
 
@@ -64,23 +74,36 @@ impl Observer for Bars {
     fn on_event(&mut self, event: &TrackerEvent<'_>) {
         match event {
             TrackerEvent::Submitting { .. } => self.summary.set_message("submitting"),
-            TrackerEvent::SubmitRetry { error } => self.summary.set_message(format!("submit retry: {error}")),
-            TrackerEvent::Triggered { job } => self.summary.set_message(format!("job_instance_id {}", job.job_instance_id)),
+            TrackerEvent::SubmitRetry { error } => {
+                self.summary.set_message(format!("submit retry: {error}"))
+            }
+            TrackerEvent::Triggered { job } => self
+                .summary
+                .set_message(format!("job_instance_id {}", job.job_instance_id)),
             TrackerEvent::Snapshot { snapshot, hosts } => {
                 self.summary.set_length(hosts.len() as u64);
-                self.summary.set_position(hosts.iter().filter(|h| h.outcome().is_final()).count() as u64);
+                self.summary
+                    .set_position(hosts.iter().filter(|h| h.outcome().is_final()).count() as u64);
                 let failing = hosts.iter().filter(|h| h.outcome().is_failure()).count();
-                self.summary.set_message(format!("job {} ({}), {failing} failing", snapshot.label.en, snapshot.status));
+                self.summary.set_message(format!(
+                    "job {} ({}), {failing} failing",
+                    snapshot.label.en, snapshot.status
+                ));
                 if hosts.len() <= MAX_HOST_BARS {
                     for h in hosts.iter() {
                         let key = h.host.to_string();
                         let bar = self.hosts.entry(key.clone()).or_insert_with(|| {
                             let bar = self.multi.add(ProgressBar::new_spinner());
-                            bar.set_style(ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                            bar.set_style(
+                                ProgressStyle::with_template("  {msg}")
+                                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                            );
                             bar
                         });
                         let text = match &h.status {
-                            Some(s) => format!("{key:<28} {} {} ({})", s.status, s.label.en, s.outcome),
+                            Some(s) => {
+                                format!("{key:<28} {} {} ({})", s.status, s.label.en, s.outcome)
+                            }
                             None => format!("{key:<28} not reported yet"),
                         };
                         if h.outcome() == HostOutcome::Success || h.outcome().is_failure() {
@@ -91,8 +114,12 @@ impl Observer for Bars {
                     }
                 }
             }
-            TrackerEvent::PollFailed { error } => self.summary.set_message(format!("poll failed, retrying: {error}")),
-            TrackerEvent::FetchingLogs { hosts } => self.summary.set_message(format!("fetching logs of {hosts} host(s)")),
+            TrackerEvent::PollFailed { error } => self
+                .summary
+                .set_message(format!("poll failed, retrying: {error}")),
+            TrackerEvent::FetchingLogs { hosts } => self
+                .summary
+                .set_message(format!("fetching logs of {hosts} host(s)")),
         }
     }
 }

@@ -17,8 +17,22 @@ fn mixed_hosts_report_every_host(door: &str) {
     assert_eq!(report["job_status"], 4);
     let expected: [(u64, i64, &str, &str, i64, &str); 3] = [
         (101, 9, "Success", "success", 0, "all checks passed"),
-        (102, 310, "Abnormal Agent", "agent_error", 0, "heartbeat lost"),
-        (103, 104, "Non-zero Exit Code", "failed", 3, "/data is 97% full"),
+        (
+            102,
+            310,
+            "Abnormal Agent",
+            "agent_error",
+            0,
+            "heartbeat lost",
+        ),
+        (
+            103,
+            104,
+            "Non-zero Exit Code",
+            "failed",
+            3,
+            "/data is 97% full",
+        ),
     ];
     for (id, status, label, outcome, exit_code, log) in expected {
         let h = host(&report, id);
@@ -32,7 +46,10 @@ fn mixed_hosts_report_every_host(door: &str) {
     }
     let reason = report["reason"].as_str().unwrap();
     assert!(reason.contains("agent_error 1: 0:10.0.0.2"), "{reason}");
-    assert!(reason.contains("104 Non-zero Exit Code, exit 3"), "{reason}");
+    assert!(
+        reason.contains("104 Non-zero Exit Code, exit 3"),
+        "{reason}"
+    );
     assert_eq!(platform.emulator.state().jobs_created(), 1);
 }
 
@@ -48,8 +65,17 @@ fn esb_three_hosts_9_310_104_exit_1_with_every_host_and_log() {
 
 #[test]
 fn hosts_named_by_cloud_and_ip_succeed() {
-    let platform = emulator(THREE_HOSTS.replace("status = 310", "status = 9").replace("status = 104", "status = 3").as_str());
-    let setup = config_for(&platform, "apigw", &check("ok", r#"["0:10.0.0.1", "0:10.0.0.2", "0:10.0.0.3"]"#, ""));
+    let platform = emulator(
+        THREE_HOSTS
+            .replace("status = 310", "status = 9")
+            .replace("status = 104", "status = 3")
+            .as_str(),
+    );
+    let setup = config_for(
+        &platform,
+        "apigw",
+        &check("ok", r#"["0:10.0.0.1", "0:10.0.0.2", "0:10.0.0.3"]"#, ""),
+    );
     let (code, report, _) = exec_json(&setup.config, "ok");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["state"], "succeeded");
@@ -60,7 +86,11 @@ fn hosts_named_by_cloud_and_ip_succeed() {
 #[test]
 fn unknown_account_is_a_trigger_failure_with_the_platforms_code_and_message() {
     let platform = emulator(THREE_HOSTS);
-    let setup = config_for(&platform, "apigw", &check("acct", "[101]", "").replace("\"root\"", "\"nobody\""));
+    let setup = config_for(
+        &platform,
+        "apigw",
+        &check("acct", "[101]", "").replace("\"root\"", "\"nobody\""),
+    );
     let (code, report, _) = exec_json(&setup.config, "acct");
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(report["state"], "trigger_failed");
@@ -82,12 +112,20 @@ fn host_unknown_to_the_cmdb_is_a_trigger_failure() {
 
 #[test]
 fn wrong_secret_is_refused_by_the_gateway_and_the_secret_never_shows() {
-    let platform = emulator(&format!("[auth]\napp_code = \"jobwatch\"\napp_secret = \"another\"\n{THREE_HOSTS}"));
+    let platform = emulator(&format!(
+        "[auth]\napp_code = \"jobwatch\"\napp_secret = \"another\"\n{THREE_HOSTS}"
+    ));
     let setup = config_for(&platform, "apigw", &check("auth", "[101]", ""));
     let (code, report, stderr) = exec_json(&setup.config, "auth");
     assert_eq!(code, 2, "{report:#}\n{stderr}");
     assert_eq!(report["trigger_code"], 1640001);
-    assert!(report["trigger_message"].as_str().unwrap().contains("INVALID_ARGS"), "{report:#}");
+    assert!(
+        report["trigger_message"]
+            .as_str()
+            .unwrap()
+            .contains("INVALID_ARGS"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -105,15 +143,28 @@ kind = "rate_limit"
 count = 4
 reset_seconds = 0
 "#,
-        THREE_HOSTS.replace("status = 310", "status = 9").replace("status = 104", "status = 9")
+        THREE_HOSTS
+            .replace("status = 310", "status = 9")
+            .replace("status = 104", "status = 9")
     );
     let platform = emulator(&scenario);
     let setup = config_for(&platform, "apigw", &check("burst", "[101, 102, 103]", ""));
     let (code, report, _) = exec_json(&setup.config, "burst");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["state"], "succeeded");
-    assert_eq!(platform.emulator.state().jobs_created(), 1, "a 429 never reached bk-job: one submit only");
-    assert!(platform.emulator.state().stats.requests("fast_execute_script") >= 3);
+    assert_eq!(
+        platform.emulator.state().jobs_created(),
+        1,
+        "a 429 never reached bk-job: one submit only"
+    );
+    assert!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("fast_execute_script")
+            >= 3
+    );
 }
 
 #[test]
@@ -126,7 +177,10 @@ fn an_instance_that_disappears_ends_lost() {
     let (code, report, _) = exec_json(&setup.config, "gone");
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["state"], "lost");
-    assert!(report["reason"].as_str().unwrap().contains("1244006"), "{report:#}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("1244006"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -136,13 +190,19 @@ fn a_job_past_its_deadline_ends_timed_out_with_the_last_seen_host_states() {
     let extra = "";
     let checks = check("stuck", "[101, 102, 103]", extra)
         .replace("timeout = \"30s\"", "timeout = \"1s\"")
-        .replace("max_interval = \"300ms\"", "max_interval = \"300ms\"\ndeadline_slack = \"500ms\"");
+        .replace(
+            "max_interval = \"300ms\"",
+            "max_interval = \"300ms\"\ndeadline_slack = \"500ms\"",
+        );
     let setup = config_for(&platform, "apigw", &checks);
     let (code, report, _) = exec_json(&setup.config, "stuck");
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["state"], "timed_out");
     let reason = report["reason"].as_str().unwrap();
-    assert!(reason.contains("running 1: 0:10.0.0.3 #103 (7 Running)"), "{reason}");
+    assert!(
+        reason.contains("running 1: 0:10.0.0.3 #103 (7 Running)"),
+        "{reason}"
+    );
     assert_eq!(host(&report, 103)["status"], 7);
     assert_eq!(host(&report, 101)["status"], 9);
     assert!(report["duration_seconds"].as_f64().unwrap() >= 1.5);
@@ -151,12 +211,21 @@ fn a_job_past_its_deadline_ends_timed_out_with_the_last_seen_host_states() {
 #[test]
 fn max_attempts_gives_up_as_timed_out_and_says_so() {
     let platform = emulator(&THREE_HOSTS.replace("duration = \"250ms\"", "duration = \"10s\""));
-    let checks = check("classic", "[101, 102, 103]", "").replace("max_interval = \"300ms\"", "max_interval = \"300ms\"\nmax_attempts = 3");
+    let checks = check("classic", "[101, 102, 103]", "").replace(
+        "max_interval = \"300ms\"",
+        "max_interval = \"300ms\"\nmax_attempts = 3",
+    );
     let setup = config_for(&platform, "apigw", &checks);
     let (code, report, _) = exec_json(&setup.config, "classic");
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["polls"], 3);
-    assert!(report["reason"].as_str().unwrap().contains("gave up after 3 polls"), "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 polls"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -194,8 +263,21 @@ kind = "http_503"
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(host(&report, 101)["status"], 9);
     assert_eq!(host(&report, 103)["exit_code"], 3);
-    assert!(host(&report, 103)["log"].as_str().unwrap().contains("97% full"), "logs fetched after a 503: {report:#}");
-    assert!(platform.emulator.state().stats.requests("get_job_instance_status") >= 8);
+    assert!(
+        host(&report, 103)["log"]
+            .as_str()
+            .unwrap()
+            .contains("97% full"),
+        "logs fetched after a 503: {report:#}"
+    );
+    assert!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("get_job_instance_status")
+            >= 8
+    );
 }
 
 #[test]
@@ -204,34 +286,78 @@ fn a_submit_whose_answer_is_lost_is_reconciled_not_resubmitted() {
         "{THREE_HOSTS}\n[[faults.rules]]\napi = \"fast_execute_script\"\nkind = \"connection_reset\"\nafter_effect = true\n"
     );
     let platform = emulator(&scenario);
-    let setup = config_for(&platform, "apigw", &check("reconcile", "[101, 102, 103]", ""));
+    let setup = config_for(
+        &platform,
+        "apigw",
+        &check("reconcile", "[101, 102, 103]", ""),
+    );
     let (code, report, _) = exec_json(&setup.config, "reconcile");
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["trigger_status"], "triggered");
-    assert_eq!(platform.emulator.state().jobs_created(), 1, "the job must not be submitted twice");
-    assert_eq!(platform.emulator.state().stats.requests("fast_execute_script"), 1);
-    assert!(platform.emulator.state().stats.requests("get_job_instance_list") >= 1);
-    assert_eq!(platform.emulator.state().job_names()[0], report["task_name"]);
+    assert_eq!(
+        platform.emulator.state().jobs_created(),
+        1,
+        "the job must not be submitted twice"
+    );
+    assert_eq!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("fast_execute_script"),
+        1
+    );
+    assert!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("get_job_instance_list")
+            >= 1
+    );
+    assert_eq!(
+        platform.emulator.state().job_names()[0],
+        report["task_name"]
+    );
 }
 
 #[test]
 fn a_submit_refused_before_taking_effect_is_retried_once_it_is_known_absent() {
-    let scenario = format!("{THREE_HOSTS}\n[[faults.rules]]\napi = \"fast_execute_script\"\nkind = \"http_504\"\n");
+    let scenario = format!(
+        "{THREE_HOSTS}\n[[faults.rules]]\napi = \"fast_execute_script\"\nkind = \"http_504\"\n"
+    );
     let platform = emulator(&scenario);
     let setup = config_for(&platform, "esb", &check("retry", "[101, 102, 103]", ""));
     let (code, report, _) = exec_json(&setup.config, "retry");
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(platform.emulator.state().jobs_created(), 1);
-    assert_eq!(platform.emulator.state().stats.requests("fast_execute_script"), 2);
+    assert_eq!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("fast_execute_script"),
+        2
+    );
 }
 
 #[test]
 fn a_dead_first_endpoint_fails_over_to_the_next() {
     let platform = emulator(THREE_HOSTS);
     // A port that was free a moment ago: connections are refused.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let endpoints = [format!("http://{dead}/api/bk-job/prod"), platform.emulator.apigw_url()];
-    let setup = config_with_endpoints(&endpoints, "apigw", &check("failover", "[101, 102, 103]", ""));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoints = [
+        format!("http://{dead}/api/bk-job/prod"),
+        platform.emulator.apigw_url(),
+    ];
+    let setup = config_with_endpoints(
+        &endpoints,
+        "apigw",
+        &check("failover", "[101, 102, 103]", ""),
+    );
     let (code, report, _) = exec_json(&setup.config, "failover");
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["failed_polls"], 0, "{report:#}");
@@ -254,21 +380,48 @@ fn logs_are_fetched_in_batches_of_at_most_500_hosts() {
         ids.push((1000 + i).to_string());
     }
     let platform = emulator(&scenario);
-    let setup = config_for(&platform, "apigw", &check("fleet", &format!("[{}]", ids.join(", ")), ""));
+    let setup = config_for(
+        &platform,
+        "apigw",
+        &check("fleet", &format!("[{}]", ids.join(", ")), ""),
+    );
     let (code, report, _) = exec_json(&setup.config, "fleet");
     assert_eq!(code, 1);
     let hosts = report["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 1100);
-    assert!(hosts.iter().all(|h| h["log"].as_str().unwrap().starts_with("host ")), "every host has its log");
-    assert_eq!(platform.emulator.state().stats.requests("batch_get_job_instance_ip_log"), 3);
-    assert!(report["reason"].as_str().unwrap().contains("11 of 1100 hosts"), "{}", report["reason"]);
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h["log"].as_str().unwrap().starts_with("host ")),
+        "every host has its log"
+    );
+    assert_eq!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("batch_get_job_instance_ip_log"),
+        3
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("11 of 1100 hosts"),
+        "{}",
+        report["reason"]
+    );
 }
 
 #[test]
 fn sigterm_terminates_the_job_and_reports_cancelled() {
     let platform = emulator(&THREE_HOSTS.replace("exit_code = 3", "exit_code = 3\nhang = true"));
-    let setup = config_for(&platform, "apigw", &check("interrupt", "[101, 102, 103]", ""));
-    let child = jobwatch()
+    let setup = config_for(
+        &platform,
+        "apigw",
+        &check("interrupt", "[101, 102, 103]", ""),
+    );
+    let child = jobwatch_bk()
         .args(["exec", "--config"])
         .arg(&setup.config)
         .args(["--check", "interrupt", "--output", "json"])
@@ -278,8 +431,17 @@ fn sigterm_terminates_the_job_and_reports_cancelled() {
         .unwrap();
     // Wait until the job is being followed (the emulator has seen status polls), then SIGTERM.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while platform.emulator.state().stats.requests("get_job_instance_status") < 2 {
-        assert!(std::time::Instant::now() < deadline, "jobwatch never polled");
+    while platform
+        .emulator
+        .state()
+        .stats
+        .requests("get_job_instance_status")
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobwatch never polled"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // SAFETY: kill(2) on our own child's pid.
@@ -287,7 +449,17 @@ fn sigterm_terminates_the_job_and_reports_cancelled() {
     let (code, report, _) = parse(child.wait_with_output().unwrap());
     assert_eq!(code, 130, "{report:#}");
     assert_eq!(report["state"], "cancelled");
-    assert_eq!(report["job_status"], 11, "the platform confirmed the terminate: {report:#}");
+    assert_eq!(
+        report["job_status"], 11,
+        "the platform confirmed the terminate: {report:#}"
+    );
     assert_eq!(host(&report, 103)["status"], 403);
-    assert_eq!(platform.emulator.state().stats.requests("operate_job_instance"), 1);
+    assert_eq!(
+        platform
+            .emulator
+            .state()
+            .stats
+            .requests("operate_job_instance"),
+        1
+    );
 }

@@ -43,12 +43,16 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// The one host the local platform runs on.
 pub fn localhost() -> Host {
-    Host { ip: Some("localhost".into()), ..Host::default() }
+    Host {
+        ip: Some("localhost".into()),
+        ..Host::default()
+    }
 }
 
 /// Whether a configured host names this machine (`localhost`, `127.0.0.1`, `::1`).
 pub fn is_local(host: &Host) -> bool {
-    host.bk_host_id.is_none() && matches!(host.ip.as_deref(), Some("localhost" | "127.0.0.1" | "::1"))
+    host.bk_host_id.is_none()
+        && matches!(host.ip.as_deref(), Some("localhost" | "127.0.0.1" | "::1"))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +85,11 @@ impl Output {
         let mut bytes = &self.bytes[start..];
         if self.dropped + start > 0 {
             // The cut may have split a UTF-8 sequence: skip its continuation bytes.
-            let skip = bytes.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
+            let skip = bytes
+                .iter()
+                .take(3)
+                .take_while(|b| (**b & 0xC0) == 0x80)
+                .count();
             bytes = &bytes[skip..];
         }
         decode_output(bytes)
@@ -94,7 +102,9 @@ pub fn decode_output(bytes: &[u8]) -> String {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return text.to_owned();
     }
-    if let Some(text) = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+    if let Some(text) =
+        encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes)
+    {
         return text.into_owned();
     }
     String::from_utf8_lossy(bytes).into_owned()
@@ -152,15 +162,23 @@ pub struct Local {
 impl Local {
     /// A platform with no jobs.
     pub fn new() -> Self {
-        Local { jobs: Mutex::default(), next_id: AtomicU64::new(1) }
+        Local {
+            jobs: Mutex::default(),
+            next_id: AtomicU64::new(1),
+        }
     }
 
     fn job(&self, api: &'static str, job: &JobRef) -> Result<Arc<LocalJob>, PlatformError> {
-        self.jobs.lock().expect("local jobs lock").get(&job.job_instance_id).cloned().ok_or_else(|| PlatformError {
-            class: crate::platform::ErrorClass::NotFound,
-            code: Some(codes::TASK_INSTANCE_NOT_EXIST),
-            ..PlatformError::transient(api, format!("no local job {}", job.job_instance_id))
-        })
+        self.jobs
+            .lock()
+            .expect("local jobs lock")
+            .get(&job.job_instance_id)
+            .cloned()
+            .ok_or_else(|| PlatformError {
+                class: crate::platform::ErrorClass::NotFound,
+                code: Some(codes::TASK_INSTANCE_NOT_EXIST),
+                ..PlatformError::transient(api, format!("no local job {}", job.job_instance_id))
+            })
     }
 }
 
@@ -182,14 +200,26 @@ fn interpreter(language: ScriptLanguage) -> Result<(PathBuf, &'static str), Stri
             }
         }
     }
-    Err(format!("no interpreter for {} on this host (looked for {} on PATH)", language.name(), candidates.join(", ")))
+    Err(format!(
+        "no interpreter for {} on this host (looked for {} on PATH)",
+        language.name(),
+        candidates.join(", ")
+    ))
 }
 
 fn write_script(id: u64, ext: &str, script: &str) -> std::io::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = std::env::temp_dir().join(format!("jobwatch-{}-{id}-{}.{ext}", std::process::id(), uuid::Uuid::now_v7()));
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&path)?;
+    let path = std::env::temp_dir().join(format!(
+        "jobwatch-{}-{id}-{}.{ext}",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o700)
+        .open(&path)?;
     file.write_all(script.as_bytes())?;
     Ok(path)
 }
@@ -237,12 +267,18 @@ async fn supervise(
     let _ = tokio::time::timeout(DRAIN_GRACE, drained).await;
     let note = match end {
         End::Signalled(sig) => Some(format!("\n[jobwatch: script killed by signal {sig}]\n")),
-        End::TimedOut => Some(format!("\n[jobwatch: timeout of {}s reached; process group killed]\n", timeout.as_secs())),
+        End::TimedOut => Some(format!(
+            "\n[jobwatch: timeout of {}s reached; process group killed]\n",
+            timeout.as_secs()
+        )),
         End::Terminated => Some("\n[jobwatch: terminated on request]\n".to_owned()),
         _ => None,
     };
     if let Some(note) = note {
-        job.output.lock().expect("output lock").push(note.as_bytes());
+        job.output
+            .lock()
+            .expect("output lock")
+            .push(note.as_bytes());
     }
     let _ = std::fs::remove_file(&script);
     *job.end.lock().expect("local job lock") = Some((end, Instant::now()));
@@ -266,16 +302,18 @@ fn spawn(
     let (done, drained) = oneshot::channel();
     // A plain thread, not spawn_blocking: a pipe held open by a leftover background process
     // must not keep the runtime from shutting down.
-    std::thread::Builder::new().name("jobwatch-local-output".into()).spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match reader.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => output.lock().expect("output lock").push(&chunk[..n]),
+    std::thread::Builder::new()
+        .name("jobwatch-local-output".into())
+        .spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match reader.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => output.lock().expect("output lock").push(&chunk[..n]),
+                }
             }
-        }
-        let _ = done.send(());
-    })?;
+            let _ = done.send(());
+        })?;
     Ok((child, drained))
 }
 
@@ -303,11 +341,13 @@ impl Platform for Local {
             cancel: CancellationToken::new(),
         });
         let args = match &r.param {
-            Some(p) => shell_words::split(p).unwrap_or_else(|_| p.split_whitespace().map(str::to_owned).collect()),
+            Some(p) => shell_words::split(p)
+                .unwrap_or_else(|_| p.split_whitespace().map(str::to_owned).collect()),
             None => Vec::new(),
         };
         let started = interpreter(r.language).and_then(|(interp, ext)| {
-            let script = write_script(id, ext, &r.script).map_err(|e| format!("cannot write the script file: {e}"))?;
+            let script = write_script(id, ext, &r.script)
+                .map_err(|e| format!("cannot write the script file: {e}"))?;
             match spawn(&interp, &script, &args, job.output.clone()) {
                 Ok((child, drained)) => Ok((child, drained, script)),
                 Err(e) => {
@@ -321,22 +361,38 @@ impl Platform for Local {
                 tokio::spawn(supervise(job.clone(), child, script, r.timeout, drained));
             }
             Err(why) => {
-                job.output.lock().expect("output lock").push(format!("[jobwatch: {why}]\n").as_bytes());
+                job.output
+                    .lock()
+                    .expect("output lock")
+                    .push(format!("[jobwatch: {why}]\n").as_bytes());
                 *job.end.lock().expect("local job lock") = Some((End::NotStarted, Instant::now()));
             }
         }
         self.jobs.lock().expect("local jobs lock").insert(id, job);
-        Ok(JobRef { job_instance_id: id, step_instance_id: Some(id), name: Some(r.task_name.clone()) })
+        Ok(JobRef {
+            job_instance_id: id,
+            step_instance_id: Some(id),
+            name: Some(r.task_name.clone()),
+        })
     }
 
     async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
-        Ok(self.job("get_job_instance_status", job)?.snapshot(job.job_instance_id))
+        Ok(self
+            .job("get_job_instance_status", job)?
+            .snapshot(job.job_instance_id))
     }
 
-    async fn host_logs(&self, job: &JobRef, _hosts: &[Host]) -> Result<Vec<HostLog>, PlatformError> {
+    async fn host_logs(
+        &self,
+        job: &JobRef,
+        _hosts: &[Host],
+    ) -> Result<Vec<HostLog>, PlatformError> {
         let local = self.job("batch_get_job_instance_ip_log", job)?;
         let content = local.output.lock().expect("output lock").text();
-        Ok(vec![HostLog { host: localhost(), content }])
+        Ok(vec![HostLog {
+            host: localhost(),
+            content,
+        }])
     }
 
     async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
@@ -344,13 +400,20 @@ impl Platform for Local {
         Ok(())
     }
 
-    async fn find_job(&self, task_name: &str, since_ms: i64) -> Result<Option<JobRef>, PlatformError> {
+    async fn find_job(
+        &self,
+        task_name: &str,
+        since_ms: i64,
+    ) -> Result<Option<JobRef>, PlatformError> {
         let jobs = self.jobs.lock().expect("local jobs lock");
-        Ok(jobs.iter().find(|(_, j)| j.name == task_name && j.created_ms >= since_ms).map(|(id, j)| JobRef {
-            job_instance_id: *id,
-            step_instance_id: Some(*id),
-            name: Some(j.name.clone()),
-        }))
+        Ok(jobs
+            .iter()
+            .find(|(_, j)| j.name == task_name && j.created_ms >= since_ms)
+            .map(|(id, j)| JobRef {
+                job_instance_id: *id,
+                step_instance_id: Some(*id),
+                name: Some(j.name.clone()),
+            }))
     }
 }
 
@@ -377,7 +440,10 @@ mod tests {
         out.push(b"END");
         let text = out.text();
         assert!(text.ends_with("END"));
-        assert!(text.starts_with('错'), "a split character must be skipped, not decoded as garbage");
+        assert!(
+            text.starts_with('错'),
+            "a split character must be skipped, not decoded as garbage"
+        );
         assert!(text.len() <= CAPTURE_MAX_BYTES);
     }
 }

@@ -128,7 +128,11 @@ impl PlatformError {
 
     /// A permanent error.
     pub fn permanent(api: &'static str, code: Option<i64>, message: impl Into<String>) -> Self {
-        PlatformError { class: ErrorClass::Permanent, code, ..PlatformError::transient(api, message) }
+        PlatformError {
+            class: ErrorClass::Permanent,
+            code,
+            ..PlatformError::transient(api, message)
+        }
     }
 
     /// Whether the error is worth retrying.
@@ -161,5 +165,9 @@ pub trait Platform: Send + Sync {
 
     /// Finds a job created with `task_name` no earlier than `since_ms` (Unix epoch ms), to
     /// reconcile a submit whose answer was lost. `Ok(None)`: the platform has no such job.
-    async fn find_job(&self, task_name: &str, since_ms: i64) -> Result<Option<JobRef>, PlatformError>;
+    async fn find_job(
+        &self,
+        task_name: &str,
+        since_ms: i64,
+    ) -> Result<Option<JobRef>, PlatformError>;
 }

@@ -19,7 +19,9 @@ pub use self::policy::PollPolicy;
 pub use self::report::{ExecutionReport, HostReport};
 use crate::config::CheckConfig;
 use crate::internal_events::PlatformRequestFailed;
-use crate::model::{ExecutionState, Host, HostOutcome, HostStatus, JobSnapshot, LogTail, TriggerStatus};
+use crate::model::{
+    ExecutionState, Host, HostOutcome, HostStatus, JobSnapshot, LogTail, TriggerStatus,
+};
 use crate::platform::{ErrorClass, JobRef, Platform, PlatformError, SubmitRequest};
 
 /// bk-job's `task_name` limit (API.md §3).
@@ -98,7 +100,9 @@ pub struct TrackedHost {
 impl TrackedHost {
     /// The host's outcome; a host never reported counts as `waiting`.
     pub fn outcome(&self) -> HostOutcome {
-        self.status.as_ref().map_or(HostOutcome::Waiting, |s| s.outcome)
+        self.status
+            .as_ref()
+            .map_or(HostOutcome::Waiting, |s| s.outcome)
     }
 }
 
@@ -111,7 +115,10 @@ pub fn merge_hosts(tracked: &mut Vec<TrackedHost>, snapshot: &JobSnapshot) {
                 t.host.merge_from(&reported.host);
                 t.status = Some(reported.clone());
             }
-            None => tracked.push(TrackedHost { host: reported.host.clone(), status: Some(reported.clone()) }),
+            None => tracked.push(TrackedHost {
+                host: reported.host.clone(),
+                status: Some(reported.clone()),
+            }),
         }
     }
 }
@@ -189,7 +196,11 @@ fn hosts_by_outcome(hosts: &[TrackedHost], keep: impl Fn(HostOutcome) -> bool) -
         if of.is_empty() {
             continue;
         }
-        let mut named: Vec<String> = of.iter().take(REASON_HOSTS_PER_CLASS).map(|h| describe_host(h)).collect();
+        let mut named: Vec<String> = of
+            .iter()
+            .take(REASON_HOSTS_PER_CLASS)
+            .map(|h| describe_host(h))
+            .collect();
         if of.len() > REASON_HOSTS_PER_CLASS {
             named.push(format!("and {} more", of.len() - REASON_HOSTS_PER_CLASS));
         }
@@ -204,8 +215,15 @@ fn last_seen(o: &Observed<'_>) -> String {
         None => "no status answer since submit".to_owned(),
     };
     let hosts = hosts_by_outcome(o.hosts, |_| true);
-    let error = o.last_error.map(|e| format!("; last platform error: {e}")).unwrap_or_default();
-    if hosts.is_empty() { format!("{job}{error}") } else { format!("{job}; hosts: {hosts}{error}") }
+    let error = o
+        .last_error
+        .map(|e| format!("; last platform error: {e}"))
+        .unwrap_or_default();
+    if hosts.is_empty() {
+        format!("{job}{error}")
+    } else {
+        format!("{job}; hosts: {hosts}{error}")
+    }
 }
 
 /// The final state and its reason, from what was observed. Pure.
@@ -220,25 +238,50 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
     match &o.end {
         PollEnd::Finished => {
             let Some(last) = o.last else {
-                return (ExecutionState::Failed, "the job ended without a status answer".into());
+                return (
+                    ExecutionState::Failed,
+                    "the job ended without a status answer".into(),
+                );
             };
             let total = o.hosts.len();
-            let failing = o.hosts.iter().filter(|h| h.outcome() != HostOutcome::Success).count();
+            let failing = o
+                .hosts
+                .iter()
+                .filter(|h| h.outcome() != HostOutcome::Success)
+                .count();
             if total > 0 && failing == 0 {
-                (ExecutionState::Succeeded, format!("all {total} host(s) succeeded (job {} ({}))", last.label.en, last.status))
+                (
+                    ExecutionState::Succeeded,
+                    format!(
+                        "all {total} host(s) succeeded (job {} ({}))",
+                        last.label.en, last.status
+                    ),
+                )
             } else if failing > 0 {
                 let detail = hosts_by_outcome(o.hosts, |outcome| outcome != HostOutcome::Success);
                 (
                     ExecutionState::Failed,
-                    format!("{failing} of {total} hosts did not succeed (job {} ({})) — {detail}", last.label.en, last.status),
+                    format!(
+                        "{failing} of {total} hosts did not succeed (job {} ({})) — {detail}",
+                        last.label.en, last.status
+                    ),
                 )
             } else {
-                (ExecutionState::Failed, format!("the job ended {} ({}) and reported no host", last.label.en, last.status))
+                (
+                    ExecutionState::Failed,
+                    format!(
+                        "the job ended {} ({}) and reported no host",
+                        last.label.en, last.status
+                    ),
+                )
             }
         }
         PollEnd::NotFound { polls } => (
             ExecutionState::Lost,
-            format!("the platform no longer knows the job instance (1244006, {polls} polls in a row); last seen: {}", last_seen(o)),
+            format!(
+                "the platform no longer knows the job instance (1244006, {polls} polls in a row); last seen: {}",
+                last_seen(o)
+            ),
         ),
         PollEnd::DeadlinePassed { deadline } => (
             ExecutionState::TimedOut,
@@ -250,9 +293,15 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
         ),
         PollEnd::AttemptsExhausted { attempts } => (
             ExecutionState::TimedOut,
-            format!("gave up after {attempts} polls (poll.max_attempts) with the job not ended; last seen: {}", last_seen(o)),
+            format!(
+                "gave up after {attempts} polls (poll.max_attempts) with the job not ended; last seen: {}",
+                last_seen(o)
+            ),
         ),
-        PollEnd::Cancelled => (ExecutionState::Cancelled, format!("interrupted; terminate sent; last seen: {}", last_seen(o))),
+        PollEnd::Cancelled => (
+            ExecutionState::Cancelled,
+            format!("interrupted; terminate sent; last seen: {}", last_seen(o)),
+        ),
     }
 }
 
@@ -285,8 +334,14 @@ enum Trigger {
 
 impl Execution<'_> {
     fn note_failure(&self, e: &PlatformError, retry_in: Option<Duration>) {
-        PlatformRequestFailed { platform: self.platform_name, api: e.api, class: e.class.as_str(), error: e, retry_in }
-            .emit();
+        PlatformRequestFailed {
+            platform: self.platform_name,
+            api: e.api,
+            class: e.class.as_str(),
+            error: e,
+            retry_in,
+        }
+        .emit();
     }
 
     /// Submits, retrying transient failures; a failure that may have created a job is
@@ -312,7 +367,9 @@ impl Execution<'_> {
                     Err(e) => e,
                 }
             } else {
-                observer.on_event(&TrackerEvent::Submitting { task_name: &request.task_name });
+                observer.on_event(&TrackerEvent::Submitting {
+                    task_name: &request.task_name,
+                });
                 match self.platform.submit(request).await {
                     Ok(job) => return Trigger::Triggered(job),
                     Err(e) if e.class != ErrorClass::Transient => {
@@ -327,7 +384,11 @@ impl Execution<'_> {
             };
             let Some(delay) = backoff.next() else {
                 self.note_failure(&error, None);
-                return if must_reconcile { Trigger::Unknown(error) } else { Trigger::Failed(error) };
+                return if must_reconcile {
+                    Trigger::Unknown(error)
+                } else {
+                    Trigger::Failed(error)
+                };
             };
             let delay = error.retry_after.map_or(delay, |r| r.max(delay));
             self.note_failure(&error, Some(delay));
@@ -368,7 +429,13 @@ impl Execution<'_> {
             account_alias: check.account_alias.clone(),
             timeout: check.timeout,
         };
-        let mut report = ExecutionReport::new(execution_id, check, self.platform_name, self.platform.kind(), &request.task_name);
+        let mut report = ExecutionReport::new(
+            execution_id,
+            check,
+            self.platform_name,
+            self.platform.kind(),
+            &request.task_name,
+        );
         let started = Instant::now();
         let mut job = match self.trigger(&request, observer).await {
             Trigger::Triggered(job) => job,
@@ -381,7 +448,11 @@ impl Execution<'_> {
                 return report;
             }
             Trigger::Cancelled => {
-                report.finish(ExecutionState::Cancelled, "interrupted before the platform accepted the job".into(), started.elapsed());
+                report.finish(
+                    ExecutionState::Cancelled,
+                    "interrupted before the platform accepted the job".into(),
+                    started.elapsed(),
+                );
                 return report;
             }
         };
@@ -391,8 +462,14 @@ impl Execution<'_> {
         let policy = &check.poll;
         let deadline_after = policy.deadline(check.timeout);
         let deadline = started + deadline_after;
-        let mut hosts: Vec<TrackedHost> =
-            check.hosts.iter().map(|h| TrackedHost { host: h.clone(), status: None }).collect();
+        let mut hosts: Vec<TrackedHost> = check
+            .hosts
+            .iter()
+            .map(|h| TrackedHost {
+                host: h.clone(),
+                status: None,
+            })
+            .collect();
         let mut last: Option<JobSnapshot> = None;
         let mut last_error: Option<PlatformError> = None;
         let mut answered = 0u32;
@@ -414,7 +491,10 @@ impl Execution<'_> {
                         job.step_instance_id = snapshot.step_instance_id;
                     }
                     merge_hosts(&mut hosts, &snapshot);
-                    observer.on_event(&TrackerEvent::Snapshot { snapshot: &snapshot, hosts: &hosts });
+                    observer.on_event(&TrackerEvent::Snapshot {
+                        snapshot: &snapshot,
+                        hosts: &hosts,
+                    });
                     let finished = snapshot.finished;
                     last = Some(snapshot);
                     if finished {
@@ -441,7 +521,9 @@ impl Execution<'_> {
                 break PollEnd::AttemptsExhausted { attempts };
             }
             if Instant::now() >= deadline {
-                break PollEnd::DeadlinePassed { deadline: deadline_after };
+                break PollEnd::DeadlinePassed {
+                    deadline: deadline_after,
+                };
             }
             poll_index += 1;
             next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
@@ -478,7 +560,12 @@ impl Execution<'_> {
 
     /// After a cancel: sends a terminate (once) and polls until the platform confirms the
     /// job ended or [`CANCEL_GRACE`] passes.
-    async fn stop_after_cancel(&self, job: &JobRef, hosts: &mut Vec<TrackedHost>, last: &mut Option<JobSnapshot>) {
+    async fn stop_after_cancel(
+        &self,
+        job: &JobRef,
+        hosts: &mut Vec<TrackedHost>,
+        last: &mut Option<JobSnapshot>,
+    ) {
         if let Err(e) = self.platform.terminate(job).await {
             self.note_failure(&e, None);
         }
@@ -504,7 +591,10 @@ impl Execution<'_> {
         let mut order: Vec<usize> = (0..report.hosts.len()).collect();
         order.sort_by_key(|&i| !report.hosts[i].outcome.is_failure());
         for batch in order.chunks(crate::platform::bkjob::LOG_BATCH_MAX_HOSTS) {
-            let targets: Vec<Host> = batch.iter().map(|&i| report.hosts[i].identity.clone()).collect();
+            let targets: Vec<Host> = batch
+                .iter()
+                .map(|&i| report.hosts[i].identity.clone())
+                .collect();
             let backoff = ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(200))
                 .with_max_delay(Duration::from_secs(2))
@@ -521,7 +611,10 @@ impl Execution<'_> {
                         let host = &mut report.hosts[i];
                         match logs.iter().find(|l| l.host.same_as(&host.identity)) {
                             Some(log) => host.set_log(LogTail::bounded(&log.content, limit)),
-                            None => host.log_error = Some("the platform returned no log for this host".into()),
+                            None => {
+                                host.log_error =
+                                    Some("the platform returned no log for this host".into())
+                            }
                         }
                     }
                 }
@@ -544,7 +637,11 @@ mod tests {
     fn host_status(ip: &str, status: i64, exit_code: Option<i64>) -> HostStatus {
         let (outcome, label) = crate::platform::bkjob::codes::host_outcome(status);
         HostStatus {
-            host: Host { bk_host_id: None, bk_cloud_id: Some(0), ip: Some(ip.into()) },
+            host: Host {
+                bk_host_id: None,
+                bk_cloud_id: Some(0),
+                ip: Some(ip.into()),
+            },
             status,
             outcome,
             label,
@@ -556,22 +653,54 @@ mod tests {
     }
 
     fn snapshot(status: i64, finished: bool, hosts: Vec<HostStatus>) -> JobSnapshot {
-        JobSnapshot { status, label: Label { en: format!("S{status}"), zh: String::new() }, finished, step_instance_id: Some(1), hosts }
+        JobSnapshot {
+            status,
+            label: Label {
+                en: format!("S{status}"),
+                zh: String::new(),
+            },
+            finished,
+            step_instance_id: Some(1),
+            hosts,
+        }
     }
 
     fn tracked(snapshot: &JobSnapshot, configured: &[&str]) -> Vec<TrackedHost> {
-        let mut hosts = configured.iter().map(|ip| TrackedHost { host: Host::by_ip(0, *ip), status: None }).collect();
+        let mut hosts = configured
+            .iter()
+            .map(|ip| TrackedHost {
+                host: Host::by_ip(0, *ip),
+                status: None,
+            })
+            .collect();
         merge_hosts(&mut hosts, snapshot);
         hosts
     }
 
-    fn observed<'a>(end: PollEnd, last: Option<&'a JobSnapshot>, hosts: &'a [TrackedHost]) -> Observed<'a> {
-        Observed { end, last, hosts, last_error: None, failed_polls: 0 }
+    fn observed<'a>(
+        end: PollEnd,
+        last: Option<&'a JobSnapshot>,
+        hosts: &'a [TrackedHost],
+    ) -> Observed<'a> {
+        Observed {
+            end,
+            last,
+            hosts,
+            last_error: None,
+            failed_polls: 0,
+        }
     }
 
     #[test]
     fn all_hosts_success_is_succeeded() {
-        let s = snapshot(3, true, vec![host_status("10.0.0.1", 9, Some(0)), host_status("10.0.0.2", 3, Some(0))]);
+        let s = snapshot(
+            3,
+            true,
+            vec![
+                host_status("10.0.0.1", 9, Some(0)),
+                host_status("10.0.0.2", 3, Some(0)),
+            ],
+        );
         let hosts = tracked(&s, &["10.0.0.1", "10.0.0.2"]);
         let (state, reason) = decide(&observed(PollEnd::Finished, Some(&s), &hosts));
         assert_eq!(state, ExecutionState::Succeeded);
@@ -583,15 +712,28 @@ mod tests {
         let s = snapshot(
             4,
             true,
-            vec![host_status("10.0.0.1", 9, Some(0)), host_status("10.0.0.2", 310, None), host_status("10.0.0.3", 104, Some(3))],
+            vec![
+                host_status("10.0.0.1", 9, Some(0)),
+                host_status("10.0.0.2", 310, None),
+                host_status("10.0.0.3", 104, Some(3)),
+            ],
         );
         let hosts = tracked(&s, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
         let (state, reason) = decide(&observed(PollEnd::Finished, Some(&s), &hosts));
         assert_eq!(state, ExecutionState::Failed);
         assert!(reason.contains("2 of 3 hosts"), "{reason}");
-        assert!(reason.contains("agent_error 1: 0:10.0.0.2 (310 Abnormal Agent)"), "{reason}");
-        assert!(reason.contains("failed 1: 0:10.0.0.3 (104 Non-zero Exit Code, exit 3)"), "{reason}");
-        assert!(!reason.contains("10.0.0.1"), "successful hosts are not failures: {reason}");
+        assert!(
+            reason.contains("agent_error 1: 0:10.0.0.2 (310 Abnormal Agent)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("failed 1: 0:10.0.0.3 (104 Non-zero Exit Code, exit 3)"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("10.0.0.1"),
+            "successful hosts are not failures: {reason}"
+        );
     }
 
     #[test]
@@ -614,14 +756,33 @@ mod tests {
 
     #[test]
     fn deadline_and_attempts_are_timed_out_with_last_seen_hosts() {
-        let s = snapshot(2, false, vec![host_status("10.0.0.1", 9, Some(0)), host_status("10.0.0.2", 7, None)]);
+        let s = snapshot(
+            2,
+            false,
+            vec![
+                host_status("10.0.0.1", 9, Some(0)),
+                host_status("10.0.0.2", 7, None),
+            ],
+        );
         let hosts = tracked(&s, &["10.0.0.1", "10.0.0.2"]);
-        let (state, reason) =
-            decide(&observed(PollEnd::DeadlinePassed { deadline: Duration::from_secs(70) }, Some(&s), &hosts));
+        let (state, reason) = decide(&observed(
+            PollEnd::DeadlinePassed {
+                deadline: Duration::from_secs(70),
+            },
+            Some(&s),
+            &hosts,
+        ));
         assert_eq!(state, ExecutionState::TimedOut);
         assert!(reason.contains("1m 10s"), "{reason}");
-        assert!(reason.contains("running 1: 0:10.0.0.2 (7 Running)"), "{reason}");
-        let (state, reason) = decide(&observed(PollEnd::AttemptsExhausted { attempts: 5 }, Some(&s), &hosts));
+        assert!(
+            reason.contains("running 1: 0:10.0.0.2 (7 Running)"),
+            "{reason}"
+        );
+        let (state, reason) = decide(&observed(
+            PollEnd::AttemptsExhausted { attempts: 5 },
+            Some(&s),
+            &hosts,
+        ));
         assert_eq!(state, ExecutionState::TimedOut);
         assert!(reason.contains("5 polls"), "{reason}");
     }

@@ -53,7 +53,10 @@ impl PollPolicy {
             return self.first_poll;
         }
         let cap = self.max_interval.max(self.interval);
-        let factor = self.backoff_factor.max(1.0).powi(i32::try_from(n - 1).unwrap_or(i32::MAX));
+        let factor = self
+            .backoff_factor
+            .max(1.0)
+            .powi(i32::try_from(n - 1).unwrap_or(i32::MAX));
         let secs = (self.interval.as_secs_f64() * factor).min(cap.as_secs_f64());
         Duration::from_secs_f64(secs)
     }
@@ -85,7 +88,10 @@ mod tests {
     fn first_poll_is_fast_then_backs_off_to_the_cap() {
         let p = PollPolicy::default();
         let delays: Vec<u64> = (0..7).map(|n| p.base_delay(n).as_millis() as u64).collect();
-        assert_eq!(delays, vec![500, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert_eq!(
+            delays,
+            vec![500, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
+        );
         assert!(p.delay(0, 0.99) <= Duration::from_secs(1));
     }
 
@@ -115,6 +121,9 @@ mod tests {
     #[test]
     fn deadline_is_the_jobs_own_timeout_plus_slack() {
         let p = PollPolicy::default();
-        assert_eq!(p.deadline(Duration::from_secs(7200)), Duration::from_secs(7260));
+        assert_eq!(
+            p.deadline(Duration::from_secs(7200)),
+            Duration::from_secs(7260)
+        );
     }
 }

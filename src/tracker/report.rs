@@ -130,7 +130,13 @@ fn rfc3339(t: SystemTime) -> String {
 
 impl ExecutionReport {
     /// A report for an execution about to be submitted.
-    pub fn new(execution_id: String, check: &CheckConfig, platform: &str, platform_kind: &str, task_name: &str) -> Self {
+    pub fn new(
+        execution_id: String,
+        check: &CheckConfig,
+        platform: &str,
+        platform_kind: &str,
+        task_name: &str,
+    ) -> Self {
         let started = SystemTime::now();
         ExecutionReport {
             execution_id,
@@ -156,7 +162,12 @@ impl ExecutionReport {
             hosts: check
                 .hosts
                 .iter()
-                .map(|h| HostReport::from_tracked(&TrackedHost { host: h.clone(), status: None }))
+                .map(|h| {
+                    HostReport::from_tracked(&TrackedHost {
+                        host: h.clone(),
+                        status: None,
+                    })
+                })
                 .collect(),
             started,
         }
@@ -208,8 +219,14 @@ impl ExecutionReport {
     /// (failing hosts first), and the reason.
     pub fn to_text(&self, log_lines: usize) -> String {
         let mut out = String::new();
-        let job = self.job_instance_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
-        let _ = writeln!(out, "check {}  platform {} ({})  execution {}", self.check, self.platform, self.platform_kind, self.execution_id);
+        let job = self
+            .job_instance_id
+            .map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let _ = writeln!(
+            out,
+            "check {}  platform {} ({})  execution {}",
+            self.check, self.platform, self.platform_kind, self.execution_id
+        );
         let _ = writeln!(
             out,
             "trigger {}  job_instance_id {job}  job status {}  polls {} ({} failed)  {:.1}s",
@@ -235,13 +252,20 @@ impl ExecutionReport {
                         },
                         h.outcome.to_string(),
                         h.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
-                        h.duration_seconds.map_or_else(|| "-".into(), |d| format!("{d:.1}s")),
+                        h.duration_seconds
+                            .map_or_else(|| "-".into(), |d| format!("{d:.1}s")),
                     ]
                 })
                 .collect();
             let header = ["HOST", "STATUS", "OUTCOME", "EXIT", "TIME"];
             let widths: Vec<usize> = (0..5)
-                .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
                 .collect();
             let line = |cells: [&str; 5]| {
                 let mut l = String::new();
@@ -264,17 +288,29 @@ impl ExecutionReport {
                 if let Some(e) = &h.log_error {
                     let _ = writeln!(out, "[no log: {e}]");
                 }
-                let tail = LogTail { text: h.log.clone(), truncated: h.log_truncated, total_bytes: h.log_bytes };
+                let tail = LogTail {
+                    text: h.log.clone(),
+                    truncated: h.log_truncated,
+                    total_bytes: h.log_bytes,
+                };
                 for l in tail.last_lines(log_lines) {
                     let _ = writeln!(out, "{l}");
                 }
             }
         }
-        let _ = writeln!(out, "\n{}: {}", self.state.as_str().to_uppercase(), self.reason);
+        let _ = writeln!(
+            out,
+            "\n{}: {}",
+            self.state.as_str().to_uppercase(),
+            self.reason
+        );
         out
     }
 }
 
 fn serde_plain<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

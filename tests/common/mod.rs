@@ -20,15 +20,24 @@ pub struct Platform {
 
 /// Starts an emulator with `scenario` (TOML). `[auth]` is added with [`SECRET`] unless given.
 pub fn emulator(scenario: &str) -> Platform {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let text = if scenario.contains("[auth]") {
         scenario.to_owned()
     } else {
         format!("[auth]\napp_code = \"jobwatch\"\napp_secret = \"{SECRET}\"\n{scenario}")
     };
     let scenario = Scenario::from_toml(&text).expect("valid scenario");
-    let emulator = runtime.block_on(Emulator::start("127.0.0.1:0".parse().unwrap(), scenario)).unwrap();
-    Platform { emulator, _runtime: runtime }
+    let emulator = runtime
+        .block_on(Emulator::start("127.0.0.1:0".parse().unwrap(), scenario))
+        .unwrap();
+    Platform {
+        emulator,
+        _runtime: runtime,
+    }
 }
 
 /// Three hosts ending 9, 310 and 104 (exit 3), each with a log.
@@ -66,7 +75,11 @@ pub struct Setup {
 }
 
 pub fn config_for(platform: &Platform, door: &str, checks: &str) -> Setup {
-    let url = if door == "esb" { platform.emulator.esb_url() } else { platform.emulator.apigw_url() };
+    let url = if door == "esb" {
+        platform.emulator.esb_url()
+    } else {
+        platform.emulator.apigw_url()
+    };
     config_with_endpoints(&[url], door, checks)
 }
 
@@ -112,16 +125,25 @@ max_interval = "300ms"
     )
 }
 
-/// The `jobwatch` binary with the secret in its environment.
+/// The `jobwatch` binary, with no `JOBWATCH*` variable from the test's environment.
 pub fn jobwatch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobwatch"));
-    cmd.env("JOBWATCH__PLATFORMS__BK__APP_SECRET", SECRET).env_remove("JOBWATCH_CONFIG");
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("JOBWATCH")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+/// The `jobwatch` binary with the `bk` platform's secret in its environment.
+pub fn jobwatch_bk() -> Command {
+    let mut cmd = jobwatch();
+    cmd.env("JOBWATCH__PLATFORMS__BK__APP_SECRET", SECRET);
     cmd
 }
 
 /// Runs `jobwatch exec --output json` and returns (exit code, report, stderr).
 pub fn exec_json(config: &Path, check: &str) -> (i32, Value, String) {
-    let out = jobwatch()
+    let out = jobwatch_bk()
         .args(["exec", "--config"])
         .arg(config)
         .args(["--check", check, "--output", "json"])
@@ -133,12 +155,21 @@ pub fn exec_json(config: &Path, check: &str) -> (i32, Value, String) {
 pub fn parse(out: Output) -> (i32, Value, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "the app secret leaked:\n{stdout}\n{stderr}");
-    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "the app secret leaked:\n{stdout}\n{stderr}"
+    );
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 
 /// The host entry whose `bk_host_id` is `id`.
 pub fn host(report: &Value, id: u64) -> &Value {
-    report["hosts"].as_array().unwrap().iter().find(|h| h["bk_host_id"] == id).unwrap_or_else(|| panic!("no host {id} in {report:#}"))
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["bk_host_id"] == id)
+        .unwrap_or_else(|| panic!("no host {id} in {report:#}"))
 }

@@ -68,7 +68,9 @@ impl Job {
         let start = self.step_start() + h.start_after;
         let natural_end = (!h.hang).then(|| start + h.duration);
         let timeout_end = start + self.timeout;
-        let stop_end = self.terminated.map(|t| t.duration_since(self.created) + self.spec.terminate_takes);
+        let stop_end = self
+            .terminated
+            .map(|t| t.duration_since(self.created) + self.spec.terminate_takes);
         // The earliest of: the natural end, the timeout, the terminate.
         let mut end: Option<(Duration, i64, Option<i64>, i64)> = None;
         let mut consider = |at: Duration, status: i64, exit: Option<i64>, gse: i64| {
@@ -89,11 +91,27 @@ impl Job {
         }
         let started = (elapsed >= start).then_some(start);
         match end {
-            Some((at, status, exit_code, error_code)) if elapsed >= at => {
-                HostView { status, exit_code, error_code, started: Some(start.min(at)), ended: Some(at) }
-            }
-            _ if elapsed >= start => HostView { status: RUNNING, exit_code: None, error_code: 115, started, ended: None },
-            _ => HostView { status: WAITING, exit_code: None, error_code: 0, started: None, ended: None },
+            Some((at, status, exit_code, error_code)) if elapsed >= at => HostView {
+                status,
+                exit_code,
+                error_code,
+                started: Some(start.min(at)),
+                ended: Some(at),
+            },
+            _ if elapsed >= start => HostView {
+                status: RUNNING,
+                exit_code: None,
+                error_code: 115,
+                started,
+                ended: None,
+            },
+            _ => HostView {
+                status: WAITING,
+                exit_code: None,
+                error_code: 0,
+                started: None,
+                ended: None,
+            },
         }
     }
 
@@ -103,7 +121,11 @@ impl Job {
         if elapsed < self.step_start() && self.terminated.is_none() {
             return (1, Vec::new());
         }
-        let views: Vec<HostView> = self.hosts.iter().map(|h| self.host_at(h, elapsed)).collect();
+        let views: Vec<HostView> = self
+            .hosts
+            .iter()
+            .map(|h| self.host_at(h, elapsed))
+            .collect();
         let all_final = views.iter().all(HostView::is_final);
         let status = match (self.terminated, all_final) {
             (Some(_), true) => 11,
@@ -125,12 +147,22 @@ impl Job {
     }
 
     /// `data` of get_job_instance_status (API.md §4).
-    pub fn status_data(&self, now: Instant, scope_type: &str, scope_id: &str, return_ip_result: bool) -> Value {
+    pub fn status_data(
+        &self,
+        now: Instant,
+        scope_type: &str,
+        scope_id: &str,
+        return_ip_result: bool,
+    ) -> Value {
         let (status, views) = self.state_at(now);
         let finished = Self::finished(status);
         let elapsed = now.duration_since(self.created);
         let end_ms = finished.then(|| {
-            let end = views.iter().filter_map(|v| v.ended).max().unwrap_or(elapsed);
+            let end = views
+                .iter()
+                .filter_map(|v| v.ended)
+                .max()
+                .unwrap_or(elapsed);
             self.ms(end)
         });
         let start_ms = (status != 1).then(|| self.ms(self.step_start()));
@@ -192,7 +224,11 @@ impl Job {
     /// A host's log at `now`: the scenario text once the host started, else empty.
     pub fn log_of(&self, h: &HostSpec, now: Instant) -> String {
         let view = self.host_at(h, now.duration_since(self.created));
-        if view.started.is_some() { h.log.clone() } else { String::new() }
+        if view.started.is_some() {
+            h.log.clone()
+        } else {
+            String::new()
+        }
     }
 
     /// `data` item of get_job_instance_list (keys as the code emits them, API.md §7).
@@ -265,13 +301,22 @@ mod tests {
     #[test]
     fn the_job_timeout_ends_a_long_host_with_102() {
         let j = job(vec![host(9, 5_000)], 100);
-        assert_eq!(j.host_at(&j.hosts[0], Duration::from_millis(200)).status, SCRIPT_TIMEOUT);
+        assert_eq!(
+            j.host_at(&j.hosts[0], Duration::from_millis(200)).status,
+            SCRIPT_TIMEOUT
+        );
         assert_eq!(j.state_at(j.created + Duration::from_millis(200)).0, 4);
     }
 
     #[test]
     fn terminate_goes_through_10_to_11_and_403() {
-        let mut j = job(vec![HostSpec { hang: true, ..host(9, 0) }], 10_000);
+        let mut j = job(
+            vec![HostSpec {
+                hang: true,
+                ..host(9, 0)
+            }],
+            10_000,
+        );
         j.terminated = Some(j.created + Duration::from_millis(50));
         assert_eq!(j.state_at(j.created + Duration::from_millis(100)).0, 10);
         let (status, views) = j.state_at(j.created + Duration::from_millis(200));

@@ -44,7 +44,11 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(scenario));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(Emulator { addr, state, accept })
+        Ok(Emulator {
+            addr,
+            state,
+            accept,
+        })
     }
 
     /// The bound address.
@@ -86,9 +90,16 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         };
         let _ = stream.set_nodelay(true);
         // A second handle on the socket, to turn the close into a TCP RST for reset faults.
-        let Ok(raw) = stream.into_std().and_then(|s| s.try_clone().map(|c| (s, c))) else { continue };
+        let Ok(raw) = stream
+            .into_std()
+            .and_then(|s| s.try_clone().map(|c| (s, c)))
+        else {
+            continue;
+        };
         let (std_stream, handle) = raw;
-        let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else { continue };
+        let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
+            continue;
+        };
         let handle = Arc::new(handle);
         let state = state.clone();
         tokio::spawn(async move {

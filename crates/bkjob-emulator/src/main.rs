@@ -24,24 +24,31 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMULATOR_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EMULATOR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let scenario = match &args.scenario {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Scenario::from_toml(&text).with_context(|| format!("invalid scenario {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Scenario::from_toml(&text)
+                .with_context(|| format!("invalid scenario {}", path.display()))?
         }
         None => Scenario::default(),
     };
-    let emulator = Emulator::start(args.listen, scenario).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let emulator = Emulator::start(args.listen, scenario)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    // Only the address goes to stdout (a harness reads one line and may close the pipe).
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", emulator.addr())?;
-    writeln!(out, "apigw endpoint: {}", emulator.apigw_url())?;
-    writeln!(out, "esb endpoint:   {}", emulator.esb_url())?;
     out.flush()?;
     drop(out);
+    eprintln!("bkjob-emulator: apigw endpoint {}  esb endpoint {}", emulator.apigw_url(), emulator.esb_url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -53,7 +53,11 @@ pub struct Auth {
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { app_code: "jobwatch".into(), app_secret: "emulator-secret".into(), usernames: Vec::new() }
+        Auth {
+            app_code: "jobwatch".into(),
+            app_secret: "emulator-secret".into(),
+            usernames: Vec::new(),
+        }
     }
 }
 
@@ -72,7 +76,11 @@ pub struct Scope {
 
 impl Default for Scope {
     fn default() -> Self {
-        Scope { scope_type: "biz".into(), id: "2".into(), accounts: vec!["root".into()] }
+        Scope {
+            scope_type: "biz".into(),
+            id: "2".into(),
+            accounts: vec!["root".into()],
+        }
     }
 }
 
@@ -94,7 +102,11 @@ pub struct JobSpec {
 
 impl Default for JobSpec {
     fn default() -> Self {
-        JobSpec { start_after: Duration::ZERO, terminate_takes: Duration::from_millis(100), first_job_instance_id: 10000 }
+        JobSpec {
+            start_after: Duration::ZERO,
+            terminate_takes: Duration::from_millis(100),
+            first_job_instance_id: 10000,
+        }
     }
 }
 

@@ -48,7 +48,13 @@ enum Reply {
     /// `result:false`, HTTP 200, with a Job error code (API.md §2.4) or an ESB 1306xxx code.
     JobError(i64, String),
     /// A gateway-layer error (API.md §2.2).
-    Gateway { http: u16, code: i64, code_name: &'static str, message: String, reset_seconds: Option<u64> },
+    Gateway {
+        http: u16,
+        code: i64,
+        code_name: &'static str,
+        message: String,
+        reset_seconds: Option<u64>,
+    },
     /// A body cut in the middle.
     Malformed,
     /// No answer: the connection is reset.
@@ -70,7 +76,12 @@ pub struct Stats {
 impl Stats {
     /// Requests seen for `api` (every door, faults included).
     pub fn requests(&self, api: &str) -> u64 {
-        self.requests.lock().expect("stats lock").get(api).copied().unwrap_or(0)
+        self.requests
+            .lock()
+            .expect("stats lock")
+            .get(api)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -118,10 +129,16 @@ impl State {
 
 fn route(method: &Method, path: &str) -> Result<(Door, &'static str, bool), Reply> {
     if let Some(rest) = path.strip_prefix("/api/c/compapi/v2/jobv3/") {
-        let Some(name) = rest.strip_suffix('/') else { return Err(Reply::NotFound) };
-        let Some((api, mutating, _)) = APIS.iter().find(|(a, ..)| *a == name) else { return Err(Reply::NotFound) };
+        let Some(name) = rest.strip_suffix('/') else {
+            return Err(Reply::NotFound);
+        };
+        let Some((api, mutating, _)) = APIS.iter().find(|(a, ..)| *a == name) else {
+            return Err(Reply::NotFound);
+        };
         // The ESB takes POST for every API and GET for the query APIs (API.md §1.1).
-        if *method != Method::POST && !(*method == Method::GET && !*mutating && *api != "batch_get_job_instance_ip_log") {
+        if *method != Method::POST
+            && !(*method == Method::GET && !*mutating && *api != "batch_get_job_instance_ip_log")
+        {
             return Err(Reply::JobError(1241017, "不支持的Http方法".into()));
         }
         return Ok((Door::Esb, api, *mutating));
@@ -134,7 +151,9 @@ fn route(method: &Method, path: &str) -> Result<(Door, &'static str, bool), Repl
         message: format!("API not found [method=\"{method}\" path=\"{path}\"]"),
         reset_seconds: None,
     };
-    let Some(index) = path.find("/api/v3/") else { return Err(not_found()) };
+    let Some(index) = path.find("/api/v3/") else {
+        return Err(not_found());
+    };
     let name = &path[index + "/api/v3/".len()..];
     match APIS.iter().find(|(a, ..)| *a == name) {
         Some((api, mutating, m)) if m == method => Ok((Door::Apigw, api, *mutating)),
@@ -156,7 +175,8 @@ fn check_credentials(state: &State, door: Door, creds: &Map<String, Value>) -> R
     let auth = &state.scenario.auth;
     let get = |k: &str| creds.get(k).and_then(Value::as_str).unwrap_or("");
     let (app_code, secret, user) = (get("bk_app_code"), get("bk_app_secret"), get("bk_username"));
-    let user_ok = !user.is_empty() && (auth.usernames.is_empty() || auth.usernames.iter().any(|u| u == user));
+    let user_ok =
+        !user.is_empty() && (auth.usernames.is_empty() || auth.usernames.iter().any(|u| u == user));
     match door {
         Door::Apigw => {
             if app_code.is_empty() {
@@ -166,15 +186,23 @@ fn check_credentials(state: &State, door: Door, creds: &Map<String, Value>) -> R
                 return Err(gateway_auth_error("app code or app secret is incorrect"));
             }
             if !user_ok {
-                return Err(gateway_auth_error("the user indicated by bk_username is not verified"));
+                return Err(gateway_auth_error(
+                    "the user indicated by bk_username is not verified",
+                ));
             }
         }
         Door::Esb => {
             if app_code != auth.app_code || secret != auth.app_secret {
-                return Err(Reply::JobError(1306000, format!("Invalid APP Code [{app_code}] or APP Secret")));
+                return Err(Reply::JobError(
+                    1306000,
+                    format!("Invalid APP Code [{app_code}] or APP Secret"),
+                ));
             }
             if !user_ok {
-                return Err(Reply::JobError(1306000, "User authentication failed: bk_username is not valid".into()));
+                return Err(Reply::JobError(
+                    1306000,
+                    "User authentication failed: bk_username is not valid".into(),
+                ));
             }
         }
     }
@@ -193,7 +221,10 @@ fn int(params: &Map<String, Value>, key: &str) -> Result<Option<i64>, Reply> {
 }
 
 fn text<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    params.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn illegal(key: &str) -> Reply {
@@ -207,14 +238,20 @@ fn missing(key: &str) -> Reply {
 fn check_scope(state: &State, params: &Map<String, Value>) -> Result<(), Reply> {
     let scope = &state.scenario.scope;
     let (scope_type, scope_id) = match (text(params, "bk_scope_type"), params.get("bk_scope_id")) {
-        (Some(t), Some(id)) => (t.to_owned(), id.as_str().map_or_else(|| id.to_string(), str::to_owned)),
+        (Some(t), Some(id)) => (
+            t.to_owned(),
+            id.as_str().map_or_else(|| id.to_string(), str::to_owned),
+        ),
         _ => match int(params, "bk_biz_id")? {
             Some(biz) => ("biz".to_owned(), biz.to_string()),
             None => return Err(missing("bk_scope_type")),
         },
     };
     if scope_type != scope.scope_type || scope_id != scope.id {
-        return Err(Reply::JobError(1243051, format!("资源范围不存在：{scope_type}:{scope_id}")));
+        return Err(Reply::JobError(
+            1243051,
+            format!("资源范围不存在：{scope_type}:{scope_id}"),
+        ));
     }
     Ok(())
 }
@@ -222,11 +259,18 @@ fn check_scope(state: &State, params: &Map<String, Value>) -> Result<(), Reply> 
 fn job_id(params: &Map<String, Value>) -> Result<u64, Reply> {
     match int(params, "job_instance_id")? {
         Some(id) if id >= 1 => Ok(id as u64),
-        _ => Err(Reply::JobError(1241007, "请求参数[job_instance_id]缺失或不合法".into())),
+        _ => Err(Reply::JobError(
+            1241007,
+            "请求参数[job_instance_id]缺失或不合法".into(),
+        )),
     }
 }
 
-fn with_job<T>(state: &State, params: &Map<String, Value>, f: impl FnOnce(&mut Job) -> Result<T, Reply>) -> Result<T, Reply> {
+fn with_job<T>(
+    state: &State,
+    params: &Map<String, Value>,
+    f: impl FnOnce(&mut Job) -> Result<T, Reply>,
+) -> Result<T, Reply> {
     let id = job_id(params)?;
     let mut jobs = state.jobs.lock().expect("jobs lock");
     match jobs.get_mut(&id) {
@@ -239,21 +283,45 @@ fn with_job<T>(state: &State, params: &Map<String, Value>, f: impl FnOnce(&mut J
 fn resolve_hosts(state: &State, server: &Map<String, Value>) -> Result<Vec<HostSpec>, Reply> {
     let known = &state.scenario.hosts;
     let mut out = Vec::new();
-    if let Some(ids) = server.get("host_id_list").and_then(Value::as_array).filter(|l| !l.is_empty()) {
+    if let Some(ids) = server
+        .get("host_id_list")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+    {
         for id in ids {
             let id = id.as_u64().ok_or_else(|| illegal("host_id_list"))?;
             match known.iter().find(|h| h.bk_host_id == id) {
                 Some(h) => out.push(h.clone()),
-                None => return Err(Reply::JobError(1243053, format!("主机ID在 CMDB 中不存在: {id}"))),
+                None => {
+                    return Err(Reply::JobError(
+                        1243053,
+                        format!("主机ID在 CMDB 中不存在: {id}"),
+                    ));
+                }
             }
         }
     } else if let Some(ips) = server.get("ip_list").and_then(Value::as_array) {
         for ip in ips {
-            let cloud = ip.get("bk_cloud_id").and_then(Value::as_u64).ok_or_else(|| missing("ip_list.bk_cloud_id"))?;
-            let addr = ip.get("ip").and_then(Value::as_str).ok_or_else(|| missing("ip_list.ip"))?.trim();
-            match known.iter().find(|h| h.bk_cloud_id == cloud && h.ip == addr) {
+            let cloud = ip
+                .get("bk_cloud_id")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| missing("ip_list.bk_cloud_id"))?;
+            let addr = ip
+                .get("ip")
+                .and_then(Value::as_str)
+                .ok_or_else(|| missing("ip_list.ip"))?
+                .trim();
+            match known
+                .iter()
+                .find(|h| h.bk_cloud_id == cloud && h.ip == addr)
+            {
                 Some(h) => out.push(h.clone()),
-                None => return Err(Reply::JobError(1243052, format!("IP（含管控区域ID）在 CMDB 中不存在: {cloud}:{addr}"))),
+                None => {
+                    return Err(Reply::JobError(
+                        1243052,
+                        format!("IP（含管控区域ID）在 CMDB 中不存在: {cloud}:{addr}"),
+                    ));
+                }
             }
         }
     }
@@ -263,7 +331,8 @@ fn resolve_hosts(state: &State, server: &Map<String, Value>) -> Result<Vec<HostS
 fn fast_execute_script(state: &State, p: &Map<String, Value>) -> Result<Value, Reply> {
     check_scope(state, p)?;
     let content = text(p, "script_content");
-    if content.is_none() && int(p, "script_version_id")?.is_none() && text(p, "script_id").is_none() {
+    if content.is_none() && int(p, "script_version_id")?.is_none() && text(p, "script_id").is_none()
+    {
         return Err(missing("script_version_id|script_id|script_content"));
     }
     if let Some(c) = content {
@@ -280,7 +349,9 @@ fn fast_execute_script(state: &State, p: &Map<String, Value>) -> Result<Value, R
     if !(1..=259_200).contains(&timeout) {
         return Err(illegal("timeout"));
     }
-    let name = text(p, "task_name").unwrap_or("API Quick execution script").to_owned();
+    let name = text(p, "task_name")
+        .unwrap_or("API Quick execution script")
+        .to_owned();
     if name.chars().count() > 512 {
         return Err(illegal("task_name"));
     }
@@ -329,24 +400,38 @@ fn get_job_instance_status(state: &State, p: &Map<String, Value>) -> Result<Valu
     check_scope(state, p)?;
     let scope = &state.scenario.scope;
     let ip_result = bool_param(p, "return_ip_result");
-    with_job(state, p, |job| Ok(job.status_data(Instant::now(), &scope.scope_type, &scope.id, ip_result)))
+    with_job(state, p, |job| {
+        Ok(job.status_data(Instant::now(), &scope.scope_type, &scope.id, ip_result))
+    })
 }
 
 fn step_matches(job: &Job, p: &Map<String, Value>) -> Result<(), Reply> {
     match int(p, "step_instance_id")? {
         Some(s) if s as u64 == job.step_id => Ok(()),
         Some(_) => Err(Reply::JobError(1244007, "作业步骤实例不存在".into())),
-        None => Err(Reply::JobError(1241007, "请求参数[step_instance_id]缺失或不合法".into())),
+        None => Err(Reply::JobError(
+            1241007,
+            "请求参数[step_instance_id]缺失或不合法".into(),
+        )),
     }
 }
 
 fn batch_get_job_instance_ip_log(state: &State, p: &Map<String, Value>) -> Result<Value, Reply> {
     check_scope(state, p)?;
-    let ids = p.get("host_id_list").and_then(Value::as_array).filter(|l| !l.is_empty());
-    let ips = p.get("ip_list").and_then(Value::as_array).filter(|l| !l.is_empty());
+    let ids = p
+        .get("host_id_list")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty());
+    let ips = p
+        .get("ip_list")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty());
     let count = ids.or(ips).map_or(0, Vec::len);
     if count == 0 || count > 500 {
-        return Err(Reply::JobError(1241007, "请求参数[host_id_list/ip_list]缺失或不合法".into()));
+        return Err(Reply::JobError(
+            1241007,
+            "请求参数[host_id_list/ip_list]缺失或不合法".into(),
+        ));
     }
     with_job(state, p, |job| {
         step_matches(job, p)?;
@@ -374,7 +459,8 @@ fn batch_get_job_instance_ip_log(state: &State, p: &Map<String, Value>) -> Resul
                 })
             })
             .collect();
-        let mut data = json!({ "job_instance_id": job.id, "step_instance_id": job.step_id, "log_type": 1 });
+        let mut data =
+            json!({ "job_instance_id": job.id, "step_instance_id": job.step_id, "log_type": 1 });
         // Nothing found: the key is left unset (API.md §5).
         if !logs.is_empty() {
             data["script_task_logs"] = Value::Array(logs);
@@ -395,7 +481,12 @@ fn get_job_instance_ip_log(state: &State, p: &Map<String, Value>) -> Result<Valu
             (None, Some(c), Some(ip)) => h.bk_cloud_id as i64 == c && h.ip == ip,
             _ => false,
         });
-        let Some(h) = host else { return Err(Reply::JobError(1241007, "请求参数[bk_host_id]缺失或不合法".into())) };
+        let Some(h) = host else {
+            return Err(Reply::JobError(
+                1241007,
+                "请求参数[bk_host_id]缺失或不合法".into(),
+            ));
+        };
         Ok(json!({
             "log_type": 1,
             "bk_host_id": h.bk_host_id,
@@ -411,7 +502,10 @@ fn get_job_instance_list(state: &State, p: &Map<String, Value>) -> Result<Value,
     let start = int(p, "create_time_start")?.ok_or_else(|| missing("create_time_start"))?;
     let end = int(p, "create_time_end")?.ok_or_else(|| missing("create_time_end"))?;
     if end <= start {
-        return Err(Reply::JobError(1241007, "请求参数[create_time_end]缺失或不合法".into()));
+        return Err(Reply::JobError(
+            1241007,
+            "请求参数[create_time_end]缺失或不合法".into(),
+        ));
     }
     if end - start > 30 * 24 * 3600 * 1000 {
         return Err(Reply::JobError(1241002, "请求参数不合法".into()));
@@ -430,12 +524,18 @@ fn get_job_instance_list(state: &State, p: &Map<String, Value>) -> Result<Value,
         .values()
         .filter(|j| match by_id {
             Some(id) => j.id as i64 == id,
-            None => (start..=end).contains(&j.created_ms) && name.is_none_or(|n| j.name.contains(n)),
+            None => {
+                (start..=end).contains(&j.created_ms) && name.is_none_or(|n| j.name.contains(n))
+            }
         })
         .collect();
     matched.sort_by_key(|j| std::cmp::Reverse(j.id));
-    let page: Vec<Value> =
-        matched.iter().skip(offset).take(length as usize).map(|j| j.list_item(now, &scope.scope_type, &scope.id)).collect();
+    let page: Vec<Value> = matched
+        .iter()
+        .skip(offset)
+        .take(length as usize)
+        .map(|j| j.list_item(now, &scope.scope_type, &scope.id))
+        .collect();
     Ok(json!({ "start": offset, "length": length, "total": matched.len(), "data": page }))
 }
 
@@ -449,9 +549,15 @@ fn operate_job_instance(state: &State, p: &Map<String, Value>) -> Result<Value, 
                 job.terminated = Some(Instant::now());
                 Ok(json!({ "job_instance_id": job.id }))
             }
-            1 if status == 10 => Err(Reply::JobError(1244015, "任务正在终止中，请不要重复操作".into())),
+            1 if status == 10 => Err(Reply::JobError(
+                1244015,
+                "任务正在终止中，请不要重复操作".into(),
+            )),
             1 => Err(Reply::JobError(1241003, "不支持的操作".into())),
-            2 => Err(Reply::JobError(1241015, "不支持的操作，请勿重复启动作业".into())),
+            2 => Err(Reply::JobError(
+                1241015,
+                "不支持的操作，请勿重复启动作业".into(),
+            )),
             _ => Err(Reply::JobError(1241002, "请求参数不合法".into())),
         }
     })
@@ -479,10 +585,20 @@ fn fault_reply(rule: Option<&FaultRule>, kind: FaultKind) -> Reply {
         reset_seconds: None,
     };
     match kind {
-        FaultKind::Http500 => gw(500, 1650000, "INTERNAL_SERVER_ERROR", "Internal Server Error"),
+        FaultKind::Http500 => gw(
+            500,
+            1650000,
+            "INTERNAL_SERVER_ERROR",
+            "Internal Server Error",
+        ),
         FaultKind::Http502 => gw(502, 1650200, "BAD_GATEWAY", "Bad Gateway"),
         FaultKind::Http503 => gw(503, 1650300, "SERVICE_UNAVAILABLE", "Service Unavailable"),
-        FaultKind::Http504 => gw(504, 1650401, "REQUEST_BACKEND_TIMEOUT", "Request backend service timeout"),
+        FaultKind::Http504 => gw(
+            504,
+            1650401,
+            "REQUEST_BACKEND_TIMEOUT",
+            "Request backend service timeout",
+        ),
         FaultKind::RateLimit => Reply::Gateway {
             http: 429,
             code: 1642902,
@@ -495,7 +611,8 @@ fn fault_reply(rule: Option<&FaultRule>, kind: FaultKind) -> Reply {
         FaultKind::InstanceNotFound => Reply::JobError(1244006, "作业实例不存在".into()),
         FaultKind::EnvelopeError => Reply::JobError(
             rule.and_then(|r| r.code).unwrap_or(1240002),
-            rule.and_then(|r| r.message.clone()).unwrap_or_else(|| "内部服务器异常".into()),
+            rule.and_then(|r| r.message.clone())
+                .unwrap_or_else(|| "内部服务器异常".into()),
         ),
         FaultKind::Latency => Reply::NotFound, // never used as a reply
     }
@@ -533,7 +650,12 @@ fn pick_fault(state: &State, api: &str) -> (Option<(Option<FaultRule>, FaultKind
     if chosen.is_none() && faults.failure_ratio > 0.0 {
         let mut rng = state.rng.lock().expect("rng lock");
         if rng.random_range(0.0..1.0) < faults.failure_ratio {
-            let kinds = [FaultKind::Http502, FaultKind::Http503, FaultKind::RateLimit, FaultKind::ConnectionReset];
+            let kinds = [
+                FaultKind::Http502,
+                FaultKind::Http503,
+                FaultKind::RateLimit,
+                FaultKind::ConnectionReset,
+            ];
             chosen = Some((None, kinds[rng.random_range(0..kinds.len())]));
         }
     }
@@ -564,10 +686,17 @@ fn respond(door: Door, reply: Reply, request_id: &str) -> Response<Full<Bytes>> 
             }
             json_response(200, envelope(body))
         }
-        Reply::JobError(code, message) => {
-            json_response(200, envelope(json!({ "result": false, "code": code, "message": message, "data": null })))
-        }
-        Reply::Gateway { http, code, code_name, message, reset_seconds } => {
+        Reply::JobError(code, message) => json_response(
+            200,
+            envelope(json!({ "result": false, "code": code, "message": message, "data": null })),
+        ),
+        Reply::Gateway {
+            http,
+            code,
+            code_name,
+            message,
+            reset_seconds,
+        } => {
             let mut response = json_response(
                 http,
                 json!({ "code_name": code_name, "message": message, "result": false, "data": null, "code": code }),
@@ -577,14 +706,19 @@ fn respond(door: Door, reply: Reply, request_id: &str) -> Response<Full<Bytes>> 
                 headers.insert("X-Bkapi-RateLimit-Limit", 100.into());
                 headers.insert("X-Bkapi-RateLimit-Remaining", 0.into());
                 headers.insert("X-Bkapi-RateLimit-Reset", reset.into());
-                headers.insert("X-Bkapi-RateLimit-Plugin", "bk-rate-limit".parse().expect("header value"));
+                headers.insert(
+                    "X-Bkapi-RateLimit-Plugin",
+                    "bk-rate-limit".parse().expect("header value"),
+                );
             }
             response
         }
         Reply::Malformed => Response::builder()
             .status(200)
             .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from_static(br#"{"result": true, "code": 0, "data": {"finished": tr"#)))
+            .body(Full::new(Bytes::from_static(
+                br#"{"result": true, "code": 0, "data": {"finished": tr"#,
+            )))
             .expect("static response parts"),
         Reply::NotFound => Response::builder()
             .status(StatusCode::NOT_FOUND)
@@ -605,7 +739,10 @@ fn query_map(query: Option<&str>) -> Map<String, Value> {
 }
 
 /// Answers one request. Never fails: every problem is an answer in the platform's own shape.
-pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub(crate) async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let seq = state.request_seq.fetch_add(1, Ordering::Relaxed);
     let request_id = format!("{:016x}{:016x}", std::process::id(), seq);
     let method = req.method().clone();
@@ -615,7 +752,11 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         Ok(r) => r,
         Err(reply) => return Ok(respond(Door::Apigw, reply, &request_id)),
     };
-    let auth_header = req.headers().get("X-Bkapi-Authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let auth_header = req
+        .headers()
+        .get("X-Bkapi-Authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -634,12 +775,20 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     } else {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => map,
-            _ => return Ok(respond(door, Reply::JobError(1241022, "请求体格式不正确".into()), &request_id)),
+            _ => {
+                return Ok(respond(
+                    door,
+                    Reply::JobError(1241022, "请求体格式不正确".into()),
+                    &request_id,
+                ));
+            }
         }
     };
     let creds = match door {
         // The bk-job gateway takes credentials only from the header (API.md §1.2).
-        Door::Apigw => auth_header.and_then(|h| serde_json::from_str::<Map<String, Value>>(&h).ok()).unwrap_or_default(),
+        Door::Apigw => auth_header
+            .and_then(|h| serde_json::from_str::<Map<String, Value>>(&h).ok())
+            .unwrap_or_default(),
         Door::Esb => params.clone(),
     };
     if let Err(reply) = check_credentials(&state, door, &creds) {
@@ -650,7 +799,9 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         tokio::time::sleep(delay).await;
     }
     let reply = match fault {
-        Some((rule, kind)) if !(mutating && rule.as_ref().is_some_and(|r| r.after_effect)) => fault_reply(rule.as_ref(), kind),
+        Some((rule, kind)) if !(mutating && rule.as_ref().is_some_and(|r| r.after_effect)) => {
+            fault_reply(rule.as_ref(), kind)
+        }
         Some((rule, kind)) => {
             let _ = dispatch(&state, api, &params);
             fault_reply(rule.as_ref(), kind)
@@ -667,7 +818,10 @@ pub(crate) fn wants_reset(response: &Response<Full<Bytes>>) -> bool {
 
 /// The address a test should use for each door.
 pub fn base_urls(addr: SocketAddr) -> (String, String) {
-    (format!("http://{addr}/api/bk-job/prod"), format!("http://{addr}"))
+    (
+        format!("http://{addr}/api/bk-job/prod"),
+        format!("http://{addr}"),
+    )
 }
 
 #[cfg(test)]
@@ -676,11 +830,38 @@ mod tests {
 
     #[test]
     fn routes_follow_each_door() {
-        assert!(matches!(route(&Method::GET, "/api/bk-job/prod/api/v3/get_job_instance_status"), Ok((Door::Apigw, _, false))));
-        assert!(matches!(route(&Method::POST, "/api/v3/get_job_instance_status"), Err(Reply::Gateway { http: 404, .. })));
-        assert!(matches!(route(&Method::GET, "/api/v3/get_job_instance_status/"), Err(Reply::Gateway { http: 404, .. })));
-        assert!(matches!(route(&Method::POST, "/api/c/compapi/v2/jobv3/fast_execute_script/"), Ok((Door::Esb, _, true))));
-        assert!(matches!(route(&Method::POST, "/api/c/compapi/v2/jobv3/fast_execute_script"), Err(Reply::NotFound)));
-        assert!(matches!(route(&Method::GET, "/api/c/compapi/v2/jobv3/get_job_instance_status/"), Ok((Door::Esb, _, false))));
+        assert!(matches!(
+            route(
+                &Method::GET,
+                "/api/bk-job/prod/api/v3/get_job_instance_status"
+            ),
+            Ok((Door::Apigw, _, false))
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/api/v3/get_job_instance_status"),
+            Err(Reply::Gateway { http: 404, .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/api/v3/get_job_instance_status/"),
+            Err(Reply::Gateway { http: 404, .. })
+        ));
+        assert!(matches!(
+            route(
+                &Method::POST,
+                "/api/c/compapi/v2/jobv3/fast_execute_script/"
+            ),
+            Ok((Door::Esb, _, true))
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/api/c/compapi/v2/jobv3/fast_execute_script"),
+            Err(Reply::NotFound)
+        ));
+        assert!(matches!(
+            route(
+                &Method::GET,
+                "/api/c/compapi/v2/jobv3/get_job_instance_status/"
+            ),
+            Ok((Door::Esb, _, false))
+        ));
     }
 }

@@ -92,8 +92,14 @@ impl BkJob {
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}")))?;
-        Ok(BkJob { settings, http, current: AtomicUsize::new(0) })
+            .map_err(|e| {
+                PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}"))
+            })?;
+        Ok(BkJob {
+            settings,
+            http,
+            current: AtomicUsize::new(0),
+        })
     }
 
     fn url(&self, base: &Url, api: &str) -> String {
@@ -110,7 +116,13 @@ impl BkJob {
         params
     }
 
-    fn request(&self, base: &Url, api: &'static str, verb: Verb, params: &Map<String, Value>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        base: &Url,
+        api: &'static str,
+        verb: Verb,
+        params: &Map<String, Value>,
+    ) -> reqwest::RequestBuilder {
         let url = self.url(base, api);
         let s = &self.settings;
         match self.settings.door {
@@ -125,7 +137,12 @@ impl BkJob {
                     Verb::Query => {
                         let query: Vec<(&str, String)> = params
                             .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                            .map(|(k, v)| {
+                                (
+                                    k.as_str(),
+                                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                                )
+                            })
                             .collect();
                         self.http.get(url).query(&query)
                     }
@@ -141,7 +158,10 @@ impl BkJob {
                 body.insert("bk_app_code".into(), json!(s.app_code));
                 body.insert("bk_app_secret".into(), json!(s.app_secret.expose_secret()));
                 body.insert("bk_username".into(), json!(s.username));
-                self.http.post(url).header("Accept", "application/json").json(&body)
+                self.http
+                    .post(url)
+                    .header("Accept", "application/json")
+                    .json(&body)
             }
         }
     }
@@ -162,13 +182,18 @@ impl BkJob {
         let first = self.current.load(Ordering::Relaxed) % endpoints.len();
         let mut last_error = None;
         for i in (0..endpoints.len()).map(|k| (first + k) % endpoints.len()) {
-            match self.call_once(&endpoints[i], api, verb, mutating, &params).await {
+            match self
+                .call_once(&endpoints[i], api, verb, mutating, &params)
+                .await
+            {
                 Ok(data) => {
                     self.current.store(i, Ordering::Relaxed);
                     return Ok(data);
                 }
                 Err(e) => {
-                    let try_next = e.class == ErrorClass::Transient && !e.maybe_applied && e.http_status != Some(429);
+                    let try_next = e.class == ErrorClass::Transient
+                        && !e.maybe_applied
+                        && e.http_status != Some(429);
                     if !try_next || endpoints.len() == 1 {
                         return Err(e);
                     }
@@ -188,15 +213,28 @@ impl BkJob {
         mutating: bool,
         params: &Map<String, Value>,
     ) -> Result<T, PlatformError> {
-        let response = self.request(base, api, verb, params).send().await.map_err(|e| transport_error(api, mutating, e))?;
+        let response = self
+            .request(base, api, verb, params)
+            .send()
+            .await
+            .map_err(|e| transport_error(api, mutating, e))?;
         let http_status = response.status().as_u16();
         let rate_limit_reset = response
             .headers()
             .get("X-Bkapi-RateLimit-Reset")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = response.bytes().await.map_err(|e| transport_error(api, mutating, e))?;
-        wire::decode(Answer { api, mutating, http_status, rate_limit_reset, body: &body })
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(api, mutating, e))?;
+        wire::decode(Answer {
+            api,
+            mutating,
+            http_status,
+            rate_limit_reset,
+            body: &body,
+        })
     }
 }
 
@@ -221,15 +259,28 @@ fn transport_error(api: &'static str, mutating: bool, e: reqwest::Error) -> Plat
         message.push_str(&format!(": {s}"));
         source = s.source();
     }
-    PlatformError { maybe_applied: mutating && !connect, ..PlatformError::transient(api, message) }
+    PlatformError {
+        maybe_applied: mutating && !connect,
+        ..PlatformError::transient(api, message)
+    }
 }
 
 fn host_list(hosts: &[Host]) -> (&'static str, Value) {
     if hosts.iter().all(|h| h.bk_host_id.is_some()) {
-        ("host_id_list", json!(hosts.iter().filter_map(|h| h.bk_host_id).collect::<Vec<_>>()))
+        (
+            "host_id_list",
+            json!(
+                hosts
+                    .iter()
+                    .filter_map(|h| h.bk_host_id)
+                    .collect::<Vec<_>>()
+            ),
+        )
     } else {
-        let list: Vec<Value> =
-            hosts.iter().map(|h| json!({"bk_cloud_id": h.bk_cloud_id.unwrap_or(0), "ip": h.ip})).collect();
+        let list: Vec<Value> = hosts
+            .iter()
+            .map(|h| json!({"bk_cloud_id": h.bk_cloud_id.unwrap_or(0), "ip": h.ip}))
+            .collect();
         ("ip_list", Value::Array(list))
     }
 }
@@ -262,18 +313,26 @@ impl Platform for BkJob {
             "is_param_sensitive": i32::from(r.param_sensitive),
         }));
         if let Some(param) = &r.param {
-            body.insert("script_param".into(), json!(BASE64.encode(param.as_bytes())));
+            body.insert(
+                "script_param".into(),
+                json!(BASE64.encode(param.as_bytes())),
+            );
         }
         if let Some(account) = &r.account_alias {
             body.insert("account_alias".into(), json!(account));
         }
-        let data: SubmitData = self.call("fast_execute_script", Verb::Post, true, body).await?;
+        let data: SubmitData = self
+            .call("fast_execute_script", Verb::Post, true, body)
+            .await?;
         Ok(data.into())
     }
 
     async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
-        let params = object(json!({ "job_instance_id": job.job_instance_id, "return_ip_result": true }));
-        let data: StatusData = self.call("get_job_instance_status", Verb::Query, false, params).await?;
+        let params =
+            object(json!({ "job_instance_id": job.job_instance_id, "return_ip_result": true }));
+        let data: StatusData = self
+            .call("get_job_instance_status", Verb::Query, false, params)
+            .await?;
         Ok(data.into_snapshot(job.step_instance_id))
     }
 
@@ -288,9 +347,12 @@ impl Platform for BkJob {
         let mut logs = Vec::with_capacity(hosts.len());
         for batch in hosts.chunks(LOG_BATCH_MAX_HOSTS) {
             let (key, list) = host_list(batch);
-            let mut params = object(json!({ "job_instance_id": job.job_instance_id, "step_instance_id": step }));
+            let mut params =
+                object(json!({ "job_instance_id": job.job_instance_id, "step_instance_id": step }));
             params.insert(key.into(), list);
-            let data: BatchLogData = self.call("batch_get_job_instance_ip_log", Verb::Post, false, params).await?;
+            let data: BatchLogData = self
+                .call("batch_get_job_instance_ip_log", Verb::Post, false, params)
+                .await?;
             logs.extend(data.into_logs());
         }
         Ok(logs)
@@ -298,11 +360,17 @@ impl Platform for BkJob {
 
     async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
         let params = object(json!({ "job_instance_id": job.job_instance_id, "operation_code": 1 }));
-        let _: OperateData = self.call("operate_job_instance", Verb::Post, true, params).await?;
+        let _: OperateData = self
+            .call("operate_job_instance", Verb::Post, true, params)
+            .await?;
         Ok(())
     }
 
-    async fn find_job(&self, task_name: &str, since_ms: i64) -> Result<Option<JobRef>, PlatformError> {
+    async fn find_job(
+        &self,
+        task_name: &str,
+        since_ms: i64,
+    ) -> Result<Option<JobRef>, PlatformError> {
         // The list API wants a window of at most 30 days (API.md §7); a minute of clock skew
         // on either side is allowed for.
         let start = since_ms - 60_000;
@@ -317,7 +385,9 @@ impl Platform for BkJob {
                 "start": offset,
                 "length": LIST_PAGE_MAX,
             }));
-            let page: ListData = self.call("get_job_instance_list", Verb::Query, false, params).await?;
+            let page: ListData = self
+                .call("get_job_instance_list", Verb::Query, false, params)
+                .await?;
             let items = page.data.unwrap_or_default();
             if let Some(found) = items.iter().find(|i| i.name.as_deref() == Some(task_name)) {
                 return Ok(found.job_instance_id().map(|id| JobRef {

@@ -94,7 +94,10 @@ pub fn decode<T: DeserializeOwned>(a: Answer<'_>) -> Result<T, PlatformError> {
         return Err(err);
     }
     let Some(envelope) = envelope else {
-        err.message = format!("malformed answer (not the JSON envelope): {}", snippet(a.body));
+        err.message = format!(
+            "malformed answer (not the JSON envelope): {}",
+            snippet(a.body)
+        );
         return Err(err);
     };
     let code = envelope.code.as_ref().and_then(as_i64);
@@ -129,7 +132,11 @@ pub fn decode<T: DeserializeOwned>(a: Answer<'_>) -> Result<T, PlatformError> {
 
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(120)]).replace(['\n', '\r'], " ");
-    if body.len() > 120 { format!("{text}…") } else { text }
+    if body.len() > 120 {
+        format!("{text}…")
+    } else {
+        text
+    }
 }
 
 /// `data` of fast_execute_script (API.md §3).
@@ -145,7 +152,11 @@ pub struct SubmitData {
 
 impl From<SubmitData> for JobRef {
     fn from(d: SubmitData) -> Self {
-        JobRef { job_instance_id: d.job_instance_id, step_instance_id: d.step_instance_id, name: d.job_instance_name }
+        JobRef {
+            job_instance_id: d.job_instance_id,
+            step_instance_id: d.step_instance_id,
+            name: d.job_instance_name,
+        }
     }
 }
 
@@ -208,11 +219,19 @@ impl StatusData {
     /// present, else the last step that has host results, else the first step.
     pub fn into_snapshot(self, step_instance_id: Option<u64>) -> JobSnapshot {
         let status = self.job_instance.status;
-        let finished = self.finished.unwrap_or_else(|| codes::job_status(status).is_some_and(|s| s.finished));
+        let finished = self
+            .finished
+            .unwrap_or_else(|| codes::job_status(status).is_some_and(|s| s.finished));
         let mut steps = self.step_instance_list.unwrap_or_default();
         let index = step_instance_id
             .and_then(|id| steps.iter().position(|s| s.step_instance_id == Some(id)))
-            .or_else(|| steps.iter().rposition(|s| s.step_ip_result_list.as_ref().is_some_and(|l| !l.is_empty())))
+            .or_else(|| {
+                steps.iter().rposition(|s| {
+                    s.step_ip_result_list
+                        .as_ref()
+                        .is_some_and(|l| !l.is_empty())
+                })
+            })
             .or(if steps.is_empty() { None } else { Some(0) });
         let step = index.map(|i| steps.swap_remove(i));
         let hosts = step
@@ -234,14 +253,21 @@ impl IpResult {
     fn to_host_status(&self) -> HostStatus {
         let (outcome, label) = codes::host_outcome(self.status);
         HostStatus {
-            host: Host { bk_host_id: self.bk_host_id, bk_cloud_id: self.bk_cloud_id, ip: self.ip.clone() },
+            host: Host {
+                bk_host_id: self.bk_host_id,
+                bk_cloud_id: self.bk_cloud_id,
+                ip: self.ip.clone(),
+            },
             status: self.status,
             outcome,
             label,
             exit_code: self.exit_code,
             error_code: self.error_code,
             tag: self.tag.clone(),
-            duration: self.total_time.filter(|&t| t >= 0).map(|t| Duration::from_millis(t as u64)),
+            duration: self
+                .total_time
+                .filter(|&t| t >= 0)
+                .map(|t| Duration::from_millis(t as u64)),
         }
     }
 }
@@ -272,7 +298,11 @@ pub struct IpRef {
 
 impl IpRef {
     fn host(&self) -> Host {
-        Host { bk_host_id: self.bk_host_id.or(self.host_id), bk_cloud_id: self.bk_cloud_id, ip: self.ip.clone() }
+        Host {
+            bk_host_id: self.bk_host_id.or(self.host_id),
+            bk_cloud_id: self.bk_cloud_id,
+            ip: self.ip.clone(),
+        }
     }
 }
 
@@ -318,7 +348,10 @@ impl BatchLogData {
             .script_task_logs
             .unwrap_or_default()
             .into_iter()
-            .map(|l| HostLog { host: l.host.host(), content: l.log_content.unwrap_or_default() })
+            .map(|l| HostLog {
+                host: l.host.host(),
+                content: l.log_content.unwrap_or_default(),
+            })
             .collect();
         for f in self.file_task_logs.unwrap_or_default() {
             let content = f
@@ -328,7 +361,10 @@ impl BatchLogData {
                 .filter_map(|l| l.log_content)
                 .collect::<Vec<_>>()
                 .join("\n");
-            logs.push(HostLog { host: f.host.host(), content });
+            logs.push(HostLog {
+                host: f.host.host(),
+                content,
+            });
         }
         logs
     }
@@ -401,50 +437,91 @@ mod tests {
     use super::*;
 
     fn answer(http_status: u16, body: &str) -> Answer<'_> {
-        Answer { api: "get_job_instance_status", mutating: false, http_status, rate_limit_reset: None, body: body.as_bytes() }
+        Answer {
+            api: "get_job_instance_status",
+            mutating: false,
+            http_status,
+            rate_limit_reset: None,
+            body: body.as_bytes(),
+        }
     }
 
     #[test]
     fn envelope_errors_are_classified() {
-        let not_found = r#"{"result":false,"code":1244006,"message":"作业实例不存在","job_request_id":"x"}"#;
+        let not_found =
+            r#"{"result":false,"code":1244006,"message":"作业实例不存在","job_request_id":"x"}"#;
         let e = decode::<StatusData>(answer(200, not_found)).unwrap_err();
         assert_eq!(e.class, ErrorClass::NotFound);
         assert_eq!(e.code, Some(1244006));
 
         let internal = r#"{"result":false,"code":1240002,"message":"内部服务器异常"}"#;
-        assert_eq!(decode::<StatusData>(answer(200, internal)).unwrap_err().class, ErrorClass::Transient);
+        assert_eq!(
+            decode::<StatusData>(answer(200, internal))
+                .unwrap_err()
+                .class,
+            ErrorClass::Transient
+        );
 
         let account = r#"{"result":false,"code":1244003,"message":"账号[nobody]不存在"}"#;
-        let e = decode::<SubmitData>(Answer { mutating: true, ..answer(200, account) }).unwrap_err();
+        let e = decode::<SubmitData>(Answer {
+            mutating: true,
+            ..answer(200, account)
+        })
+        .unwrap_err();
         assert_eq!(e.class, ErrorClass::Permanent);
         assert!(!e.maybe_applied);
         assert!(e.to_string().contains("1244003") && e.to_string().contains("账号[nobody]不存在"));
 
         let esb = r#"{"result":false,"code":"1306000","message":"Invalid APP Code"}"#;
-        assert_eq!(decode::<StatusData>(answer(200, esb)).unwrap_err().code, Some(1306000));
+        assert_eq!(
+            decode::<StatusData>(answer(200, esb)).unwrap_err().code,
+            Some(1306000)
+        );
     }
 
     #[test]
     fn gateway_errors_are_classified() {
         let limited = r#"{"code_name":"RATE_LIMIT_RESTRICTION","message":"API rate limit exceeded by stage strategy","result":false,"data":null,"code":1642902}"#;
-        let e = decode::<SubmitData>(Answer { mutating: true, rate_limit_reset: Some(3), ..answer(429, limited) })
-            .unwrap_err();
+        let e = decode::<SubmitData>(Answer {
+            mutating: true,
+            rate_limit_reset: Some(3),
+            ..answer(429, limited)
+        })
+        .unwrap_err();
         assert_eq!(e.class, ErrorClass::Transient);
-        assert!(!e.maybe_applied, "a 429 was refused by the gateway: it did not reach bk-job");
+        assert!(
+            !e.maybe_applied,
+            "a 429 was refused by the gateway: it did not reach bk-job"
+        );
         assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
         assert_eq!(e.code, Some(1642902));
 
         let perm = r#"{"code":1640301,"data":null,"code_name":"APP_NO_PERMISSION","message":"App has no permission to the resource","result":false}"#;
-        assert_eq!(decode::<StatusData>(answer(403, perm)).unwrap_err().class, ErrorClass::Permanent);
+        assert_eq!(
+            decode::<StatusData>(answer(403, perm)).unwrap_err().class,
+            ErrorClass::Permanent
+        );
 
-        let e = decode::<SubmitData>(Answer { mutating: true, ..answer(502, "<html>bad gateway</html>") }).unwrap_err();
+        let e = decode::<SubmitData>(Answer {
+            mutating: true,
+            ..answer(502, "<html>bad gateway</html>")
+        })
+        .unwrap_err();
         assert_eq!(e.class, ErrorClass::Transient);
-        assert!(e.maybe_applied, "a 502 on a submit leaves its effect unknown");
+        assert!(
+            e.maybe_applied,
+            "a 502 on a submit leaves its effect unknown"
+        );
     }
 
     #[test]
     fn malformed_answers_are_transient_never_success() {
-        for body in ["{not json", "", "[]", r#"{"result":true,"code":0,"data":{"finished":true}}"#] {
+        for body in [
+            "{not json",
+            "",
+            "[]",
+            r#"{"result":true,"code":0,"data":{"finished":true}}"#,
+        ] {
             let e = decode::<StatusData>(answer(200, body)).unwrap_err();
             assert_eq!(e.class, ErrorClass::Transient, "body {body:?}");
         }
@@ -457,7 +534,9 @@ mod tests {
             "step_instance_list":[{"step_instance_id":6,"status":2,"step_ip_result_list":[
               {"bk_host_id":1,"ip":"10.0.0.1","bk_cloud_id":0,"status":7,"tag":null,"exit_code":null,"error_code":115,"total_time":null},
               {"bk_host_id":2,"ip":"10.0.0.2","bk_cloud_id":0,"status":888,"tag":null,"exit_code":null,"error_code":null,"total_time":null}]}]}}"#;
-        let snap = decode::<StatusData>(answer(200, body)).unwrap().into_snapshot(None);
+        let snap = decode::<StatusData>(answer(200, body))
+            .unwrap()
+            .into_snapshot(None);
         assert!(!snap.finished);
         assert_eq!(snap.step_instance_id, Some(6));
         assert_eq!(snap.hosts[0].outcome, crate::model::HostOutcome::Running);
