@@ -48,7 +48,11 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "{}", emulator.addr())?;
     out.flush()?;
     drop(out);
-    eprintln!("bkjob-emulator: apigw endpoint {}  esb endpoint {}", emulator.apigw_url(), emulator.esb_url());
+    eprintln!(
+        "bkjob-emulator: apigw endpoint {}  esb endpoint {}",
+        emulator.apigw_url(),
+        emulator.esb_url()
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

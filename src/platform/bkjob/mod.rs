@@ -381,7 +381,6 @@ impl Platform for BkJob {
                 "create_time_start": start,
                 "create_time_end": end,
                 "name": task_name,
-                "launch_mode": 2,
                 "start": offset,
                 "length": LIST_PAGE_MAX,
             }));
