@@ -8,6 +8,8 @@
 //! * [`model`]: the normalized vocabulary every part speaks;
 //! * [`internal_events`]: one type per observable thing (log line + counter).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod internal_events;
 pub mod model;

@@ -158,8 +158,6 @@ pub struct Observed<'a> {
     pub hosts: &'a [TrackedHost],
     /// The last failed poll's error, if the last poll failed.
     pub last_error: Option<&'a PlatformError>,
-    /// Failed polls in all.
-    pub failed_polls: u32,
 }
 
 /// At most this many hosts are named per class in a reason.
@@ -545,7 +543,6 @@ impl Execution<'_> {
             last: last.as_ref(),
             hosts: &hosts,
             last_error: last_error.as_ref(),
-            failed_polls: report.failed_polls,
         };
         let (state, reason) = decide(&observed);
         report.finish(state, reason, started.elapsed());
@@ -687,7 +684,6 @@ mod tests {
             last,
             hosts,
             last_error: None,
-            failed_polls: 0,
         }
     }
 
