@@ -20,6 +20,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
 use self::wire::{Answer, BatchLogData, ListData, OperateData, StatusData, SubmitData};
 use crate::model::{Host, JobSnapshot};
 use crate::platform::{ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitRequest};
@@ -144,14 +146,18 @@ impl BkJob {
                                 )
                             })
                             .collect();
-                        self.http.get(url).query(&query)
+                        // GW-DOC lists Content-Type as required even without a body.
+                        self.http
+                            .get(url)
+                            .query(&query)
+                            .header(CONTENT_TYPE, "application/json")
                     }
+                    // `.json()` sets Content-Type itself; setting it again would send it twice.
                     Verb::Post => self.http.post(url).json(params),
                 };
                 builder
                     .header("X-Bkapi-Authorization", auth)
-                    .header("Accept", "application/json")
-                    .header("Content-Type", "application/json")
+                    .header(ACCEPT, "application/json")
             }
             Door::Esb => {
                 let mut body = params.clone();
@@ -160,7 +166,7 @@ impl BkJob {
                 body.insert("bk_username".into(), json!(s.username));
                 self.http
                     .post(url)
-                    .header("Accept", "application/json")
+                    .header(ACCEPT, "application/json")
                     .json(&body)
             }
         }
@@ -401,5 +407,136 @@ impl Platform for BkJob {
                 return Ok(None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(door: Door) -> BkJob {
+        BkJob::new(BkJobSettings {
+            name: "bk".into(),
+            endpoints: vec![Url::parse("https://bkapi.example.com/api/bk-job/prod/").unwrap()],
+            door,
+            app_code: "jobwatch".into(),
+            app_secret: SecretString::from("top-secret-value"),
+            username: "admin".into(),
+            scope_type: "biz".into(),
+            scope_id: "2".into(),
+            request_timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn build(door: Door, api: &'static str, verb: Verb, params: Value) -> reqwest::Request {
+        let c = client(door);
+        let base = c.settings.endpoints[0].clone();
+        c.request(&base, api, verb, &c.scoped(object(params)))
+            .build()
+            .unwrap()
+    }
+
+    fn body(req: &reqwest::Request) -> Map<String, Value> {
+        let bytes = req
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .expect("a JSON body");
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn apigw_query_apis_are_get_with_a_query_string_and_the_auth_header() {
+        let req = build(
+            Door::Apigw,
+            "get_job_instance_status",
+            Verb::Query,
+            json!({"job_instance_id": 100, "return_ip_result": true}),
+        );
+        assert_eq!(req.method(), reqwest::Method::GET);
+        assert_eq!(
+            req.url().path(),
+            "/api/bk-job/prod/api/v3/get_job_instance_status"
+        );
+        let query: std::collections::HashMap<String, String> =
+            req.url().query_pairs().into_owned().collect();
+        assert_eq!(query["bk_scope_type"], "biz");
+        assert_eq!(query["bk_scope_id"], "2");
+        assert_eq!(query["job_instance_id"], "100");
+        assert_eq!(query["return_ip_result"], "true");
+        assert!(
+            !req.url().as_str().contains("secret"),
+            "credentials only in the header"
+        );
+        let auth: Value =
+            serde_json::from_str(req.headers()["X-Bkapi-Authorization"].to_str().unwrap()).unwrap();
+        assert_eq!(auth["bk_app_code"], "jobwatch");
+        assert_eq!(auth["bk_app_secret"], "top-secret-value");
+        assert_eq!(auth["bk_username"], "admin");
+        assert_eq!(req.headers().get_all(CONTENT_TYPE).iter().count(), 1);
+        assert_eq!(req.headers()[ACCEPT], "application/json");
+    }
+
+    #[test]
+    fn apigw_post_apis_carry_one_content_type_and_no_credentials_in_the_body() {
+        let req = build(
+            Door::Apigw,
+            "operate_job_instance",
+            Verb::Post,
+            json!({"job_instance_id": 100, "operation_code": 1}),
+        );
+        assert_eq!(req.method(), reqwest::Method::POST);
+        assert_eq!(
+            req.url().as_str(),
+            "https://bkapi.example.com/api/bk-job/prod/api/v3/operate_job_instance"
+        );
+        assert_eq!(
+            req.headers().get_all(CONTENT_TYPE).iter().count(),
+            1,
+            "Content-Type must not be sent twice"
+        );
+        let b = body(&req);
+        assert_eq!(b["operation_code"], 1);
+        assert_eq!(b["bk_scope_id"], "2");
+        assert!(!b.contains_key("bk_app_secret"));
+    }
+
+    #[test]
+    fn esb_posts_to_the_trailing_slash_path_with_credentials_in_the_body() {
+        let req = build(
+            Door::Esb,
+            "get_job_instance_status",
+            Verb::Query,
+            json!({"job_instance_id": 100}),
+        );
+        assert_eq!(req.method(), reqwest::Method::POST);
+        assert_eq!(
+            req.url().as_str(),
+            "https://bkapi.example.com/api/bk-job/prod/api/c/compapi/v2/jobv3/get_job_instance_status/"
+        );
+        assert!(req.headers().get("X-Bkapi-Authorization").is_none());
+        assert_eq!(req.headers().get_all(CONTENT_TYPE).iter().count(), 1);
+        let b = body(&req);
+        assert_eq!(b["bk_app_code"], "jobwatch");
+        assert_eq!(b["bk_app_secret"], "top-secret-value");
+        assert_eq!(b["bk_username"], "admin");
+        assert_eq!(b["job_instance_id"], 100);
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let c = client(Door::Apigw);
+        assert!(!format!("{c:?}").contains("top-secret-value"));
+    }
+
+    #[test]
+    fn hosts_go_by_id_when_all_have_one_else_by_cloud_and_ip() {
+        let (key, list) = host_list(&[Host::by_id(1), Host::by_id(2)]);
+        assert_eq!((key, list), ("host_id_list", json!([1, 2])));
+        let (key, list) = host_list(&[Host::by_ip(0, "10.0.0.1")]);
+        assert_eq!(
+            (key, list),
+            ("ip_list", json!([{"bk_cloud_id": 0, "ip": "10.0.0.1"}]))
+        );
     }
 }
