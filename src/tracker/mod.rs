@@ -7,6 +7,8 @@
 
 mod policy;
 pub mod report;
+#[cfg(test)]
+mod scripted_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +29,16 @@ use crate::platform::{ErrorClass, JobRef, Platform, PlatformError, SubmitRequest
 /// bk-job's `task_name` limit (API.md §3).
 const TASK_NAME_MAX_CHARS: usize = 512;
 
-/// How many times a submit is tried when the platform answers transiently.
-const SUBMIT_ATTEMPTS: usize = 5;
+/// How long a submit keeps being retried while the platform answers transiently: a blip of
+/// the platform must not become a failed trigger.
+const TRIGGER_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
-/// Quick retries of one poll or log call on a transient error, before waiting for the next
-/// scheduled poll.
+/// Quick retries of one poll on a transient error, before waiting for the next scheduled
+/// poll (the poll loop itself is the long-term retry).
 const CALL_RETRIES: usize = 3;
+
+/// How long (in backoff sleeps) one batch of logs keeps being retried.
+const LOG_RETRY_BUDGET: Duration = Duration::from_secs(20);
 
 /// How long a cancelled execution waits for the platform to confirm the job stopped.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
@@ -347,19 +353,23 @@ impl Execution<'_> {
     /// while that stays unknown.
     async fn trigger(&self, request: &SubmitRequest, observer: &mut dyn Observer) -> Trigger {
         let since_ms = crate::now_ms();
-        let mut backoff = ExponentialBuilder::default()
+        let give_up_at = Instant::now() + TRIGGER_RETRY_BUDGET;
+        let backoff_builder = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
             .with_max_delay(Duration::from_secs(10))
-            .with_max_times(SUBMIT_ATTEMPTS - 1)
-            .with_jitter()
-            .build();
+            .without_max_times()
+            .with_jitter();
+        let mut backoff = backoff_builder.build();
         let mut must_reconcile = false;
         loop {
             let error = if must_reconcile {
                 match self.platform.find_job(&request.task_name, since_ms).await {
                     Ok(Some(job)) => return Trigger::Triggered(job),
                     Ok(None) => {
+                        // The platform answered: it is reachable again, so the next
+                        // attempt waits the minimum, not an ever-growing delay.
                         must_reconcile = false;
+                        backoff = backoff_builder.build();
                         continue;
                     }
                     Err(e) => e,
@@ -380,7 +390,8 @@ impl Execution<'_> {
                     }
                 }
             };
-            let Some(delay) = backoff.next() else {
+            let delay = backoff.next().filter(|d| Instant::now() + *d < give_up_at);
+            let Some(delay) = delay else {
                 self.note_failure(&error, None);
                 return if must_reconcile {
                     Trigger::Unknown(error)
@@ -581,7 +592,7 @@ impl Execution<'_> {
     }
 
     /// Fetches the logs of every host, failing hosts first, in batches of at most 500, each
-    /// batch with quick retries; a batch that still fails marks its hosts with the error and
+    /// batch retried for up to [`LOG_RETRY_BUDGET`]; a batch that still fails marks its hosts with the error and
     /// the others are still fetched.
     async fn fetch_logs(&self, job: &JobRef, report: &mut ExecutionReport) {
         let limit = self.check.log_max_bytes;
@@ -595,7 +606,8 @@ impl Execution<'_> {
             let backoff = ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(200))
                 .with_max_delay(Duration::from_secs(2))
-                .with_max_times(CALL_RETRIES)
+                .without_max_times()
+                .with_total_delay(Some(LOG_RETRY_BUDGET))
                 .with_jitter();
             let fetched = (|| self.platform.host_logs(job, &targets))
                 .retry(backoff)

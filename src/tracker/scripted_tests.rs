@@ -1,0 +1,375 @@
+//! The tracker's loop against a scripted platform, in paused (virtual) time: every decision
+//! about when to poll, when to retry, when to give up, and when never to resubmit.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Execution, PollPolicy, Silent};
+use crate::config::CheckConfig;
+use crate::model::{ExecutionState, Host, JobSnapshot, ScriptLanguage, TriggerStatus};
+use crate::platform::bkjob::codes;
+use crate::platform::{ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitRequest};
+
+type Answer<T> = Result<T, PlatformError>;
+
+/// Answers from queues; the last answer of a queue repeats once the queue is drained.
+#[derive(Default)]
+struct Scripted {
+    submits: Mutex<VecDeque<Answer<JobRef>>>,
+    snapshots: Mutex<VecDeque<Answer<JobSnapshot>>>,
+    finds: Mutex<VecDeque<Answer<Option<JobRef>>>>,
+    calls: Mutex<Vec<(&'static str, Instant)>>,
+}
+
+fn next<T: Clone>(queue: &Mutex<VecDeque<T>>) -> T {
+    let mut q = queue.lock().unwrap();
+    if q.len() > 1 {
+        q.pop_front().unwrap()
+    } else {
+        q.front().cloned().expect("scripted answer")
+    }
+}
+
+impl Scripted {
+    fn record(&self, api: &'static str) {
+        self.calls.lock().unwrap().push((api, Instant::now()));
+    }
+
+    fn count(&self, api: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| *a == api)
+            .count()
+    }
+
+    fn first(&self, api: &str) -> Instant {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(a, _)| *a == api)
+            .expect("called")
+            .1
+    }
+}
+
+#[async_trait]
+impl Platform for Scripted {
+    fn kind(&self) -> &'static str {
+        "scripted"
+    }
+
+    async fn submit(&self, _: &SubmitRequest) -> Answer<JobRef> {
+        self.record("fast_execute_script");
+        next(&self.submits)
+    }
+
+    async fn snapshot(&self, _: &JobRef) -> Answer<JobSnapshot> {
+        self.record("get_job_instance_status");
+        next(&self.snapshots)
+    }
+
+    async fn host_logs(&self, _: &JobRef, hosts: &[Host]) -> Answer<Vec<HostLog>> {
+        self.record("batch_get_job_instance_ip_log");
+        Ok(hosts
+            .iter()
+            .map(|h| HostLog {
+                host: h.clone(),
+                content: "log\n".into(),
+            })
+            .collect())
+    }
+
+    async fn terminate(&self, _: &JobRef) -> Answer<()> {
+        self.record("operate_job_instance");
+        self.snapshots
+            .lock()
+            .unwrap()
+            .push_back(Ok(snapshot(11, &[403])));
+        Ok(())
+    }
+
+    async fn find_job(&self, _: &str, _: i64) -> Answer<Option<JobRef>> {
+        self.record("get_job_instance_list");
+        next(&self.finds)
+    }
+}
+
+fn job() -> JobRef {
+    JobRef {
+        job_instance_id: 7,
+        step_instance_id: Some(8),
+        name: None,
+    }
+}
+
+fn snapshot(status: i64, hosts: &[i64]) -> JobSnapshot {
+    JobSnapshot {
+        status,
+        label: codes::job_label(status),
+        finished: codes::job_status(status).is_some_and(|s| s.finished),
+        step_instance_id: Some(8),
+        hosts: hosts
+            .iter()
+            .enumerate()
+            .map(|(i, &code)| {
+                let (outcome, label) = codes::host_outcome(code);
+                crate::model::HostStatus {
+                    host: Host::by_id(i as u64 + 1),
+                    status: code,
+                    outcome,
+                    label,
+                    exit_code: Some(0),
+                    error_code: None,
+                    tag: None,
+                    duration: None,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn transient() -> PlatformError {
+    PlatformError {
+        http_status: Some(502),
+        ..PlatformError::transient("get_job_instance_status", "bad gateway")
+    }
+}
+
+fn not_found() -> PlatformError {
+    PlatformError {
+        class: ErrorClass::NotFound,
+        code: Some(codes::TASK_INSTANCE_NOT_EXIST),
+        ..PlatformError::transient("get_job_instance_status", "作业实例不存在")
+    }
+}
+
+fn check(poll: PollPolicy) -> CheckConfig {
+    CheckConfig {
+        name: "scripted".into(),
+        platform: "scripted".into(),
+        script: "true".into(),
+        language: ScriptLanguage::Shell,
+        param: None,
+        param_sensitive: false,
+        hosts: vec![Host::by_id(1), Host::by_id(2)],
+        account_alias: Some("root".into()),
+        timeout: Duration::from_secs(60),
+        log_max_bytes: 1024,
+        poll,
+    }
+}
+
+async fn run(platform: &Arc<Scripted>, poll: PollPolicy) -> (super::ExecutionReport, Duration) {
+    let check = check(poll);
+    let execution = Execution {
+        check: &check,
+        platform_name: "scripted",
+        platform: platform.clone(),
+        cancel: CancellationToken::new(),
+    };
+    let start = Instant::now();
+    let report = execution.run(&mut Silent).await;
+    (report, start.elapsed())
+}
+
+fn scripted(snapshots: Vec<Answer<JobSnapshot>>) -> Arc<Scripted> {
+    let p = Scripted::default();
+    p.submits.lock().unwrap().push_back(Ok(job()));
+    p.snapshots.lock().unwrap().extend(snapshots);
+    Arc::new(p)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_poll_comes_within_a_second_of_the_submit() {
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    let (report, _) = run(&p, PollPolicy::default()).await;
+    assert_eq!(report.state, ExecutionState::Succeeded);
+    let gap = p.first("get_job_instance_status") - p.first("fast_execute_script");
+    assert!(gap <= Duration::from_secs(1), "first poll after {gap:?}");
+    assert_eq!(p.count("batch_get_job_instance_ip_log"), 1);
+    assert!(report.hosts.iter().all(|h| h.log == "log\n"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_between_answers_never_fail_the_job() {
+    let p = scripted(vec![
+        Err(transient()),
+        Err(transient()),
+        Err(transient()),
+        Err(transient()),
+        Err(transient()),
+        Ok(snapshot(2, &[7, 5])),
+        Err(transient()),
+        Ok(snapshot(3, &[9, 3])),
+    ]);
+    let (report, _) = run(&p, PollPolicy::default()).await;
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert!(report.failed_polls >= 1);
+    assert_eq!(report.last_platform_error, None, "the last poll succeeded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_not_found_streak_broken_by_an_answer_is_not_lost() {
+    let nf = || Err(not_found());
+    let p = scripted(vec![
+        nf(),
+        nf(),
+        Ok(snapshot(2, &[7, 7])),
+        nf(),
+        nf(),
+        Ok(snapshot(4, &[9, 104])),
+    ]);
+    let (report, _) = run(
+        &p,
+        PollPolicy {
+            lost_after: 3,
+            ..PollPolicy::default()
+        },
+    )
+    .await;
+    assert_eq!(report.state, ExecutionState::Failed, "{}", report.reason);
+    let p = scripted(vec![Ok(snapshot(2, &[7, 7])), nf()]);
+    let (report, _) = run(
+        &p,
+        PollPolicy {
+            lost_after: 3,
+            ..PollPolicy::default()
+        },
+    )
+    .await;
+    assert_eq!(report.state, ExecutionState::Lost, "{}", report.reason);
+    assert_eq!(p.count("get_job_instance_status"), 4);
+    assert_eq!(
+        p.count("batch_get_job_instance_ip_log"),
+        0,
+        "no log call for a job the platform lost"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_attempts_counts_only_polls_that_got_an_answer() {
+    let mut answers: Vec<Answer<JobSnapshot>> = (0..6).map(|_| Err(transient())).collect();
+    answers.push(Ok(snapshot(2, &[7, 7])));
+    let p = scripted(answers);
+    let poll = PollPolicy {
+        max_attempts: Some(2),
+        ..PollPolicy::default()
+    };
+    let (report, _) = run(&p, poll).await;
+    assert_eq!(report.state, ExecutionState::TimedOut);
+    assert!(
+        report.reason.contains("gave up after 2 polls"),
+        "{}",
+        report.reason
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_never_ends_times_out_at_its_timeout_plus_slack() {
+    let p = scripted(vec![Ok(snapshot(2, &[9, 7]))]);
+    let poll = PollPolicy {
+        deadline_slack: Duration::from_secs(30),
+        ..PollPolicy::default()
+    };
+    let (report, elapsed) = run(&p, poll).await;
+    assert_eq!(report.state, ExecutionState::TimedOut);
+    // timeout 60 s + slack 30 s; the last poll is made at the deadline itself.
+    assert!(
+        elapsed >= Duration::from_secs(90) && elapsed < Duration::from_secs(91),
+        "{elapsed:?}"
+    );
+    assert!(
+        report.reason.contains("running 1: #2 (7 Running)"),
+        "{}",
+        report.reason
+    );
+    // Backoff: polls thin out to the 30 s cap instead of hammering the platform.
+    assert!(
+        p.count("get_job_instance_status") <= 10,
+        "{} polls",
+        p.count("get_job_instance_status")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_submit_with_an_unknown_effect_is_reconciled_and_never_resubmitted_blindly() {
+    let lost_answer = PlatformError {
+        maybe_applied: true,
+        ..PlatformError::transient("fast_execute_script", "timed out")
+    };
+    // The job exists: adopted, one submit only.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.submits
+        .lock()
+        .unwrap()
+        .push_front(Err(lost_answer.clone()));
+    p.finds.lock().unwrap().push_back(Ok(Some(job())));
+    let (report, _) = run(&p, PollPolicy::default()).await;
+    assert_eq!(report.state, ExecutionState::Succeeded);
+    assert_eq!(p.count("fast_execute_script"), 1);
+
+    // The list cannot be read: the submit is never repeated; the outcome is trigger_unknown.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.submits.lock().unwrap().push_front(Err(lost_answer));
+    p.finds
+        .lock()
+        .unwrap()
+        .push_back(Err(PlatformError::transient(
+            "get_job_instance_list",
+            "refused",
+        )));
+    let (report, _) = run(&p, PollPolicy::default()).await;
+    assert_eq!(report.trigger_status, TriggerStatus::TriggerUnknown);
+    assert_eq!(report.state, ExecutionState::TriggerFailed);
+    assert_eq!(p.count("fast_execute_script"), 1);
+    assert!(
+        report.reason.contains(&report.task_name),
+        "tells the user what to look for: {}",
+        report.reason
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_submit_error_is_not_retried() {
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    *p.submits.lock().unwrap() = VecDeque::from([Err(PlatformError::permanent(
+        "fast_execute_script",
+        Some(1244003),
+        "账号[x]不存在",
+    ))]);
+    let (report, _) = run(&p, PollPolicy::default()).await;
+    assert_eq!(report.state, ExecutionState::TriggerFailed);
+    assert_eq!(report.trigger_code, Some(1244003));
+    assert_eq!(p.count("fast_execute_script"), 1);
+    assert_eq!(p.count("get_job_instance_status"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_sends_one_terminate_and_waits_for_the_platform_to_confirm() {
+    let p = scripted(vec![Ok(snapshot(2, &[9, 7]))]);
+    let check = check(PollPolicy::default());
+    let cancel = CancellationToken::new();
+    let execution = Execution {
+        check: &check,
+        platform_name: "scripted",
+        platform: p.clone(),
+        cancel: cancel.clone(),
+    };
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        cancel.cancel();
+    });
+    let report = execution.run(&mut Silent).await;
+    canceller.await.unwrap();
+    assert_eq!(report.state, ExecutionState::Cancelled);
+    assert_eq!(report.job_status, Some(11));
+    assert_eq!(p.count("operate_job_instance"), 1);
+}
