@@ -110,16 +110,6 @@ log = "exit 2\n"
     ];
     for task in tasks {
         let report = task.await.unwrap();
-        if report.duration_seconds > 5.0 {
-            eprintln!(
-                "SLOW {:.1}s polls={} failed={} err={:?} trig={:?}",
-                report.duration_seconds,
-                report.polls,
-                report.failed_polls,
-                report.last_platform_error,
-                report.trigger_status
-            );
-        }
         assert_eq!(
             report.trigger_status,
             TriggerStatus::Triggered,
