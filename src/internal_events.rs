@@ -88,3 +88,26 @@ impl PlatformRequestFailed<'_> {
 pub fn platform_request_failures() -> u64 {
     PLATFORM_REQUEST_FAILURES.load(Ordering::Relaxed)
 }
+
+static STORE_WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// An execution's state could not be written to the store.
+pub struct StoreWriteFailed<'a> {
+    /// The execution.
+    pub execution_id: &'a str,
+    /// What failed.
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl StoreWriteFailed<'_> {
+    /// Logs at ERROR (an operator must look: state may be lost on a crash) and counts it.
+    pub fn emit(self) {
+        STORE_WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(execution_id = self.execution_id, error = %self.error, "Cannot write execution state to the store.");
+    }
+}
+
+/// How many store writes failed since start.
+pub fn store_write_failures() -> u64 {
+    STORE_WRITE_FAILURES.load(Ordering::Relaxed)
+}

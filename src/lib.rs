@@ -14,6 +14,7 @@ pub mod config;
 pub mod internal_events;
 pub mod model;
 pub mod platform;
+pub mod store;
 pub mod tracker;
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub fn exit_code(state: ExecutionState) -> u8 {
         ExecutionState::TriggerFailed => exit::TRIGGER_FAILED,
         ExecutionState::TimedOut | ExecutionState::Lost => exit::TIMED_OUT_OR_LOST,
         ExecutionState::Cancelled => exit::INTERRUPTED,
-        ExecutionState::Pending | ExecutionState::Running => exit::SOFTWARE,
+        ExecutionState::Pending | ExecutionState::Running | ExecutionState::Skipped => {
+            exit::SOFTWARE
+        }
     }
 }

@@ -159,14 +159,8 @@ async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize
             return ExitCode::from(exit::SOFTWARE);
         }
     };
-    let cancel = CancellationToken::new();
-    tokio::spawn(interrupt(cancel.clone()));
-    let execution = Execution {
-        check,
-        platform_name: &check.platform,
-        platform,
-        cancel,
-    };
+    let execution = Execution::new(check, &check.platform, platform);
+    tokio::spawn(interrupt(execution.cancel.clone()));
     let mut observer: Box<dyn Observer> = if std::io::stderr().is_terminal() {
         Box::new(progress::Bars::new(check.hosts.len()))
     } else if output == Output::Text {

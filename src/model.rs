@@ -194,6 +194,9 @@ pub enum TriggerStatus {
     TriggerFailed,
     /// The submit left but its answer is unknown; it must be reconciled, never resubmitted blindly.
     TriggerUnknown,
+    /// A scheduled tick that did not submit (the previous run was still going, or the agent
+    /// was down at that time); the reason says which.
+    Skipped,
 }
 
 /// Where an execution is in its life (DESIGN.md §5).
@@ -216,12 +219,32 @@ pub enum ExecutionState {
     Cancelled,
     /// The platform refused the submit; no job instance exists.
     TriggerFailed,
+    /// A scheduled tick that was not run (see [`TriggerStatus::Skipped`]).
+    Skipped,
 }
 
 impl ExecutionState {
     /// Whether the state is an end state (never left once reached).
     pub fn is_final(self) -> bool {
         !matches!(self, ExecutionState::Pending | ExecutionState::Running)
+    }
+
+    /// Every state, for closed label sets and parsing.
+    pub const ALL: [ExecutionState; 9] = [
+        ExecutionState::Pending,
+        ExecutionState::Running,
+        ExecutionState::Succeeded,
+        ExecutionState::Failed,
+        ExecutionState::TimedOut,
+        ExecutionState::Lost,
+        ExecutionState::Cancelled,
+        ExecutionState::TriggerFailed,
+        ExecutionState::Skipped,
+    ];
+
+    /// The state named `name` (its snake_case name), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// The snake_case name used in JSON and reports.
@@ -235,6 +258,7 @@ impl ExecutionState {
             ExecutionState::Lost => "lost",
             ExecutionState::Cancelled => "cancelled",
             ExecutionState::TriggerFailed => "trigger_failed",
+            ExecutionState::Skipped => "skipped",
         }
     }
 }
@@ -307,7 +331,7 @@ impl ScriptLanguage {
 }
 
 /// A log text kept for a host, bounded: the tail is kept and a cut is marked.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LogTail {
     /// The kept text; when `truncated`, it starts with a marker line naming the bytes dropped.
     pub text: String,

@@ -10,7 +10,6 @@ use jobwatch::config::CheckConfig;
 use jobwatch::model::{ExecutionState, Host, HostOutcome, ScriptLanguage, TriggerStatus};
 use jobwatch::platform::bkjob::{BkJob, BkJobSettings, Door};
 use jobwatch::tracker::{Execution, PollPolicy, Silent};
-use tokio_util::sync::CancellationToken;
 
 const EXECUTIONS_PER_DOOR: usize = 20;
 
@@ -93,12 +92,7 @@ log = "exit 2\n"
             let platform = platform.clone();
             let check = check.clone();
             tasks.push(tokio::spawn(async move {
-                let execution = Execution {
-                    check: &check,
-                    platform_name: "bk",
-                    platform,
-                    cancel: CancellationToken::new(),
-                };
+                let execution = Execution::new(&check, "bk", platform);
                 execution.run(&mut Silent).await
             }));
         }

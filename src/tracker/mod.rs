@@ -104,6 +104,27 @@ pub struct TrackedHost {
 }
 
 impl TrackedHost {
+    /// A tracked host from its stored report (status labels are looked up again).
+    pub fn from_report(h: &HostReport) -> Self {
+        let status = h.status.map(|code| {
+            let (outcome, label) = crate::platform::bkjob::codes::host_outcome(code);
+            HostStatus {
+                host: h.identity.clone(),
+                status: code,
+                outcome,
+                label,
+                exit_code: h.exit_code,
+                error_code: h.error_code,
+                tag: h.tag.clone(),
+                duration: h.duration_seconds.map(Duration::from_secs_f64),
+            }
+        });
+        TrackedHost {
+            host: h.identity.clone(),
+            status,
+        }
+    }
+
     /// The host's outcome; a host never reported counts as `waiting`.
     pub fn outcome(&self) -> HostOutcome {
         self.status
@@ -309,6 +330,15 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
     }
 }
 
+/// The monotonic instant matching the report's wall-clock start (for deadlines that survive a
+/// restart).
+fn started_instant(report: &ExecutionReport) -> Instant {
+    let age = (crate::now_ms() - report.started_at_ms).max(0) as u64;
+    Instant::now()
+        .checked_sub(Duration::from_millis(age))
+        .unwrap_or_else(Instant::now)
+}
+
 /// The platform's name for an execution: `jobwatch:<check>:<execution id>`, at most 512
 /// characters (the check name is shortened if needed; the id is always whole).
 pub fn task_name(check: &str, execution_id: &str) -> String {
@@ -316,6 +346,27 @@ pub fn task_name(check: &str, execution_id: &str) -> String {
     let check: String = check.chars().take(room).collect();
     format!("jobwatch:{check}:{execution_id}")
 }
+
+/// Where an execution's state is kept as it changes: the store in the daemon, nothing for
+/// `jobwatch exec`. [`Journal::save`] is called with every state change, before the side
+/// effects that change causes (the submit, the log fetch).
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    /// Persists the execution's current state (insert or update by `execution_id`).
+    async fn save(&self, report: &ExecutionReport) -> Result<(), crate::store::StoreError>;
+}
+
+/// A journal that keeps nothing (`jobwatch exec`).
+pub struct NoJournal;
+
+#[async_trait::async_trait]
+impl Journal for NoJournal {
+    async fn save(&self, _: &ExecutionReport) -> Result<(), crate::store::StoreError> {
+        Ok(())
+    }
+}
+
+static NO_JOURNAL: NoJournal = NoJournal;
 
 /// One execution of a check on a platform.
 pub struct Execution<'a> {
@@ -325,8 +376,13 @@ pub struct Execution<'a> {
     pub platform_name: &'a str,
     /// Its platform.
     pub platform: Arc<dyn Platform>,
-    /// Stops the execution (sends a terminate, then reports `cancelled`).
+    /// Cancels the execution: a terminate is sent, then it ends `cancelled`.
     pub cancel: CancellationToken,
+    /// Stops following without touching the job (shutdown): the execution stays `running`
+    /// in the journal and is resumed by the next start.
+    pub stop: CancellationToken,
+    /// Where state changes go.
+    pub journal: &'a dyn Journal,
 }
 
 enum Trigger {
@@ -336,7 +392,27 @@ enum Trigger {
     Cancelled,
 }
 
-impl Execution<'_> {
+/// How long (at most) between reconcile attempts of a resumed execution whose submit may have
+/// left, while the platform cannot answer.
+const RECONCILE_MAX_DELAY: Duration = Duration::from_secs(30);
+
+impl<'a> Execution<'a> {
+    /// An execution with fresh cancel and stop tokens and no journal.
+    pub fn new(
+        check: &'a CheckConfig,
+        platform_name: &'a str,
+        platform: Arc<dyn Platform>,
+    ) -> Self {
+        Execution {
+            check,
+            platform_name,
+            platform,
+            cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            journal: &NO_JOURNAL,
+        }
+    }
+
     fn note_failure(&self, e: &PlatformError, retry_in: Option<Duration>) {
         PlatformRequestFailed {
             platform: self.platform_name,
@@ -423,13 +499,23 @@ impl Execution<'_> {
             .await
     }
 
-    /// Runs the execution to its end and returns the report. Never panics on platform input;
-    /// every end has a state and a reason.
-    pub async fn run(&self, observer: &mut dyn Observer) -> ExecutionReport {
+    /// A new execution's first record: `pending`, with a fresh id and its task name.
+    pub fn new_report(&self) -> ExecutionReport {
         let execution_id = uuid::Uuid::now_v7().to_string();
+        let task = task_name(&self.check.name, &execution_id);
+        ExecutionReport::new(
+            execution_id,
+            self.check,
+            self.platform_name,
+            self.platform.kind(),
+            &task,
+        )
+    }
+
+    fn request(&self, report: &ExecutionReport) -> SubmitRequest {
         let check = self.check;
-        let request = SubmitRequest {
-            task_name: task_name(&check.name, &execution_id),
+        SubmitRequest {
+            task_name: report.task_name.clone(),
             script: check.script.clone(),
             language: check.language,
             param: check.param.clone(),
@@ -437,23 +523,58 @@ impl Execution<'_> {
             hosts: check.hosts.clone(),
             account_alias: check.account_alias.clone(),
             timeout: check.timeout,
-        };
-        let mut report = ExecutionReport::new(
-            execution_id,
-            check,
-            self.platform_name,
-            self.platform.kind(),
-            &request.task_name,
-        );
-        let started = Instant::now();
-        let mut job = match self.trigger(&request, observer).await {
+        }
+    }
+
+    async fn save(&self, report: &ExecutionReport) -> bool {
+        match self.journal.save(report).await {
+            Ok(()) => true,
+            Err(e) => {
+                crate::internal_events::StoreWriteFailed {
+                    execution_id: &report.execution_id,
+                    error: &e,
+                }
+                .emit();
+                false
+            }
+        }
+    }
+
+    /// Runs a new execution to its end and returns the report. Never panics on platform
+    /// input; every end has a state and a reason.
+    pub async fn run(&self, observer: &mut dyn Observer) -> ExecutionReport {
+        let report = self.new_report();
+        self.start(report, observer).await
+    }
+
+    /// Runs `report` (from [`Execution::new_report`], never submitted): records it, submits,
+    /// follows. If it cannot be recorded, nothing is submitted.
+    pub async fn start(
+        &self,
+        mut report: ExecutionReport,
+        observer: &mut dyn Observer,
+    ) -> ExecutionReport {
+        let started = started_instant(&report);
+        if !self.save(&report).await {
+            report.finish(
+                ExecutionState::TriggerFailed,
+                "the execution could not be recorded before its submit, so nothing was submitted"
+                    .into(),
+                started.elapsed(),
+            );
+            return report;
+        }
+        let request = self.request(&report);
+        let job = match self.trigger(&request, observer).await {
             Trigger::Triggered(job) => job,
             Trigger::Failed(e) => {
                 report.trigger_failed(TriggerStatus::TriggerFailed, &e, started.elapsed());
+                self.save(&report).await;
                 return report;
             }
             Trigger::Unknown(e) => {
                 report.trigger_failed(TriggerStatus::TriggerUnknown, &e, started.elapsed());
+                self.save(&report).await;
                 return report;
             }
             Trigger::Cancelled => {
@@ -462,33 +583,123 @@ impl Execution<'_> {
                     "interrupted before the platform accepted the job".into(),
                     started.elapsed(),
                 );
+                self.save(&report).await;
                 return report;
             }
         };
         report.triggered(&job);
+        self.save(&report).await;
         observer.on_event(&TrackerEvent::Triggered { job: &job });
+        self.follow(report, job, observer).await
+    }
 
+    /// Resumes a stored execution that had not ended (after a restart or a takeover):
+    ///
+    /// * `pending` or `trigger_unknown`: the submit may have left. It is reconciled through
+    ///   [`Platform::find_job`] (its `task_name` carries the execution id) — the job found is
+    ///   adopted, or the execution ends `trigger_failed` "not found on the platform". It is
+    ///   never submitted again. While the platform cannot answer, reconciling goes on (until
+    ///   stopped).
+    /// * triggered and `running`: polling goes on; the deadline still counts from the start.
+    /// * anything final is returned as it is.
+    pub async fn resume(
+        &self,
+        mut report: ExecutionReport,
+        observer: &mut dyn Observer,
+    ) -> ExecutionReport {
+        if report.state.is_final() {
+            return report;
+        }
+        let job = match (report.trigger_status, report.job_instance_id) {
+            (TriggerStatus::Triggered, Some(id)) => JobRef {
+                job_instance_id: id,
+                step_instance_id: report.step_instance_id,
+                name: None,
+            },
+            _ => match self.reconcile(&report).await {
+                Some(Some(job)) => {
+                    report.triggered(&job);
+                    self.save(&report).await;
+                    observer.on_event(&TrackerEvent::Triggered { job: &job });
+                    job
+                }
+                Some(None) => {
+                    report.trigger_status = TriggerStatus::TriggerFailed;
+                    report.trigger_message = Some("not found on the platform".into());
+                    let elapsed = started_instant(&report).elapsed();
+                    report.finish(
+                        ExecutionState::TriggerFailed,
+                        format!(
+                            "not found on the platform: jobwatch stopped before its submit of \"{}\" reached the platform; it was not submitted again",
+                            report.task_name
+                        ),
+                        elapsed,
+                    );
+                    report.mark_unreported_unknown();
+                    self.save(&report).await;
+                    return report;
+                }
+                None => return report,
+            },
+        };
+        self.follow(report, job, observer).await
+    }
+
+    /// Looks for the job of an execution whose submit may have left. `None`: stopped first.
+    async fn reconcile(&self, report: &ExecutionReport) -> Option<Option<JobRef>> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(RECONCILE_MAX_DELAY)
+            .without_max_times()
+            .with_jitter()
+            .build();
+        loop {
+            match self
+                .platform
+                .find_job(&report.task_name, report.started_at_ms)
+                .await
+            {
+                Ok(found) => return Some(found),
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(RECONCILE_MAX_DELAY);
+                    self.note_failure(&e, Some(delay));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.stop.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls a triggered job to its end, saving every change, then fetches the logs.
+    async fn follow(
+        &self,
+        mut report: ExecutionReport,
+        mut job: JobRef,
+        observer: &mut dyn Observer,
+    ) -> ExecutionReport {
+        let check = self.check;
+        let started = started_instant(&report);
         let policy = &check.poll;
-        let deadline_after = policy.deadline(check.timeout);
+        let deadline_after = policy.deadline(Duration::from_secs(report.timeout_seconds.max(1)));
         let deadline = started + deadline_after;
-        let mut hosts: Vec<TrackedHost> = check
-            .hosts
-            .iter()
-            .map(|h| TrackedHost {
-                host: h.clone(),
-                status: None,
-            })
-            .collect();
+        let mut hosts: Vec<TrackedHost> =
+            report.hosts.iter().map(TrackedHost::from_report).collect();
         let mut last: Option<JobSnapshot> = None;
         let mut last_error: Option<PlatformError> = None;
         let mut answered = 0u32;
         let mut not_found = 0u32;
         let mut poll_index = 0u32;
-        let mut next_poll = started + policy.delay(0, 0.0);
+        let mut next_poll = Instant::now() + policy.delay(0, 0.0);
         let end = loop {
             tokio::select! {
                 () = tokio::time::sleep_until(next_poll.min(deadline)) => {}
                 () = self.cancel.cancelled() => break PollEnd::Cancelled,
+                () = self.stop.cancelled() => {
+                    self.save(&report).await;
+                    return report;
+                }
             }
             report.polls += 1;
             match self.snapshot_with_retries(&job).await {
@@ -499,15 +710,21 @@ impl Execution<'_> {
                     if job.step_instance_id.is_none() {
                         job.step_instance_id = snapshot.step_instance_id;
                     }
+                    let before = hosts.clone();
                     merge_hosts(&mut hosts, &snapshot);
                     observer.on_event(&TrackerEvent::Snapshot {
                         snapshot: &snapshot,
                         hosts: &hosts,
                     });
+                    let changed = hosts != before || report.job_status != Some(snapshot.status);
+                    report.record_snapshot(&snapshot, &hosts, job.step_instance_id);
                     let finished = snapshot.finished;
                     last = Some(snapshot);
                     if finished {
                         break PollEnd::Finished;
+                    }
+                    if changed {
+                        self.save(&report).await;
                     }
                 }
                 Err(e) => {
@@ -537,17 +754,12 @@ impl Execution<'_> {
             poll_index += 1;
             next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
         };
-        let end = if end == PollEnd::Cancelled {
+        if end == PollEnd::Cancelled {
             self.stop_after_cancel(&job, &mut hosts, &mut last).await;
-            PollEnd::Cancelled
-        } else {
-            end
-        };
-        if let Some(s) = &last {
-            report.job_status = Some(s.status);
-            report.job_status_label = Some(s.label.en.clone());
         }
-        report.step_instance_id = job.step_instance_id;
+        if let Some(s) = &last {
+            report.record_snapshot(s, &hosts, job.step_instance_id);
+        }
         report.last_platform_error = last_error.as_ref().map(ToString::to_string);
         let observed = Observed {
             end: end.clone(),
@@ -557,11 +769,13 @@ impl Execution<'_> {
         };
         let (state, reason) = decide(&observed);
         report.finish(state, reason, started.elapsed());
-        report.hosts = hosts.iter().map(HostReport::from_tracked).collect();
         report.mark_unreported_unknown();
+        // The end is recorded before the logs are fetched.
+        self.save(&report).await;
         if !matches!(end, PollEnd::NotFound { .. }) {
             observer.on_event(&TrackerEvent::FetchingLogs { hosts: hosts.len() });
             self.fetch_logs(&job, &mut report).await;
+            self.save(&report).await;
         }
         report
     }

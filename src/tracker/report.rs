@@ -3,18 +3,40 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::TrackedHost;
 use crate::config::CheckConfig;
 use crate::model::{ExecutionState, Host, HostOutcome, LogTail, TriggerStatus};
 use crate::platform::{JobRef, PlatformError};
 
-/// One execution, end to end. Field names are the JSON keys.
-#[derive(Debug, Clone, Serialize)]
+/// What started an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// `jobwatch exec`.
+    #[default]
+    Cli,
+    /// A check's schedule (`schedule` or `every`).
+    Schedule,
+    /// `POST /v1/executions`.
+    Api,
+    /// `POST /v1/watches`: a job started elsewhere, followed.
+    Watch,
+}
+
+/// One execution, end to end: what `jobwatch exec --output json` prints and what the store
+/// keeps. Field names are the JSON keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecutionReport {
-    /// jobwatch's id of this trigger attempt (UUIDv7).
+    /// jobwatch's id of this trigger attempt (UUIDv7: sorts by creation time).
     pub execution_id: String,
+    /// What started it.
+    #[serde(default)]
+    pub origin: Origin,
+    /// For a scheduled run, the tick it belongs to (Unix epoch ms).
+    #[serde(default)]
+    pub scheduled_at_ms: Option<i64>,
     /// Check name.
     pub check: String,
     /// Platform name from config.
@@ -55,12 +77,16 @@ pub struct ExecutionReport {
     pub last_platform_error: Option<String>,
     /// Every host.
     pub hosts: Vec<HostReport>,
-    #[serde(skip)]
-    started: SystemTime,
+    /// Start, Unix epoch ms.
+    #[serde(default)]
+    pub started_at_ms: i64,
+    /// The job's own timeout, seconds (the deadline is counted from `started_at_ms`).
+    #[serde(default)]
+    pub timeout_seconds: u64,
 }
 
 /// One host's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostReport {
     /// `"<bk_cloud_id>:<ip>"` (+ ` #<bk_host_id>`), `#<bk_host_id>` or `localhost`.
     pub host: String,
@@ -128,6 +154,10 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+fn rfc3339_ms(ms: i64) -> String {
+    rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
 impl ExecutionReport {
     /// A report for an execution about to be submitted.
     pub fn new(
@@ -137,9 +167,11 @@ impl ExecutionReport {
         platform_kind: &str,
         task_name: &str,
     ) -> Self {
-        let started = SystemTime::now();
+        let started_at_ms = crate::now_ms();
         ExecutionReport {
             execution_id,
+            origin: Origin::Cli,
+            scheduled_at_ms: None,
             check: check.name.clone(),
             platform: platform.to_owned(),
             platform_kind: platform_kind.to_owned(),
@@ -153,7 +185,7 @@ impl ExecutionReport {
             job_status_label: None,
             state: ExecutionState::Pending,
             reason: String::new(),
-            started_at: rfc3339(started),
+            started_at: rfc3339_ms(started_at_ms),
             ended_at: String::new(),
             duration_seconds: 0.0,
             polls: 0,
@@ -169,7 +201,32 @@ impl ExecutionReport {
                     })
                 })
                 .collect(),
-            started,
+            started_at_ms,
+            timeout_seconds: check.timeout.as_secs(),
+        }
+    }
+
+    /// Records a status answer: job status, step, and every host (logs are kept).
+    pub fn record_snapshot(
+        &mut self,
+        s: &crate::model::JobSnapshot,
+        hosts: &[TrackedHost],
+        step: Option<u64>,
+    ) {
+        self.job_status = Some(s.status);
+        self.job_status_label = Some(s.label.en.clone());
+        self.step_instance_id = step.or(self.step_instance_id);
+        let logs: Vec<(Host, String)> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.log.is_empty())
+            .map(|h| (h.identity.clone(), h.log.clone()))
+            .collect();
+        self.hosts = hosts.iter().map(HostReport::from_tracked).collect();
+        for (host, log) in logs {
+            if let Some(h) = self.hosts.iter_mut().find(|h| h.identity.same_as(&host)) {
+                h.log = log;
+            }
         }
     }
 
@@ -212,7 +269,7 @@ impl ExecutionReport {
         self.state = state;
         self.reason = reason;
         self.duration_seconds = elapsed.as_secs_f64();
-        self.ended_at = rfc3339(self.started + elapsed);
+        self.ended_at = rfc3339_ms(self.started_at_ms + elapsed.as_millis() as i64);
     }
 
     /// The report for people: a header, the per-host table, the last log lines of each host

@@ -169,12 +169,7 @@ fn check(poll: PollPolicy) -> CheckConfig {
 
 async fn run(platform: &Arc<Scripted>, poll: PollPolicy) -> (super::ExecutionReport, Duration) {
     let check = check(poll);
-    let execution = Execution {
-        check: &check,
-        platform_name: "scripted",
-        platform: platform.clone(),
-        cancel: CancellationToken::new(),
-    };
+    let execution = Execution::new(&check, "scripted", platform.clone());
     let start = Instant::now();
     let report = execution.run(&mut Silent).await;
     (report, start.elapsed())
@@ -358,10 +353,8 @@ async fn cancel_sends_one_terminate_and_waits_for_the_platform_to_confirm() {
     let check = check(PollPolicy::default());
     let cancel = CancellationToken::new();
     let execution = Execution {
-        check: &check,
-        platform_name: "scripted",
-        platform: p.clone(),
         cancel: cancel.clone(),
+        ..Execution::new(&check, "scripted", p.clone())
     };
     let canceller = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
