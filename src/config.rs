@@ -41,6 +41,38 @@ struct RawConfig {
     /// Checks: a script, its targets and how to follow it.
     #[serde(default)]
     checks: Vec<RawCheck>,
+    /// The daemon (`jobwatch run`).
+    #[serde(default)]
+    agent: RawAgent,
+    /// The HTTP API and status page of the daemon.
+    #[serde(default)]
+    api: RawApi,
+}
+
+/// `[agent]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    /// Where the SQLite database lives (default `./data`).
+    data_dir: Option<PathBuf>,
+    /// How long a SIGTERM/SIGINT waits for in-flight platform calls (default 10s).
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+}
+
+/// `[api]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    /// Listen address (default `127.0.0.1:9464`).
+    listen: Option<String>,
+    /// Bearer token required by the mutating endpoints (better: `token_file` or
+    /// `JOBWATCH__API__TOKEN`). Unset: no token is asked for — set one.
+    token: Option<SecretString>,
+    /// A file holding the token.
+    token_file: Option<PathBuf>,
+    /// Accept `script` in `POST /v1/executions` (default false).
+    allow_inline_scripts: Option<bool>,
 }
 
 /// `[platforms.<name>]`.
@@ -119,6 +151,15 @@ struct RawCheck {
     /// How to follow the job.
     #[serde(default)]
     poll: RawPoll,
+    /// Run by itself on this cron expression (UTC; 5 fields, or 6 with seconds first).
+    schedule: Option<String>,
+    /// Run by itself every this long (on multiples of the period since the epoch).
+    #[serde(default, with = "humantime_serde")]
+    every: Option<Duration>,
+    /// Start a scheduled run even while the previous one is going (default false: the tick
+    /// is recorded as skipped).
+    #[serde(default)]
+    allow_overlap: bool,
 }
 
 /// `[checks.poll]`; see [`PollPolicy`] for each field's meaning and default.
@@ -146,6 +187,30 @@ pub struct Config {
     pub platforms: BTreeMap<String, PlatformConfig>,
     /// Checks, in file order.
     pub checks: Vec<CheckConfig>,
+    /// The daemon.
+    pub agent: AgentConfig,
+    /// Its HTTP API.
+    pub api: ApiConfig,
+}
+
+/// A validated `[agent]`.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// SQLite database directory.
+    pub data_dir: PathBuf,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+}
+
+/// A validated `[api]`.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for mutating endpoints.
+    pub token: Option<SecretString>,
+    /// Accept inline scripts over the API.
+    pub allow_inline_scripts: bool,
 }
 
 /// A validated platform.
@@ -192,6 +257,10 @@ pub struct CheckConfig {
     pub log_max_bytes: usize,
     /// Poll policy.
     pub poll: PollPolicy,
+    /// When it runs by itself, if it does.
+    pub schedule: Option<crate::schedule::Schedule>,
+    /// Whether a scheduled run may start while the previous one is going.
+    pub allow_overlap: bool,
 }
 
 impl Config {
@@ -338,11 +407,65 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
             checks.push(check);
         }
     }
-    if issues.0.is_empty() {
-        Ok(Config { platforms, checks })
-    } else {
-        Err(issues.0)
+    let agent = AgentConfig {
+        data_dir: raw
+            .agent
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./data")),
+        shutdown_grace: raw.agent.shutdown_grace.unwrap_or(Duration::from_secs(10)),
+    };
+    let api = validate_api(&mut issues, &raw.api);
+    match api {
+        Some(api) if issues.0.is_empty() => Ok(Config {
+            platforms,
+            checks,
+            agent,
+            api,
+        }),
+        _ => Err(issues.0),
     }
+}
+
+fn validate_api(issues: &mut Issues, a: &RawApi) -> Option<ApiConfig> {
+    let listen = a.listen.as_deref().unwrap_or("127.0.0.1:9464");
+    let listen = match listen.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.add(
+                "api.listen",
+                format!("`{listen}` is not an address like 127.0.0.1:9464"),
+            );
+            None
+        }
+    };
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) if !text.trim().is_empty() => Some(SecretString::from(text.trim().to_owned())),
+            Ok(_) => {
+                issues.add("api.token_file", format!("{} is empty", file.display()));
+                None
+            }
+            Err(e) => {
+                issues.add(
+                    "api.token_file",
+                    format!("cannot read {}: {e}", file.display()),
+                );
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            issues.add("api.token", "set either token or token_file, not both");
+            None
+        }
+        (None, None) => None,
+    };
+    Some(ApiConfig {
+        listen: listen?,
+        token,
+        allow_inline_scripts: a.allow_inline_scripts.unwrap_or(false),
+    })
 }
 
 fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option<PlatformConfig> {
@@ -663,6 +786,28 @@ fn validate_check(
         issues.add(format!("{key}.log_max_bytes"), "must be at least 256");
     }
     let poll = validate_poll(issues, &format!("{key}.poll"), &c.poll);
+    let schedule = match (&c.schedule, c.every) {
+        (Some(_), Some(_)) => {
+            issues.add(
+                format!("{key}.schedule"),
+                "set either schedule or every, not both",
+            );
+            None
+        }
+        (Some(text), None) => match crate::schedule::Schedule::cron(text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                issues.add(format!("{key}.schedule"), e);
+                None
+            }
+        },
+        (None, Some(period)) if period < Duration::from_secs(1) => {
+            issues.add(format!("{key}.every"), "must be at least 1s");
+            None
+        }
+        (None, Some(period)) => Some(crate::schedule::Schedule::Every(period)),
+        (None, None) => None,
+    };
     if issues.0.len() > before {
         return None;
     }
@@ -678,6 +823,8 @@ fn validate_check(
         timeout,
         log_max_bytes,
         poll,
+        schedule,
+        allow_overlap: c.allow_overlap,
     })
 }
 

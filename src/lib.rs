@@ -10,10 +10,14 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod internal_events;
+pub mod metrics;
 pub mod model;
 pub mod platform;
+pub mod schedule;
 pub mod store;
 pub mod tracker;
 

@@ -37,6 +37,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         log_lines: usize,
     },
+    /// Run the daemon: scheduled checks, HTTP API and status page, durable state; resumes
+    /// unfinished executions at start; SIGTERM/SIGINT shut it down cleanly.
+    Run {
+        /// Configuration file (TOML); without it the embedded sample configuration is used.
+        #[arg(long, short, env = "JOBWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -60,9 +67,9 @@ enum Output {
     Json,
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JOBWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -89,7 +96,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    // The daemon tells what it does; the one-shot commands speak through their report.
+    init_logging(if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "error"
+    });
     jobwatch::install_crypto_provider();
     match cli.command {
         Command::Config {
@@ -118,6 +130,33 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Run { config } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("jobwatch: cannot start the async runtime: {e}");
+                    return ExitCode::from(exit::SOFTWARE);
+                }
+            };
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(interrupt(shutdown.clone(), "shutting down"));
+                match jobwatch::daemon::run(config, shutdown).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("jobwatch: {e:#}");
+                        ExitCode::from(exit::SOFTWARE)
+                    }
+                }
+            })
+        }
         Command::Exec {
             config,
             check,
@@ -160,7 +199,10 @@ async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize
         }
     };
     let execution = Execution::new(check, &check.platform, platform);
-    tokio::spawn(interrupt(execution.cancel.clone()));
+    tokio::spawn(interrupt(
+        execution.cancel.clone(),
+        "asking the platform to stop the job…",
+    ));
     let mut observer: Box<dyn Observer> = if std::io::stderr().is_terminal() {
         Box::new(progress::Bars::new(check.hosts.len()))
     } else if output == Output::Text {
@@ -183,8 +225,8 @@ async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize
     ExitCode::from(exit_code(report.state))
 }
 
-/// Cancels on the first SIGINT or SIGTERM: the tracker sends a terminate and reports.
-async fn interrupt(cancel: CancellationToken) {
+/// Cancels `cancel` on the first SIGINT or SIGTERM.
+async fn interrupt(cancel: CancellationToken, what: &str) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return,
@@ -193,6 +235,6 @@ async fn interrupt(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("jobwatch: interrupted; asking the platform to stop the job…");
+    eprintln!("jobwatch: interrupted; {what}");
     cancel.cancel();
 }

@@ -60,6 +60,8 @@ log = "exit 2\n"
         account_alias: Some("root".into()),
         timeout: Duration::from_secs(60),
         log_max_bytes: 4096,
+        schedule: None,
+        allow_overlap: false,
         poll: PollPolicy {
             first_poll: Duration::from_millis(100),
             interval: Duration::from_millis(100),

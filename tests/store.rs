@@ -20,19 +20,30 @@ fn check(name: &str) -> CheckConfig {
         timeout: std::time::Duration::from_secs(60),
         log_max_bytes: 1024,
         poll: PollPolicy::default(),
+        schedule: None,
+        allow_overlap: false,
     }
 }
 
 fn report(check_name: &str) -> ExecutionReport {
     let id = uuid::Uuid::now_v7().to_string();
-    ExecutionReport::new(id.clone(), &check(check_name), "bk", "bkjob", &format!("jobwatch:{check_name}:{id}"))
+    ExecutionReport::new(
+        id.clone(),
+        &check(check_name),
+        "bk",
+        "bkjob",
+        &format!("jobwatch:{check_name}:{id}"),
+    )
 }
 
 async fn conformance(store: &dyn Store) {
     // Insert, read back whole.
     let mut a = report("disk");
     assert!(store.insert(&a).await.unwrap());
-    assert!(!store.insert(&a).await.unwrap(), "the same id is recorded once");
+    assert!(
+        !store.insert(&a).await.unwrap(),
+        "the same id is recorded once"
+    );
     let back = store.get(&a.execution_id).await.unwrap().unwrap();
     assert_eq!(back.task_name, a.task_name);
     assert_eq!(back.state, ExecutionState::Pending);
@@ -50,9 +61,15 @@ async fn conformance(store: &dyn Store) {
     store.save(&a).await.unwrap();
     let mut reopened = a.clone();
     reopened.state = ExecutionState::Running;
-    assert!(matches!(store.save(&reopened).await, Err(StoreError::FinalStateChange { .. })));
+    assert!(matches!(
+        store.save(&reopened).await,
+        Err(StoreError::FinalStateChange { .. })
+    ));
     let back = store.get(&a.execution_id).await.unwrap().unwrap();
-    assert_eq!((back.state, back.job_instance_id), (ExecutionState::Failed, Some(42)));
+    assert_eq!(
+        (back.state, back.job_instance_id),
+        (ExecutionState::Failed, Some(42))
+    );
     assert!(back.hosts[0].log.starts_with("the log"));
     assert!(store.unfinished().await.unwrap().is_empty());
 
@@ -64,8 +81,14 @@ async fn conformance(store: &dyn Store) {
     let mut again = report("disk");
     again.origin = Origin::Schedule;
     again.scheduled_at_ms = Some(1_700_000_000_000);
-    assert!(!store.insert(&again).await.unwrap(), "a second record of the same tick is refused");
-    assert_eq!(store.last_tick("disk").await.unwrap(), Some(1_700_000_000_000));
+    assert!(
+        !store.insert(&again).await.unwrap(),
+        "a second record of the same tick is refused"
+    );
+    assert_eq!(
+        store.last_tick("disk").await.unwrap(),
+        Some(1_700_000_000_000)
+    );
     assert_eq!(store.last_tick("other").await.unwrap(), None);
 
     // Listings: active vs history, by check, paged newest first.
@@ -78,16 +101,40 @@ async fn conformance(store: &dyn Store) {
         limit,
         cursor,
     };
-    let active = store.list(&q(Which::Active, None, 100, None)).await.unwrap();
-    let history = store.list(&q(Which::History, None, 100, None)).await.unwrap();
+    let active = store
+        .list(&q(Which::Active, None, 100, None))
+        .await
+        .unwrap();
+    let history = store
+        .list(&q(Which::History, None, 100, None))
+        .await
+        .unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(active.len(), 6);
     assert!(active.iter().all(|r| !r.state.is_final()));
-    let page1 = store.list(&q(Which::All, Some("mem"), 3, None)).await.unwrap();
-    let page2 = store.list(&q(Which::All, Some("mem"), 3, Some(page1[2].execution_id.clone()))).await.unwrap();
+    let page1 = store
+        .list(&q(Which::All, Some("mem"), 3, None))
+        .await
+        .unwrap();
+    let page2 = store
+        .list(&q(
+            Which::All,
+            Some("mem"),
+            3,
+            Some(page1[2].execution_id.clone()),
+        ))
+        .await
+        .unwrap();
     assert_eq!((page1.len(), page2.len()), (3, 2));
-    assert!(page1[0].execution_id > page1[2].execution_id, "newest first");
-    assert!(page1.iter().all(|p| page2.iter().all(|q| q.execution_id != p.execution_id)));
+    assert!(
+        page1[0].execution_id > page1[2].execution_id,
+        "newest first"
+    );
+    assert!(
+        page1
+            .iter()
+            .all(|p| page2.iter().all(|q| q.execution_id != p.execution_id))
+    );
     let (act, hist) = store.active_and_history(100).await.unwrap();
     assert_eq!((act.len(), hist.len()), (6, 1));
 }
@@ -108,6 +155,9 @@ async fn sqlite_store_survives_reopening() {
         store.insert(&r).await.unwrap();
     }
     let store = SqliteStore::open(dir.path()).await.unwrap();
-    assert_eq!(store.unfinished().await.unwrap()[0].execution_id, r.execution_id);
+    assert_eq!(
+        store.unfinished().await.unwrap()[0].execution_id,
+        r.execution_id
+    );
     assert!(dir.path().join("jobwatch.sqlite3").is_file());
 }

@@ -120,9 +120,10 @@ pub trait Store: Send + Sync {
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError>;
 }
 
+/// A shared store is where the tracker journals executions.
 #[async_trait]
-impl<S: Store + ?Sized> crate::tracker::Journal for S {
+impl crate::tracker::Journal for std::sync::Arc<dyn Store> {
     async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError> {
-        Store::save(self, report).await
+        Store::save(self.as_ref(), report).await
     }
 }

@@ -390,6 +390,9 @@ enum Trigger {
     Failed(PlatformError),
     Unknown(PlatformError),
     Cancelled,
+    /// Shutdown while retrying: the execution stays `pending` and is reconciled at the next
+    /// start (a submit may have left).
+    Stopped,
 }
 
 /// How long (at most) between reconcile attempts of a resumed execution whose submit may have
@@ -481,6 +484,7 @@ impl<'a> Execution<'a> {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.cancel.cancelled() => return Trigger::Cancelled,
+                () = self.stop.cancelled() => return Trigger::Stopped,
             }
         }
     }
@@ -586,6 +590,7 @@ impl<'a> Execution<'a> {
                 self.save(&report).await;
                 return report;
             }
+            Trigger::Stopped => return report,
         };
         report.triggered(&job);
         self.save(&report).await;

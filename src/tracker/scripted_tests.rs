@@ -163,6 +163,8 @@ fn check(poll: PollPolicy) -> CheckConfig {
         account_alias: Some("root".into()),
         timeout: Duration::from_secs(60),
         log_max_bytes: 1024,
+        schedule: None,
+        allow_overlap: false,
         poll,
     }
 }

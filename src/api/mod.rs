@@ -1,0 +1,574 @@
+//! The daemon's HTTP surface: `router(state)`. Reads come from the store; mutating endpoints
+//! require `Authorization: Bearer <api.token>` when a token is set. Every error is JSON
+//! `{"error": {"code", "message"}}` and never carries internals.
+
+mod page;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::daemon::{Overrides, RunError, Runner};
+use crate::metrics::Metrics;
+use crate::model::Host;
+use crate::store::{ListQuery, Which};
+use crate::tracker::ExecutionReport;
+use crate::tracker::report::Origin;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    runner: Arc<Runner>,
+    metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State over a runner.
+    pub fn new(runner: Arc<Runner>, metrics: Arc<Metrics>) -> Self {
+        AppState { runner, metrics }
+    }
+}
+
+/// An API error: HTTP status, a stable code, a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `unauthorized`, `bad_request`, `not_found`, `forbidden`, `shutting_down`, `internal`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "Store error while serving the API.");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the store could not be read or written",
+        )
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::UnknownCheck(_) | RunError::UnknownPlatform(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            RunError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ),
+            RunError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.runner.config().api.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = token.expose_secret().as_bytes();
+    // Constant-time comparison: the time taken does not tell how much of the token matched.
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` is required",
+        ))
+    }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// `POST /v1/executions` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExecution {
+    /// A configured check.
+    pub check: String,
+    /// Targets instead of the check's: host ids, `"<bk_cloud_id>:<ip>"` or `"localhost"`.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub hosts: Option<Vec<serde_json::Value>>,
+    /// Argument string instead of the check's.
+    pub params: Option<String>,
+    /// Script instead of the check's; refused unless `api.allow_inline_scripts`.
+    pub script: Option<String>,
+}
+
+/// `POST /v1/watches` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWatch {
+    /// A configured platform.
+    pub platform: String,
+    /// The job to follow.
+    pub job_instance_id: u64,
+    /// The job's own timeout in seconds (default 7200, bk-job's default).
+    pub timeout_seconds: Option<u64>,
+}
+
+/// The answer to an accepted start.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// The new execution.
+    pub execution_id: String,
+    /// Its state now.
+    pub state: String,
+    /// Where to follow it.
+    pub url: String,
+}
+
+/// One line of a listing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionSummary {
+    /// Id.
+    pub execution_id: String,
+    /// Check.
+    pub check: String,
+    /// Platform.
+    pub platform: String,
+    /// `cli`, `schedule`, `api` or `watch`.
+    pub origin: String,
+    /// Trigger status.
+    pub trigger_status: String,
+    /// State.
+    pub state: String,
+    /// `active` or `history`.
+    pub list: String,
+    /// Why.
+    pub reason: String,
+    /// Job instance.
+    pub job_instance_id: Option<u64>,
+    /// Scheduled tick, RFC 3339.
+    pub scheduled_at: Option<String>,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// Hosts targeted or reported.
+    pub hosts: usize,
+}
+
+fn plain<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+}
+
+impl From<&ExecutionReport> for ExecutionSummary {
+    fn from(r: &ExecutionReport) -> Self {
+        ExecutionSummary {
+            execution_id: r.execution_id.clone(),
+            check: r.check.clone(),
+            platform: r.platform.clone(),
+            origin: plain(&r.origin),
+            trigger_status: plain(&r.trigger_status),
+            state: r.state.as_str().to_owned(),
+            list: if r.state.is_final() {
+                "history"
+            } else {
+                "active"
+            }
+            .to_owned(),
+            reason: r.reason.clone(),
+            job_instance_id: r.job_instance_id,
+            scheduled_at: r.scheduled_at_ms.map(rfc3339_ms),
+            started_at: r.started_at.clone(),
+            hosts: r.hosts.len(),
+        }
+    }
+}
+
+/// `GET /v1/executions` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// `active` (pending or running), `history` (ended) or `all` (default).
+    pub state: Option<String>,
+    /// Only this check.
+    pub check: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of executions, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionPage {
+    /// The executions.
+    pub executions: Vec<ExecutionSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is alive.")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Accepting work and the store answers."),
+    (status = 503, description = "Shutting down or the store is unreachable.")))]
+async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.runner.accepting() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match state.runner.store().last_tick("").await {
+        Ok(_) => "ready\n".into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition format.")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+fn parse_host(v: &serde_json::Value) -> Result<Host, ApiError> {
+    let text = match v {
+        serde_json::Value::Number(n) => {
+            return n
+                .as_u64()
+                .map(Host::by_id)
+                .ok_or_else(|| ApiError::bad_request(format!("`{n}` is not a host id")));
+        }
+        serde_json::Value::String(s) => s.trim(),
+        other => return Err(ApiError::bad_request(format!("`{other}` is not a host"))),
+    };
+    if let Ok(id) = text.parse::<u64>() {
+        return Ok(Host::by_id(id));
+    }
+    if matches!(text, "localhost" | "127.0.0.1" | "::1") {
+        return Ok(crate::platform::local::localhost());
+    }
+    let parsed = text.split_once(':').and_then(|(cloud, ip)| {
+        Some(Host::by_ip(
+            cloud.trim().parse().ok()?,
+            ip.trim().parse::<std::net::Ipv4Addr>().ok()?.to_string(),
+        ))
+    });
+    parsed.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""
+        ))
+    })
+}
+
+#[utoipa::path(post, path = "/v1/executions", request_body = NewExecution,
+    description = "Starts a configured check now. Requires `Authorization: Bearer <token>` when `api.token` is set.",
+    responses(
+        (status = 202, body = Accepted, description = "Recorded and started."),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Unknown check."), (status = 503, body = ErrorBody)))]
+async fn create_execution(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let request: NewExecution = parse_json(&body)?;
+    if request.script.is_some() && !state.runner.config().api.allow_inline_scripts {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "inline scripts are refused (api.allow_inline_scripts is off)",
+        ));
+    }
+    let hosts = match &request.hosts {
+        Some(list) if list.is_empty() => {
+            return Err(ApiError::bad_request("`hosts` must not be empty"));
+        }
+        Some(list) => Some(list.iter().map(parse_host).collect::<Result<Vec<_>, _>>()?),
+        None => None,
+    };
+    let overrides = Overrides {
+        hosts,
+        params: request.params,
+        script: request.script,
+    };
+    let report = state
+        .runner
+        .submit(&request.check, Origin::Api, None, &overrides)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "conflict", "already recorded"))?;
+    Ok(accepted(&report))
+}
+
+fn accepted(report: &ExecutionReport) -> Response {
+    let body = Accepted {
+        execution_id: report.execution_id.clone(),
+        state: report.state.as_str().to_owned(),
+        url: format!("/v1/executions/{}", report.execution_id),
+    };
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, body.url.clone())],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+#[utoipa::path(post, path = "/v1/watches", request_body = NewWatch,
+    description = "Follows a job started elsewhere. Requires the bearer token when one is set.",
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Unknown platform."), (status = 503, body = ErrorBody)))]
+async fn create_watch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let request: NewWatch = parse_json(&body)?;
+    if request.job_instance_id == 0 {
+        return Err(ApiError::bad_request(
+            "`job_instance_id` must be at least 1",
+        ));
+    }
+    let timeout = Duration::from_secs(request.timeout_seconds.unwrap_or(7200).clamp(1, 259_200));
+    let report = state
+        .runner
+        .watch(&request.platform, request.job_instance_id, timeout)
+        .await?;
+    Ok(accepted(&report))
+}
+
+#[utoipa::path(get, path = "/v1/executions", params(ListParams),
+    responses((status = 200, body = ExecutionPage), (status = 400, body = ErrorBody)))]
+async fn list_executions(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ExecutionPage>, ApiError> {
+    let which = match params.state.as_deref() {
+        None | Some("all") => Which::All,
+        Some("active") => Which::Active,
+        Some("history") => Which::History,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`state={other}`: use active, history or all"
+            )));
+        }
+    };
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be from 1 to 1000"));
+    }
+    let query = ListQuery {
+        which,
+        check: params.check,
+        limit,
+        cursor: params.cursor,
+    };
+    let reports = state.runner.store().list(&query).await?;
+    let next_cursor = (reports.len() == limit as usize)
+        .then(|| reports.last().map(|r| r.execution_id.clone()))
+        .flatten();
+    Ok(axum::Json(ExecutionPage {
+        executions: reports.iter().map(ExecutionSummary::from).collect(),
+        next_cursor,
+    }))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<ExecutionReport, ApiError> {
+    state
+        .runner
+        .store()
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))
+}
+
+#[utoipa::path(get, path = "/v1/executions/{id}", params(("id" = String, Path, description = "Execution id")),
+    responses((status = 200, description = "The whole execution: trigger, state, reason, every host with its log.", content_type = "application/json"),
+        (status = 404, body = ErrorBody)))]
+async fn get_execution(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(load(&state, &id).await?).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/executions/{id}/hosts/{host}/log",
+    params(("id" = String, Path, description = "Execution id"),
+        ("host" = String, Path, description = "`<bk_cloud_id>:<ip>`, a host id, or `localhost`")),
+    responses((status = 200, description = "The host's log tail.", content_type = "text/plain"), (status = 404, body = ErrorBody)))]
+async fn host_log(
+    State(state): State<AppState>,
+    Path((id, host)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let report = load(&state, &id).await?;
+    let wanted = parse_host(&serde_json::Value::String(host.clone())).ok();
+    let found = report.hosts.iter().find(|h| {
+        h.host == host
+            || wanted.as_ref().is_some_and(|w| {
+                w.same_as(&h.identity) || (w.ip.as_deref() == Some("localhost") && h.identity == *w)
+            })
+    });
+    let Some(h) = found else {
+        return Err(ApiError::not_found(format!(
+            "execution `{id}` has no host `{host}`"
+        )));
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        h.log.clone(),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/", responses((status = 200, description = "Status page: active and history executions.", content_type = "text/html")))]
+async fn status_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    let (active, history) = state.runner.store().active_and_history(100).await?;
+    Ok(Html(page::render(
+        &active,
+        &history,
+        state.runner.accepting(),
+    )))
+}
+
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document.")))]
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+/// The OpenAPI document of every route.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jobwatch",
+        description = "Follows job platform executions to their true end."
+    ),
+    paths(
+        healthz,
+        readyz,
+        metrics,
+        create_execution,
+        create_watch,
+        list_executions,
+        get_execution,
+        host_log,
+        status_page,
+        openapi
+    ),
+    components(schemas(
+        NewExecution,
+        NewWatch,
+        Accepted,
+        ExecutionSummary,
+        ExecutionPage,
+        ErrorBody,
+        ErrorDetail
+    ))
+)]
+pub struct ApiDoc;
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route(
+            "/v1/executions",
+            post(create_execution).get(list_executions),
+        )
+        .route("/v1/executions/{id}", get(get_execution))
+        .route("/v1/executions/{id}/hosts/{host}/log", get(host_log))
+        .route("/v1/watches", post(create_watch))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}

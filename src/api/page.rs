@@ -1,0 +1,79 @@
+//! The status page: two server-rendered tables, active and history, from one store read.
+
+use std::fmt::Write as _;
+
+use crate::tracker::ExecutionReport;
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn table(title: &str, id: &str, rows: &[ExecutionReport]) -> String {
+    let mut html = format!(
+        "<h2>{title} ({})</h2>\n<table id=\"{id}\">\n<tr><th>execution</th><th>check</th><th>origin</th><th>state</th><th>trigger</th><th>job</th><th>started</th><th>reason</th></tr>\n",
+        rows.len()
+    );
+    for r in rows {
+        let job = r.job_instance_id.map(|j| j.to_string()).unwrap_or_default();
+        let origin = serde_json::to_value(r.origin)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let trigger = serde_json::to_value(r.trigger_status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let reason: String = r.reason.chars().take(300).collect();
+        let _ = writeln!(
+            html,
+            "<tr data-execution-id=\"{id}\" class=\"{state}\"><td><a href=\"/v1/executions/{id}\">{id}</a></td><td>{check}</td><td>{origin}</td><td>{state}</td><td>{trigger}</td><td>{job}</td><td>{started}</td><td>{reason}</td></tr>",
+            id = escape(&r.execution_id),
+            check = escape(&r.check),
+            state = r.state.as_str(),
+            started = escape(&r.started_at),
+            reason = escape(&reason),
+        );
+    }
+    html.push_str("</table>\n");
+    html
+}
+
+/// The page: active executions, then history, newest first.
+pub fn render(active: &[ExecutionReport], history: &[ExecutionReport], accepting: bool) -> String {
+    let banner = if accepting {
+        ""
+    } else {
+        "<p class=\"warn\">jobwatch is shutting down: no new work is accepted.</p>"
+    };
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>jobwatch</title>\
+<style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}\
+.failed,.timed_out,.lost,.trigger_failed{{background:#fdd}}.succeeded{{background:#dfd}}.skipped{{background:#eee}}.warn{{color:#a00}}</style></head>\
+<body><h1>jobwatch {version}</h1>{banner}\n{active}{history}<p><a href=\"/v1/executions\">JSON</a> · <a href=\"/openapi.json\">OpenAPI</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n",
+        version = env!("CARGO_PKG_VERSION"),
+        active = table("Active", "active", active),
+        history = table("History", "history", history),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            super::escape("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+    }
+}

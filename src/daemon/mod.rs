@@ -1,0 +1,366 @@
+//! `jobwatch run`: the durable sidecar. It resumes every unfinished execution, runs scheduled
+//! checks, accepts work over HTTP, and on SIGTERM/SIGINT stops intake, stops following
+//! (jobs keep running on their platform; the next start resumes them), waits for in-flight
+//! calls up to the grace period, and exits.
+
+mod scheduler;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{CheckConfig, Config};
+use crate::metrics::Metrics;
+use crate::model::{ExecutionState, Host, TriggerStatus};
+use crate::platform::Platform;
+use crate::store::{Store, StoreError};
+use crate::tracker::report::Origin;
+use crate::tracker::{Execution, ExecutionReport, PollPolicy, Silent};
+
+/// Why the runner refused to start an execution.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No check by that name.
+    #[error("no check named `{0}`")]
+    UnknownCheck(String),
+    /// No platform by that name.
+    #[error("no platform named `{0}`")]
+    UnknownPlatform(String),
+    /// The agent is shutting down.
+    #[error("jobwatch is shutting down")]
+    ShuttingDown,
+    /// The execution could not be recorded, so it was not started.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Overrides of a check for one API-started execution.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Targets instead of the check's.
+    pub hosts: Option<Vec<Host>>,
+    /// Argument string instead of the check's.
+    pub params: Option<String>,
+    /// Script instead of the check's (only when `api.allow_inline_scripts`).
+    pub script: Option<String>,
+}
+
+/// Starts, resumes and counts executions; owns their tasks.
+pub struct Runner {
+    config: Arc<Config>,
+    platforms: BTreeMap<String, Arc<dyn Platform>>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    accepting: AtomicBool,
+    active: Mutex<HashMap<String, usize>>,
+}
+
+/// The check a watched job is followed with: no script, default polling, the job's timeout
+/// as given.
+pub const WATCH_CHECK: &str = "watch";
+
+impl Runner {
+    /// A runner over `store` with the configured platforms.
+    pub fn new(
+        config: Arc<Config>,
+        platforms: BTreeMap<String, Arc<dyn Platform>>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Runner {
+            config,
+            platforms,
+            store,
+            metrics,
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            accepting: AtomicBool::new(true),
+            active: Mutex::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Whether new work is accepted (false once shutdown began).
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    /// Cancelled when shutdown begins.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Executions of `check` this process is following now.
+    pub fn active_count(&self, check: &str) -> usize {
+        self.active
+            .lock()
+            .expect("active lock")
+            .get(check)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn check_for(&self, name: &str, overrides: &Overrides) -> Result<CheckConfig, RunError> {
+        let mut check = self
+            .config
+            .check(name)
+            .cloned()
+            .ok_or_else(|| RunError::UnknownCheck(name.to_owned()))?;
+        if let Some(hosts) = &overrides.hosts {
+            check.hosts = hosts.clone();
+        }
+        if let Some(params) = &overrides.params {
+            check.param = Some(params.clone());
+        }
+        if let Some(script) = &overrides.script {
+            check.script = script.clone();
+        }
+        Ok(check)
+    }
+
+    /// Records and starts an execution of `check_name`. The record exists when this returns.
+    pub async fn submit(
+        self: &Arc<Self>,
+        check_name: &str,
+        origin: Origin,
+        scheduled_at_ms: Option<i64>,
+        overrides: &Overrides,
+    ) -> Result<Option<ExecutionReport>, RunError> {
+        if !self.accepting() {
+            return Err(RunError::ShuttingDown);
+        }
+        let check = Arc::new(self.check_for(check_name, overrides)?);
+        let platform = self
+            .platforms
+            .get(&check.platform)
+            .cloned()
+            .ok_or_else(|| RunError::UnknownPlatform(check.platform.clone()))?;
+        let mut report = Execution::new(&check, &check.platform, platform.clone()).new_report();
+        report.origin = origin;
+        report.scheduled_at_ms = scheduled_at_ms;
+        if !self.store.insert(&report).await? {
+            return Ok(None); // this tick is already recorded
+        }
+        self.spawn(check, platform, report.clone(), false);
+        Ok(Some(report))
+    }
+
+    /// Records a scheduled tick that did not run.
+    pub async fn record_skipped(
+        &self,
+        check_name: &str,
+        scheduled_at_ms: i64,
+        reason: String,
+    ) -> Result<bool, StoreError> {
+        let Some(check) = self.config.check(check_name) else {
+            return Ok(false);
+        };
+        let Some(platform) = self.platforms.get(&check.platform).cloned() else {
+            return Ok(false);
+        };
+        let mut report = Execution::new(check, &check.platform, platform).new_report();
+        report.origin = Origin::Schedule;
+        report.scheduled_at_ms = Some(scheduled_at_ms);
+        report.trigger_status = TriggerStatus::Skipped;
+        report.finish(ExecutionState::Skipped, reason, Duration::ZERO);
+        report.mark_unreported_unknown();
+        let inserted = self.store.insert(&report).await?;
+        if inserted {
+            self.metrics.execution_ended(&report);
+        }
+        Ok(inserted)
+    }
+
+    /// Starts following a job started elsewhere.
+    pub async fn watch(
+        self: &Arc<Self>,
+        platform_name: &str,
+        job_instance_id: u64,
+        timeout: Duration,
+    ) -> Result<ExecutionReport, RunError> {
+        if !self.accepting() {
+            return Err(RunError::ShuttingDown);
+        }
+        let platform = self
+            .platforms
+            .get(platform_name)
+            .cloned()
+            .ok_or_else(|| RunError::UnknownPlatform(platform_name.to_owned()))?;
+        let check = Arc::new(watch_check(platform_name, Vec::new(), timeout));
+        let mut report = Execution::new(&check, platform_name, platform.clone()).new_report();
+        report.origin = Origin::Watch;
+        report.task_name = String::new();
+        report.triggered(&crate::platform::JobRef {
+            job_instance_id,
+            step_instance_id: None,
+            name: None,
+        });
+        self.store.insert(&report).await?;
+        self.spawn(check, platform, report.clone(), true);
+        Ok(report)
+    }
+
+    /// Resumes every execution the store has not seen end. Returns how many.
+    pub async fn resume_all(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let unfinished = self.store.unfinished().await?;
+        let mut resumed = 0;
+        for report in unfinished {
+            let Some(platform) = self.platforms.get(&report.platform).cloned() else {
+                tracing::error!(execution_id = %report.execution_id, platform = %report.platform, "Cannot resume: its platform is no longer configured.");
+                continue;
+            };
+            let check = match self.config.check(&report.check) {
+                Some(c) if report.origin != Origin::Watch => c.clone(),
+                _ => watch_check(
+                    &report.platform,
+                    report.hosts.iter().map(|h| h.identity.clone()).collect(),
+                    Duration::from_secs(report.timeout_seconds.max(1)),
+                ),
+            };
+            self.spawn(Arc::new(check), platform, report, true);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        check: Arc<CheckConfig>,
+        platform: Arc<dyn Platform>,
+        report: ExecutionReport,
+        resume: bool,
+    ) {
+        *self
+            .active
+            .lock()
+            .expect("active lock")
+            .entry(report.check.clone())
+            .or_insert(0) += 1;
+        self.metrics
+            .set_active(&report.check, self.active_count(&report.check));
+        let runner = self.clone();
+        self.tasks.spawn(async move {
+            let check_name = report.check.clone();
+            let journal: &dyn crate::tracker::Journal = &runner.store;
+            let execution = Execution {
+                stop: runner.stop.clone(),
+                journal,
+                ..Execution::new(&check, &check.platform, platform)
+            };
+            let report = if resume {
+                execution.resume(report, &mut Silent).await
+            } else {
+                execution.start(report, &mut Silent).await
+            };
+            if report.state.is_final() {
+                runner.metrics.execution_ended(&report);
+            }
+            let mut active = runner.active.lock().expect("active lock");
+            let count = active.entry(check_name.clone()).or_insert(1);
+            *count = count.saturating_sub(1);
+            runner.metrics.set_active(&check_name, *count);
+        });
+    }
+
+    /// Shutdown: stop intake, stop following, wait for the tasks up to `grace`. Returns
+    /// whether every task finished in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.accepting.store(false, Ordering::SeqCst);
+        self.stop.cancel();
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+}
+
+fn watch_check(platform: &str, hosts: Vec<Host>, timeout: Duration) -> CheckConfig {
+    CheckConfig {
+        name: WATCH_CHECK.into(),
+        platform: platform.to_owned(),
+        script: String::new(),
+        language: crate::model::ScriptLanguage::Shell,
+        param: None,
+        param_sensitive: false,
+        hosts,
+        account_alias: None,
+        timeout,
+        log_max_bytes: 64 * 1024,
+        poll: PollPolicy::default(),
+        schedule: None,
+        allow_overlap: true,
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or `shutdown` is cancelled), then shuts down.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let config = Arc::new(config);
+    let store: Arc<dyn Store> = Arc::new(
+        crate::store::SqliteStore::open(&config.agent.data_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the store in {}",
+                    config.agent.data_dir.display()
+                )
+            })?,
+    );
+    let mut platforms = BTreeMap::new();
+    for (name, p) in &config.platforms {
+        platforms.insert(
+            name.clone(),
+            crate::build_platform(p).with_context(|| format!("platform {name}"))?,
+        );
+    }
+    let metrics = Arc::new(Metrics::new(&config));
+    let runner = Runner::new(config.clone(), platforms, store, metrics.clone());
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.api.listen))?;
+    let addr = listener.local_addr()?;
+    let resumed = runner
+        .resume_all()
+        .await
+        .context("cannot read unfinished executions")?;
+    tracing::info!(%addr, resumed, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
+    eprintln!("jobwatch: listening on http://{addr}/ ({resumed} execution(s) resumed)");
+    scheduler::start(&runner);
+    let app = crate::api::router(crate::api::AppState::new(runner.clone(), metrics));
+    let server_stop = CancellationToken::new();
+    let server = {
+        let server_stop = server_stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { server_stop.cancelled().await })
+                .await
+        })
+    };
+    shutdown.cancelled().await;
+    eprintln!(
+        "jobwatch: shutting down (grace {})…",
+        humantime::format_duration(config.agent.shutdown_grace)
+    );
+    let clean = runner.shutdown(config.agent.shutdown_grace).await;
+    if !clean {
+        tracing::warn!(
+            "Some executions were still busy at the end of the grace period; they resume at the next start."
+        );
+    }
+    server_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    Ok(())
+}

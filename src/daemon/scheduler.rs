@@ -1,0 +1,105 @@
+//! Scheduled checks: one task per check sleeping until its next tick. A tick runs the check,
+//! or — when the previous run is still going and `allow_overlap` is off, or when the agent
+//! was down at that time — is recorded as a `skipped` execution with the reason. Each tick is
+//! recorded once (unique `(check, scheduled_at)` in the store).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Overrides, Runner};
+use crate::tracker::report::Origin;
+
+/// At most this many missed ticks are recorded one by one per check at start; the last one
+/// says how many more were missed.
+const MISSED_TICKS_RECORDED: usize = 10;
+
+/// Starts one task per scheduled check.
+pub fn start(runner: &Arc<Runner>) {
+    for check in runner
+        .config()
+        .checks
+        .iter()
+        .filter(|c| c.schedule.is_some())
+    {
+        let runner = runner.clone();
+        let name = check.name.clone();
+        tokio::spawn(async move { run_schedule(runner, name).await });
+    }
+}
+
+async fn record_missed(
+    runner: &Runner,
+    check: &str,
+    schedule: &crate::schedule::Schedule,
+    now: i64,
+) {
+    let last = match runner.store().last_tick(check).await {
+        Ok(Some(last)) => last,
+        Ok(None) => return, // never scheduled before: nothing was missed
+        Err(e) => {
+            tracing::error!(check, error = %e, "Cannot read the last scheduled tick.");
+            return;
+        }
+    };
+    let (ticks, more) = schedule.ticks_between(last, now, MISSED_TICKS_RECORDED);
+    let count = ticks.len();
+    for (i, tick) in ticks.into_iter().enumerate() {
+        let mut reason = "jobwatch was not running at the scheduled time".to_owned();
+        if more && i + 1 == count {
+            reason.push_str(
+                "; more ticks were missed after this one and are not recorded one by one",
+            );
+        }
+        if let Err(e) = runner.record_skipped(check, tick, reason).await {
+            tracing::error!(check, error = %e, "Cannot record a missed tick.");
+        }
+    }
+}
+
+async fn run_schedule(runner: Arc<Runner>, check: String) {
+    let Some(schedule) = runner
+        .config()
+        .check(&check)
+        .and_then(|c| c.schedule.clone())
+    else {
+        return;
+    };
+    let allow_overlap = runner
+        .config()
+        .check(&check)
+        .is_some_and(|c| c.allow_overlap);
+    let stop = runner.stop_token();
+    record_missed(&runner, &check, &schedule, crate::now_ms()).await;
+    let mut after = crate::now_ms();
+    while let Some(tick) = schedule.next_after(after) {
+        after = tick;
+        let wait = Duration::from_millis((tick - crate::now_ms()).max(0) as u64);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return,
+        }
+        if !runner.accepting() {
+            return;
+        }
+        let running = runner.active_count(&check);
+        if running > 0 && !allow_overlap {
+            let reason = format!(
+                "the previous run was still going ({running} active execution(s)); allow_overlap is off"
+            );
+            if let Err(e) = runner.record_skipped(&check, tick, reason).await {
+                tracing::error!(check, error = %e, "Cannot record a skipped tick.");
+            }
+            continue;
+        }
+        match runner
+            .submit(&check, Origin::Schedule, Some(tick), &Overrides::default())
+            .await
+        {
+            Ok(Some(report)) => {
+                tracing::debug!(check, execution_id = %report.execution_id, "Scheduled run started.")
+            }
+            Ok(None) => tracing::debug!(check, tick, "Tick already recorded."),
+            Err(e) => tracing::error!(check, error = %e, "Cannot start a scheduled run."),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! When a check runs by itself: a cron expression (croner; 5 fields, or 6 with seconds
+//! first) in UTC, or a fixed period. Pure: time is an input (Unix epoch ms).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
+/// A check's schedule.
+#[derive(Clone)]
+pub enum Schedule {
+    /// A cron expression, evaluated in UTC.
+    Cron {
+        /// The expression as written.
+        text: String,
+        /// Parsed.
+        cron: Box<Cron>,
+    },
+    /// Every `period`, on multiples of the period since the Unix epoch (so ticks are the same
+    /// across restarts and replicas).
+    Every(Duration),
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Cron { text, .. } => write!(f, "cron({text})"),
+            Schedule::Every(d) => write!(f, "every({})", humantime::format_duration(*d)),
+        }
+    }
+}
+
+impl Schedule {
+    /// Parses a cron expression (seconds optional, aliases like `@hourly` allowed).
+    pub fn cron(text: &str) -> Result<Self, String> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .build()
+            .parse(text.trim())
+            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))?;
+        Ok(Schedule::Cron {
+            text: text.trim().to_owned(),
+            cron: Box::new(cron),
+        })
+    }
+
+    /// The first tick strictly after `after_ms`.
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        match self {
+            Schedule::Every(period) => {
+                let p = period.as_millis().max(1) as i64;
+                Some((after_ms.div_euclid(p) + 1) * p)
+            }
+            Schedule::Cron { cron, .. } => {
+                let after: DateTime<Utc> = DateTime::from_timestamp_millis(after_ms)?;
+                cron.find_next_occurrence(&after, false)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            }
+        }
+    }
+
+    /// Ticks strictly after `from_ms` and strictly before `to_ms`, at most `cap` of them
+    /// (the earliest), and whether more were left out.
+    pub fn ticks_between(&self, from_ms: i64, to_ms: i64, cap: usize) -> (Vec<i64>, bool) {
+        let mut ticks = Vec::new();
+        let mut at = from_ms;
+        while let Some(next) = self.next_after(at).filter(|&t| t < to_ms) {
+            if ticks.len() == cap {
+                return (ticks, true);
+            }
+            ticks.push(next);
+            at = next;
+        }
+        (ticks, false)
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Schedule::cron(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+    #[test]
+    fn every_ticks_on_multiples_of_the_period() {
+        let s = Schedule::Every(Duration::from_secs(30));
+        assert_eq!(s.next_after(T0), Some(T0 + 30_000));
+        assert_eq!(s.next_after(T0 + 1), Some(T0 + 30_000));
+        let (ticks, more) = s.ticks_between(T0, T0 + 100_000, 10);
+        assert_eq!(ticks, vec![T0 + 30_000, T0 + 60_000, T0 + 90_000]);
+        assert!(!more);
+        let (ticks, more) = s.ticks_between(T0, T0 + 1_000_000, 2);
+        assert_eq!(ticks.len(), 2);
+        assert!(more);
+    }
+
+    #[test]
+    fn cron_with_and_without_seconds() {
+        let s = Schedule::cron("*/5 * * * *").unwrap();
+        assert_eq!(s.next_after(T0), Some(T0 + 5 * 60_000));
+        let s = Schedule::cron("*/10 * * * * *").unwrap();
+        assert_eq!(s.next_after(T0), Some(T0 + 10_000));
+        let s = Schedule::cron("@hourly").unwrap();
+        assert_eq!(s.next_after(T0), Some(T0 + 3_600_000));
+        assert!(Schedule::cron("61 * * * *").is_err());
+        assert!(Schedule::cron("tomorrow").is_err());
+    }
+}
