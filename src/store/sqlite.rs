@@ -80,71 +80,57 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// One atomic statement per write (no read-then-write transaction: in WAL mode a deferred
+    /// transaction that read first fails with SQLITE_BUSY when another writer got there in
+    /// between). Returns whether a row was written.
     async fn write(&self, r: &ExecutionReport, insert_only: bool) -> Result<bool, StoreError> {
         let doc = serde_json::to_string(r).map_err(|e| StoreError::Corrupt {
             id: r.execution_id.clone(),
             error: e.to_string(),
         })?;
-        let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
-                .bind(&r.execution_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match existing {
-            Some(state) if insert_only => {
-                let _ = state;
-                return Ok(false);
-            }
-            Some(state) => {
-                let final_state = !matches!(state.as_str(), "pending" | "running");
-                if final_state && state != r.state.as_str() {
-                    return Err(StoreError::FinalStateChange {
-                        id: r.execution_id.clone(),
-                        state,
-                        new_state: r.state.as_str().to_owned(),
-                    });
-                }
-                sqlx::query(
-                    "UPDATE executions SET trigger_status = ?, state = ?, active = ?, job_instance_id = ?, updated_at = ?, doc = ? WHERE id = ?",
-                )
-                .bind(trigger_name(r))
-                .bind(r.state.as_str())
-                .bind(!r.state.is_final())
-                .bind(r.job_instance_id.map(|id| id as i64))
-                .bind(now)
-                .bind(&doc)
-                .bind(&r.execution_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                let inserted = sqlx::query(
-                    "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                )
-                .bind(&r.execution_id)
-                .bind(&r.check)
-                .bind(&r.platform)
-                .bind(origin_name(r))
-                .bind(r.scheduled_at_ms)
-                .bind(trigger_name(r))
-                .bind(r.state.as_str())
-                .bind(!r.state.is_final())
-                .bind(r.job_instance_id.map(|id| id as i64))
-                .bind(r.started_at_ms)
-                .bind(now)
-                .bind(&doc)
-                .execute(&mut *tx)
-                .await?;
-                if inserted.rows_affected() == 0 {
-                    return Ok(false);
-                }
-            }
+        let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+        // The update never moves a final state to another one: `active = 1` (not yet final)
+        // or the same state (more detail, e.g. logs, for the same end).
+        let sql = if insert_only {
+            format!("{insert} ON CONFLICT DO NOTHING")
+        } else {
+            format!(
+                "{insert} ON CONFLICT (id) DO UPDATE SET trigger_status = excluded.trigger_status, state = excluded.state,
+                 active = excluded.active, job_instance_id = excluded.job_instance_id, updated_at = excluded.updated_at,
+                 doc = excluded.doc WHERE executions.active = 1 OR executions.state = excluded.state"
+            )
+        };
+        let written = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&r.execution_id)
+            .bind(&r.check)
+            .bind(&r.platform)
+            .bind(origin_name(r))
+            .bind(r.scheduled_at_ms)
+            .bind(trigger_name(r))
+            .bind(r.state.as_str())
+            .bind(!r.state.is_final())
+            .bind(r.job_instance_id.map(|id| id as i64))
+            .bind(r.started_at_ms)
+            .bind(crate::now_ms())
+            .bind(&doc)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0;
+        if written || insert_only {
+            return Ok(written);
         }
-        tx.commit().await?;
-        Ok(true)
+        // Not written: the stored execution had already ended in another state.
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
+            .bind(&r.execution_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Err(StoreError::FinalStateChange {
+            id: r.execution_id.clone(),
+            state: state.unwrap_or_default(),
+            new_state: r.state.as_str().to_owned(),
+        })
     }
 }
 

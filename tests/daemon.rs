@@ -1,0 +1,688 @@
+//! `jobwatch run` as a user runs it: a real daemon process with a real SQLite file, the bk-job
+//! emulator in this process, HTTP from outside, signals and `kill -9`.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{SECRET, jobwatch_bk};
+use serde_json::Value;
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// A running daemon and where it listens.
+struct Daemon {
+    child: Child,
+    base: String,
+    /// How many unfinished executions it resumed at start.
+    resumed: usize,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = jobwatch_bk()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("JOBWATCH__API__TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (base, resumed) = loop {
+            let line = lines
+                .next()
+                .expect("the daemon exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("jobwatch: listening on ") {
+                let mut words = rest.split_whitespace();
+                let base = words.next().unwrap().trim_end_matches('/').to_owned();
+                let resumed = words
+                    .next()
+                    .unwrap()
+                    .trim_start_matches('(')
+                    .parse()
+                    .unwrap();
+                break (base, resumed);
+            }
+        };
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Daemon {
+            child,
+            base,
+            resumed,
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, emulator: &common::Platform, checks: &str) -> PathBuf {
+    let path = dir.join("jobwatch.toml");
+    let text = format!(
+        r#"
+[agent]
+data_dir = "{data}"
+shutdown_grace = "5s"
+
+[api]
+listen = "127.0.0.1:0"
+
+[platforms.bk]
+kind = "bkjob"
+endpoints = ["{url}"]
+app_code = "jobwatch"
+username = "admin"
+scope_id = "2"
+request_timeout = "3s"
+
+[platforms.local]
+kind = "local"
+
+{checks}
+"#,
+        data = dir.join("data").display(),
+        url = emulator.emulator.apigw_url(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    jobwatch::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn post(base: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = client()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_json(base: &str, path: &str) -> (u16, Value) {
+    let resp = client().get(format!("{base}{path}")).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn list(base: &str, state: &str) -> Vec<Value> {
+    let (status, page) = get_json(base, &format!("/v1/executions?state={state}&limit=1000")).await;
+    assert_eq!(status, 200, "{page}");
+    page["executions"].as_array().unwrap().clone()
+}
+
+/// Waits (bounded) until no execution is active and `expected` executions exist in history.
+async fn wait_all_ended(base: &str, expected: usize, within: Duration) -> Vec<Value> {
+    let until = Instant::now() + within;
+    loop {
+        let active = list(base, "active").await;
+        let history = list(base, "history").await;
+        if active.is_empty() && history.len() >= expected {
+            return history;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} still active, {} in history after {within:?}",
+            active.len(),
+            history.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn bk_check(name: &str) -> String {
+    format!(
+        r#"
+[[checks]]
+name = "{name}"
+platform = "bk"
+script = "echo hi"
+hosts = [101, 102]
+account_alias = "root"
+timeout = "60s"
+[checks.poll]
+first_poll = "100ms"
+interval = "200ms"
+max_interval = "500ms"
+"#
+    )
+}
+
+const TWO_HOSTS: &str = r#"
+[[hosts]]
+bk_host_id = 101
+ip = "10.0.0.1"
+duration = "1500ms"
+log = "one\n"
+[[hosts]]
+bk_host_id = 102
+ip = "10.0.0.2"
+duration = "2s"
+log = "two\n"
+"#;
+
+#[test]
+fn the_api_authenticates_validates_and_changes_nothing_on_error() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &platform, &bk_check("disk"));
+        let daemon = Daemon::start(&config);
+        let base = daemon.base.clone();
+
+        let body = r#"{"check":"disk"}"#;
+        let (status, err) = post(&base, "/v1/executions", body, None).await;
+        assert_eq!(status, 401, "{err}");
+        assert_eq!(err["error"]["code"], "unauthorized");
+        assert_eq!(
+            post(&base, "/v1/executions", body, Some("wrong-token"))
+                .await
+                .0,
+            401
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/v1/watches",
+                r#"{"platform":"bk","job_instance_id":1}"#,
+                None
+            )
+            .await
+            .0,
+            401
+        );
+        let (status, err) = post(&base, "/v1/executions", "{not json", Some(TOKEN)).await;
+        assert_eq!(status, 400, "{err}");
+        assert_eq!(err["error"]["code"], "bad_request");
+        assert_eq!(
+            post(&base, "/v1/executions", r#"{"check":"nope"}"#, Some(TOKEN))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/v1/executions",
+                r#"{"check":"disk","script":"rm -rf /"}"#,
+                Some(TOKEN)
+            )
+            .await
+            .0,
+            403
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/v1/executions",
+                r#"{"check":"disk","hosts":["nohost"]}"#,
+                Some(TOKEN)
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/v1/watches",
+                r#"{"platform":"nope","job_instance_id":1}"#,
+                Some(TOKEN)
+            )
+            .await
+            .0,
+            404
+        );
+        assert!(
+            list(&base, "all").await.is_empty(),
+            "refused requests store nothing"
+        );
+        assert_eq!(platform.emulator.state().jobs_created(), 0);
+        assert_eq!(get_json(&base, "/v1/executions/0000").await.0, 404);
+        assert_eq!(
+            get_json(&base, "/v1/executions?state=sideways").await.0,
+            400
+        );
+
+        let (status, accepted) = post(
+            &base,
+            "/v1/executions",
+            r#"{"check":"disk","params":"--fast"}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 202, "{accepted}");
+        let id = accepted["execution_id"].as_str().unwrap().to_owned();
+        let history = wait_all_ended(&base, 1, Duration::from_secs(30)).await;
+        assert_eq!(history[0]["execution_id"], id.as_str());
+        assert_eq!(history[0]["state"], "succeeded");
+        let (_, full) = get_json(&base, &format!("/v1/executions/{id}")).await;
+        assert_eq!(full["hosts"].as_array().unwrap().len(), 2);
+        let log = client()
+            .get(format!("{base}/v1/executions/{id}/hosts/0:10.0.0.2/log"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(log.status().as_u16(), 200);
+        assert_eq!(log.text().await.unwrap(), "two\n");
+        assert_eq!(
+            get_json(&base, &format!("/v1/executions/{id}/hosts/0:10.9.9.9/log"))
+                .await
+                .0,
+            404
+        );
+
+        // A job started elsewhere is followed to its end.
+        let job = platform.emulator.state().jobs_created();
+        assert_eq!(job, 1);
+        let (status, watch) = post(
+            &base,
+            "/v1/watches",
+            r#"{"platform":"bk","job_instance_id":10000}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 202, "{watch}");
+        let history = wait_all_ended(&base, 2, Duration::from_secs(30)).await;
+        let watched = history.iter().find(|e| e["origin"] == "watch").unwrap();
+        assert_eq!(watched["state"], "succeeded");
+        assert_eq!(watched["hosts"], 2);
+
+        // Every route is in the OpenAPI document.
+        let (_, doc) = get_json(&base, "/openapi.json").await;
+        let paths: HashSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for route in [
+            "/",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/v1/executions",
+            "/v1/executions/{id}",
+            "/v1/executions/{id}/hosts/{host}/log",
+            "/v1/watches",
+        ] {
+            assert!(paths.contains(route), "{route} missing from /openapi.json");
+        }
+        assert!(
+            doc["paths"]["/v1/executions"]["post"].is_object()
+                && doc["paths"]["/v1/executions"]["get"].is_object()
+        );
+        let metrics = client()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(
+                r#"jobwatch_executions_total{check="disk",outcome="succeeded",platform="bk"} 1"#
+            ),
+            "{metrics}"
+        );
+        assert!(!metrics.contains(SECRET) && !metrics.contains(TOKEN));
+    });
+}
+
+#[test]
+fn a_schedule_fires_on_time_and_an_overlapping_tick_is_recorded_as_skipped() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = r#"
+    [[checks]]
+    name = "ticker"
+    platform = "local"
+    script = "sleep 2.5; echo done"
+    hosts = ["localhost"]
+    every = "1s"
+    [checks.poll]
+    first_poll = "50ms"
+    interval = "100ms"
+    max_interval = "200ms"
+    "#;
+        let config = write_config(dir.path(), &platform, checks);
+        let daemon = Daemon::start(&config);
+        let until = Instant::now() + Duration::from_secs(20);
+        let (ran, skipped) = loop {
+            let all = list(&daemon.base, "all").await;
+            let ran: Vec<Value> = all
+                .iter()
+                .filter(|e| e["trigger_status"] == "triggered")
+                .cloned()
+                .collect();
+            let skipped: Vec<Value> = all
+                .iter()
+                .filter(|e| e["state"] == "skipped")
+                .cloned()
+                .collect();
+            if ran.iter().any(|e| e["state"] == "succeeded") && !skipped.is_empty() {
+                break (ran, skipped);
+            }
+            assert!(
+                Instant::now() < until,
+                "no run and skip within 20 s: {all:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            skipped[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("previous run was still going"),
+            "{:#?}",
+            skipped[0]
+        );
+        for e in &ran {
+            // Fires on time: started within a second of its tick, ticks on whole seconds.
+            let tick = humantime::parse_rfc3339(e["scheduled_at"].as_str().unwrap()).unwrap();
+            let started = humantime::parse_rfc3339(e["started_at"].as_str().unwrap()).unwrap();
+            let late = started.duration_since(tick).unwrap_or_default();
+            assert!(
+                late < Duration::from_secs(1),
+                "started {late:?} after its tick"
+            );
+            assert!(
+                e["scheduled_at"].as_str().unwrap().ends_with(":00.000Z")
+                    || e["scheduled_at"].as_str().unwrap().contains(".000Z")
+            );
+        }
+        assert!(
+            ran.iter().all(|r| skipped
+                .iter()
+                .all(|s| s["scheduled_at"] != r["scheduled_at"])),
+            "a tick is recorded once"
+        );
+    });
+}
+
+#[test]
+fn sigterm_exits_cleanly_within_the_grace_and_a_restart_resumes_the_work() {
+    let platform = common::emulator(&TWO_HOSTS.replace("duration = \"2s\"", "duration = \"4s\""));
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &platform, &bk_check("disk"));
+        let mut daemon = Daemon::start(&config);
+        for _ in 0..5 {
+            assert_eq!(
+                post(
+                    &daemon.base,
+                    "/v1/executions",
+                    r#"{"check":"disk"}"#,
+                    Some(TOKEN)
+                )
+                .await
+                .0,
+                202
+            );
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        while platform.emulator.state().jobs_created() < 5 {
+            assert!(Instant::now() < until, "the jobs were never submitted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        daemon.signal(libc::SIGTERM);
+        let sent = Instant::now();
+        let status = loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(7),
+                "not down within the 5 s grace (+2 s)"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.code(), Some(0));
+        drop(daemon);
+        let daemon = Daemon::start(&config);
+        assert_eq!(
+            daemon.resumed, 5,
+            "the work in flight at SIGTERM is resumed"
+        );
+        let history = wait_all_ended(&daemon.base, 5, Duration::from_secs(30)).await;
+        assert!(
+            history.iter().all(|e| e["state"] == "succeeded"),
+            "{history:#?}"
+        );
+        assert_eq!(
+            platform.emulator.state().jobs_created(),
+            5,
+            "resumed, never resubmitted"
+        );
+    });
+}
+
+#[test]
+fn kill_9_with_200_executions_in_flight_loses_and_duplicates_nothing() {
+    let platform = common::emulator(
+        &TWO_HOSTS
+            .replace("1500ms", "1s")
+            .replace("\"2s\"", "\"1500ms\""),
+    );
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &platform, &bk_check("fleet"));
+        let daemon = Daemon::start(&config);
+        let base = daemon.base.clone();
+        let posts: Vec<_> = (0..200)
+            .map(|_| {
+                let base = base.clone();
+                tokio::spawn(async move {
+                    post(&base, "/v1/executions", r#"{"check":"fleet"}"#, Some(TOKEN)).await
+                })
+            })
+            .collect();
+        // All 200 are accepted (recorded), then the daemon is killed while they are being
+        // submitted and polled.
+        let mut accepted = HashSet::new();
+        for p in posts {
+            let (status, body) = p.await.unwrap();
+            assert_eq!(status, 202, "{body}");
+            accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(accepted.len(), 200);
+        daemon.signal(libc::SIGKILL);
+        let submitted_before_kill = platform.emulator.state().jobs_created();
+        drop(daemon);
+        let daemon = Daemon::start(&config);
+        assert!(
+            daemon.resumed >= 100,
+            "the kill left only {} executions in flight ({submitted_before_kill} submitted)",
+            daemon.resumed
+        );
+        let all = list(&daemon.base, "all").await;
+        assert!(
+            all.len() >= accepted.len(),
+            "every accepted execution was recorded before its 202"
+        );
+        let history = wait_all_ended(&daemon.base, all.len(), Duration::from_secs(60)).await;
+        let ids: HashSet<String> = history
+            .iter()
+            .map(|e| e["execution_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(accepted.is_subset(&ids), "an accepted execution was lost");
+
+        // The platform's truth: each job belongs to exactly one execution, and each triggered
+        // execution ended as its job did.
+        let names = platform.emulator.state().job_names();
+        let unique: HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "a job was submitted twice");
+        let mut by_task: HashMap<String, &Value> = HashMap::new();
+        for e in &history {
+            let (_, full) = get_json(
+                &daemon.base,
+                &format!("/v1/executions/{}", e["execution_id"].as_str().unwrap()),
+            )
+            .await;
+            let task = full["task_name"].as_str().unwrap().to_owned();
+            match e["trigger_status"].as_str().unwrap() {
+                "triggered" => {
+                    assert_eq!(e["state"], "succeeded", "{e:#}");
+                    assert!(
+                        names.contains(&task),
+                        "triggered but no such job on the platform: {e:#}"
+                    );
+                }
+                "trigger_failed" => {
+                    assert!(
+                        e["reason"]
+                            .as_str()
+                            .unwrap()
+                            .contains("not found on the platform"),
+                        "{e:#}"
+                    );
+                    assert!(
+                        !names.contains(&task),
+                        "a job exists for an execution called not found: {e:#}"
+                    );
+                }
+                other => panic!("unexpected trigger status {other}: {e:#}"),
+            }
+            by_task.insert(task, e);
+        }
+        assert!(
+            names.iter().all(|n| by_task.contains_key(n)),
+            "a job on the platform belongs to no execution"
+        );
+        let reconciled = history.iter().filter(|e| e["trigger_status"] == "trigger_failed").count();
+        eprintln!(
+            "{} executions ({} accepted before the kill, {} resumed): {} triggered, {reconciled} never reached the platform",
+            history.len(),
+            accepted.len(),
+            daemon.resumed,
+            history.len() - reconciled
+        );
+    });
+}
+
+fn page_rows(html: &str, table: &str) -> HashSet<String> {
+    let start = html.find(&format!("<table id=\"{table}\">")).unwrap();
+    let end = start + html[start..].find("</table>").unwrap();
+    html[start..end]
+        .split("data-execution-id=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_execution_is_in_exactly_one_of_active_and_history_at_every_instant() {
+    let platform = common::emulator(
+        &TWO_HOSTS
+            .replace("1500ms", "300ms")
+            .replace("\"2s\"", "\"700ms\""),
+    );
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &platform, &bk_check("flow"));
+        let daemon = Daemon::start(&config);
+        let base = daemon.base.clone();
+        let poster = {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for _ in 0..30 {
+                    let (status, body) =
+                        post(&base, "/v1/executions", r#"{"check":"flow"}"#, Some(TOKEN)).await;
+                    assert_eq!(status, 202);
+                    ids.push(body["execution_id"].as_str().unwrap().to_owned());
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                }
+                ids
+            })
+        };
+        let mut seen_both = 0;
+        let mut checks = 0;
+        let mut known: HashSet<String> = HashSet::new();
+        while !poster.is_finished() || !list(&base, "active").await.is_empty() {
+            let html = client()
+                .get(format!("{base}/"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let (active, history) = (page_rows(&html, "active"), page_rows(&html, "history"));
+            assert!(active.is_disjoint(&history), "an execution in both lists");
+            let on_page: HashSet<String> = active.union(&history).cloned().collect();
+            assert!(
+                known.is_subset(&on_page),
+                "an execution vanished from both lists"
+            );
+            known = on_page;
+            seen_both += usize::from(!active.is_empty() && !history.is_empty());
+            // The API's lists agree with each execution's own state.
+            for e in list(&base, "active").await {
+                assert!(e["state"] == "pending" || e["state"] == "running", "{e:#}");
+            }
+            checks += 1;
+        }
+        let ids = poster.await.unwrap();
+        assert!(
+            seen_both > 0 && checks > 5,
+            "the test saw executions start and end ({checks} checks)"
+        );
+        let html = client()
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let api_history: HashSet<String> = list(&base, "history")
+            .await
+            .iter()
+            .map(|e| e["execution_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            page_rows(&html, "history"),
+            api_history,
+            "the page and the API agree"
+        );
+        assert!(page_rows(&html, "active").is_empty());
+        assert!(ids.iter().all(|id| api_history.contains(id)));
+    });
+}
