@@ -686,3 +686,63 @@ fn every_execution_is_in_exactly_one_of_active_and_history_at_every_instant() {
         assert!(ids.iter().all(|id| api_history.contains(id)));
     });
 }
+
+#[test]
+fn ticks_missed_while_the_agent_was_down_are_recorded_as_skipped() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = r#"
+[[checks]]
+name = "beat"
+platform = "local"
+script = "echo beat"
+hosts = ["localhost"]
+every = "1s"
+"#;
+        let config = write_config(dir.path(), &platform, checks);
+        let mut daemon = Daemon::start(&config);
+        let until = Instant::now() + Duration::from_secs(10);
+        while !list(&daemon.base, "history")
+            .await
+            .iter()
+            .any(|e| e["state"] == "succeeded")
+        {
+            assert!(Instant::now() < until, "no scheduled run");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
+        drop(daemon);
+        // The agent is down across at least two ticks.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let daemon = Daemon::start(&config);
+        let until = Instant::now() + Duration::from_secs(10);
+        let missed = loop {
+            let all = list(&daemon.base, "history").await;
+            let missed: Vec<Value> = all
+                .into_iter()
+                .filter(|e| {
+                    e["state"] == "skipped"
+                        && e["reason"]
+                            .as_str()
+                            .unwrap()
+                            .contains("not running at the scheduled time")
+                })
+                .collect();
+            if !missed.is_empty() {
+                break missed;
+            }
+            assert!(Instant::now() < until, "no missed tick was recorded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(missed.len() >= 2, "{missed:#?}");
+        let all = list(&daemon.base, "all").await;
+        let ticks: Vec<&str> = all
+            .iter()
+            .filter_map(|e| e["scheduled_at"].as_str())
+            .collect();
+        let unique: HashSet<&&str> = ticks.iter().collect();
+        assert_eq!(unique.len(), ticks.len(), "every tick is recorded once");
+    });
+}

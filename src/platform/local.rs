@@ -177,7 +177,10 @@ impl Local {
             .ok_or_else(|| PlatformError {
                 class: crate::platform::ErrorClass::NotFound,
                 code: Some(codes::TASK_INSTANCE_NOT_EXIST),
-                ..PlatformError::transient(api, format!("no local job {}", job.job_instance_id))
+                ..PlatformError::transient(api, format!(
+                    "no local job {}: local jobs live in jobwatch's memory and do not survive a restart",
+                    job.job_instance_id
+                ))
             })
     }
 }

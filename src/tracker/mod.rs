@@ -621,7 +621,14 @@ impl<'a> Execution<'a> {
                 step_instance_id: report.step_instance_id,
                 name: None,
             },
-            _ => match self.reconcile(&report).await {
+            _ => match {
+                // Whether the submit left is unknown until the platform says.
+                if report.trigger_status != TriggerStatus::TriggerUnknown {
+                    report.trigger_status = TriggerStatus::TriggerUnknown;
+                    self.save(&report).await;
+                }
+                self.reconcile(&report).await
+            } {
                 Some(Some(job)) => {
                     report.triggered(&job);
                     self.save(&report).await;
