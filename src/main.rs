@@ -84,6 +84,16 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("jobwatch: cannot start the async runtime: {e}");
+            ExitCode::from(exit::SOFTWARE)
+        })
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -131,19 +141,9 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config } => {
-            let config = match load(config.as_ref()) {
-                Ok(c) => c,
+            let (config, runtime) = match load(config.as_ref()).and_then(|c| Ok((c, runtime()?))) {
+                Ok(ready) => ready,
                 Err(code) => return code,
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("jobwatch: cannot start the async runtime: {e}");
-                    return ExitCode::from(exit::SOFTWARE);
-                }
             };
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
@@ -163,19 +163,9 @@ fn main() -> ExitCode {
             output,
             log_lines,
         } => {
-            let config = match load(config.as_ref()) {
-                Ok(c) => c,
+            let (config, runtime) = match load(config.as_ref()).and_then(|c| Ok((c, runtime()?))) {
+                Ok(ready) => ready,
                 Err(code) => return code,
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("jobwatch: cannot start the async runtime: {e}");
-                    return ExitCode::from(exit::SOFTWARE);
-                }
             };
             runtime.block_on(exec(config, &check, output, log_lines))
         }

@@ -199,6 +199,19 @@ pub enum TriggerStatus {
     Skipped,
 }
 
+impl TriggerStatus {
+    /// The snake_case name used in JSON, the store and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerStatus::Pending => "pending",
+            TriggerStatus::Triggered => "triggered",
+            TriggerStatus::TriggerFailed => "trigger_failed",
+            TriggerStatus::TriggerUnknown => "trigger_unknown",
+            TriggerStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// Where an execution is in its life (DESIGN.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -226,28 +226,14 @@ pub struct ExecutionSummary {
     pub hosts: usize,
 }
 
-fn plain<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
-    )
-    .to_string()
-}
-
 impl From<&ExecutionReport> for ExecutionSummary {
     fn from(r: &ExecutionReport) -> Self {
         ExecutionSummary {
             execution_id: r.execution_id.clone(),
             check: r.check.clone(),
             platform: r.platform.clone(),
-            origin: plain(&r.origin),
-            trigger_status: plain(&r.trigger_status),
+            origin: r.origin.as_str().to_owned(),
+            trigger_status: r.trigger_status.as_str().to_owned(),
             state: r.state.as_str().to_owned(),
             list: if r.state.is_final() {
                 "history"
@@ -257,7 +243,7 @@ impl From<&ExecutionReport> for ExecutionSummary {
             .to_owned(),
             reason: r.reason.clone(),
             job_instance_id: r.job_instance_id,
-            scheduled_at: r.scheduled_at_ms.map(rfc3339_ms),
+            scheduled_at: r.scheduled_at_ms.map(crate::tracker::report::rfc3339_ms),
             started_at: r.started_at.clone(),
             hosts: r.hosts.len(),
         }

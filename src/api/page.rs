@@ -26,14 +26,7 @@ fn table(title: &str, id: &str, rows: &[ExecutionReport]) -> String {
     );
     for r in rows {
         let job = r.job_instance_id.map(|j| j.to_string()).unwrap_or_default();
-        let origin = serde_json::to_value(r.origin)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let trigger = serde_json::to_value(r.trigger_status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let (origin, trigger) = (r.origin.as_str(), r.trigger_status.as_str());
         let reason: String = r.reason.chars().take(300).collect();
         let _ = writeln!(
             html,

@@ -30,20 +30,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn origin_name(r: &ExecutionReport) -> String {
-    serde_json::to_value(r.origin)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn trigger_name(r: &ExecutionReport) -> String {
-    serde_json::to_value(r.trigger_status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 fn decode(id: &str, doc: &str) -> Result<ExecutionReport, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
         id: id.to_owned(),
@@ -105,9 +91,9 @@ impl SqliteStore {
             .bind(&r.execution_id)
             .bind(&r.check)
             .bind(&r.platform)
-            .bind(origin_name(r))
+            .bind(r.origin.as_str())
             .bind(r.scheduled_at_ms)
-            .bind(trigger_name(r))
+            .bind(r.trigger_status.as_str())
             .bind(r.state.as_str())
             .bind(!r.state.is_final())
             .bind(r.job_instance_id.map(|id| id as i64))

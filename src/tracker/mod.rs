@@ -615,45 +615,44 @@ impl<'a> Execution<'a> {
         if report.state.is_final() {
             return report;
         }
-        let job = match (report.trigger_status, report.job_instance_id) {
-            (TriggerStatus::Triggered, Some(id)) => JobRef {
+        if let (TriggerStatus::Triggered, Some(id)) =
+            (report.trigger_status, report.job_instance_id)
+        {
+            let job = JobRef {
                 job_instance_id: id,
                 step_instance_id: report.step_instance_id,
                 name: None,
-            },
-            _ => match {
-                // Whether the submit left is unknown until the platform says.
-                if report.trigger_status != TriggerStatus::TriggerUnknown {
-                    report.trigger_status = TriggerStatus::TriggerUnknown;
-                    self.save(&report).await;
-                }
-                self.reconcile(&report).await
-            } {
-                Some(Some(job)) => {
-                    report.triggered(&job);
-                    self.save(&report).await;
-                    observer.on_event(&TrackerEvent::Triggered { job: &job });
-                    job
-                }
-                Some(None) => {
-                    report.trigger_status = TriggerStatus::TriggerFailed;
-                    report.trigger_message = Some("not found on the platform".into());
-                    let elapsed = started_instant(&report).elapsed();
-                    report.finish(
-                        ExecutionState::TriggerFailed,
-                        format!(
-                            "not found on the platform: jobwatch stopped before its submit of \"{}\" reached the platform; it was not submitted again",
-                            report.task_name
-                        ),
-                        elapsed,
-                    );
-                    report.mark_unreported_unknown();
-                    self.save(&report).await;
-                    return report;
-                }
-                None => return report,
-            },
+            };
+            return self.follow(report, job, observer).await;
+        }
+        // Whether the submit left is unknown until the platform says.
+        if report.trigger_status != TriggerStatus::TriggerUnknown {
+            report.trigger_status = TriggerStatus::TriggerUnknown;
+            self.save(&report).await;
+        }
+        let job = match self.reconcile(&report).await {
+            Some(Some(job)) => job,
+            Some(None) => {
+                report.trigger_status = TriggerStatus::TriggerFailed;
+                report.trigger_message = Some("not found on the platform".into());
+                let elapsed = started_instant(&report).elapsed();
+                report.finish(
+                    ExecutionState::TriggerFailed,
+                    format!(
+                        "not found on the platform: jobwatch stopped before its submit of \"{}\" reached the platform; it was not submitted again",
+                        report.task_name
+                    ),
+                    elapsed,
+                );
+                report.mark_unreported_unknown();
+                self.save(&report).await;
+                return report;
+            }
+            None => return report,
         };
+        report.triggered(&job);
+        self.save(&report).await;
+        observer.on_event(&TrackerEvent::Triggered { job: &job });
         self.follow(report, job, observer).await
     }
 

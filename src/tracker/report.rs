@@ -25,6 +25,18 @@ pub enum Origin {
     Watch,
 }
 
+impl Origin {
+    /// The snake_case name used in JSON and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Cli => "cli",
+            Origin::Schedule => "schedule",
+            Origin::Api => "api",
+            Origin::Watch => "watch",
+        }
+    }
+}
+
 /// One execution, end to end: what `jobwatch exec --output json` prints and what the store
 /// keeps. Field names are the JSON keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,7 +166,8 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn rfc3339_ms(ms: i64) -> String {
+/// RFC 3339 (UTC, milliseconds) of a Unix epoch time in milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
     rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
@@ -287,7 +300,7 @@ impl ExecutionReport {
         let _ = writeln!(
             out,
             "trigger {}  job_instance_id {job}  job status {}  polls {} ({} failed)  {:.1}s",
-            serde_plain(&self.trigger_status),
+            self.trigger_status.as_str(),
             match (&self.job_status, &self.job_status_label) {
                 (Some(c), Some(l)) => format!("{c} {l}"),
                 _ => "-".to_owned(),
@@ -363,11 +376,4 @@ impl ExecutionReport {
         );
         out
     }
-}
-
-fn serde_plain<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
