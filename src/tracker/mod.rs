@@ -6,6 +6,7 @@
 //! in the report. The decision itself is [`decide`], a pure function.
 
 mod policy;
+pub mod detect;
 pub mod report;
 #[cfg(test)]
 mod scripted_tests;
