@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::model::{Host, ScriptLanguage};
 use crate::platform::bkjob::{BkJobSettings, Door};
-use crate::tracker::PollPolicy;
+use crate::tracker::{FailWhen, OnDeadline, PollPolicy};
 
 /// The sample configuration, embedded: used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.example.toml");
@@ -160,6 +160,9 @@ struct RawCheck {
     /// is recorded as skipped).
     #[serde(default)]
     allow_overlap: bool,
+    /// When the job counts as failed: `"any"` host (default), `"count >= N"` hosts, or
+    /// `"ratio > R"` of the hosts (R from 0 to 1).
+    fail_when: Option<String>,
 }
 
 /// `[checks.poll]`; see [`PollPolicy`] for each field's meaning and default.
@@ -178,6 +181,15 @@ struct RawPoll {
     #[serde(default, with = "humantime_serde")]
     deadline_slack: Option<Duration>,
     lost_after: Option<u32>,
+    on_deadline: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    terminate_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    stuck_after: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    straggler_after: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    unreachable_after: Option<Duration>,
 }
 
 /// A validated configuration.
@@ -261,6 +273,8 @@ pub struct CheckConfig {
     pub schedule: Option<crate::schedule::Schedule>,
     /// Whether a scheduled run may start while the previous one is going.
     pub allow_overlap: bool,
+    /// When the job counts as failed.
+    pub fail_when: FailWhen,
 }
 
 impl Config {
@@ -786,6 +800,14 @@ fn validate_check(
         issues.add(format!("{key}.log_max_bytes"), "must be at least 256");
     }
     let poll = validate_poll(issues, &format!("{key}.poll"), &c.poll);
+    let fail_when = match c.fail_when.as_deref().map(FailWhen::parse) {
+        None => FailWhen::Any,
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            issues.add(format!("{key}.fail_when"), e);
+            FailWhen::Any
+        }
+    };
     let schedule = match (&c.schedule, c.every) {
         (Some(_), Some(_)) => {
             issues.add(
@@ -825,6 +847,7 @@ fn validate_check(
         poll,
         schedule,
         allow_overlap: c.allow_overlap,
+        fail_when,
     })
 }
 
@@ -840,7 +863,33 @@ fn validate_poll(issues: &mut Issues, key: &str, p: &RawPoll) -> PollPolicy {
         max_attempts: p.max_attempts,
         deadline_slack: p.deadline_slack.unwrap_or(d.deadline_slack),
         lost_after: p.lost_after.unwrap_or(d.lost_after),
+        on_deadline: match p.on_deadline.as_deref() {
+            None | Some("leave") => OnDeadline::Leave,
+            Some("terminate") => OnDeadline::Terminate,
+            Some(other) => {
+                issues.add(
+                    format!("{key}.on_deadline"),
+                    format!("`{other}`: use \"leave\" or \"terminate\""),
+                );
+                OnDeadline::Leave
+            }
+        },
+        terminate_grace: p.terminate_grace.unwrap_or(d.terminate_grace),
+        detect: crate::tracker::detect::DetectPolicy {
+            stuck_after: p.stuck_after.unwrap_or(d.detect.stuck_after),
+            straggler_after: p.straggler_after.unwrap_or(d.detect.straggler_after),
+            unreachable_after: p.unreachable_after.unwrap_or(d.detect.unreachable_after),
+        },
     };
+    for (name, value) in [
+        ("stuck_after", policy.detect.stuck_after),
+        ("straggler_after", policy.detect.straggler_after),
+        ("unreachable_after", policy.detect.unreachable_after),
+    ] {
+        if value.is_zero() {
+            issues.add(format!("{key}.{name}"), "must be more than 0s");
+        }
+    }
     if policy.first_poll.is_zero() {
         issues.add(format!("{key}.first_poll"), "must be more than 0s");
     }

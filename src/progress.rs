@@ -38,6 +38,14 @@ impl Observer for Lines {
                 eprintln!("poll failed (will keep polling): {error}")
             }
             TrackerEvent::FetchingLogs { hosts } => eprintln!("fetching logs of {hosts} host(s)"),
+            TrackerEvent::Conditions { conditions } if conditions.is_empty() => {
+                eprintln!("conditions cleared")
+            }
+            TrackerEvent::Conditions { conditions } => {
+                for c in conditions.iter() {
+                    eprintln!("condition {}: {}", c.kind.as_str(), c.detail);
+                }
+            }
         }
     }
 }
@@ -117,6 +125,17 @@ impl Observer for Bars {
             TrackerEvent::PollFailed { error } => self
                 .summary
                 .set_message(format!("poll failed, retrying: {error}")),
+            TrackerEvent::Conditions { conditions } => {
+                let names: Vec<&str> = conditions.iter().map(|c| c.kind.as_str()).collect();
+                if !names.is_empty() {
+                    self.summary
+                        .println(format!("condition: {}", names.join(", ")));
+                }
+                for c in conditions.iter() {
+                    self.summary
+                        .println(format!("  {}: {}", c.kind.as_str(), c.detail));
+                }
+            }
             TrackerEvent::FetchingLogs { hosts } => self
                 .summary
                 .set_message(format!("fetching logs of {hosts} host(s)")),

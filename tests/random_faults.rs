@@ -62,6 +62,7 @@ log = "exit 2\n"
         log_max_bytes: 4096,
         schedule: None,
         allow_overlap: false,
+        fail_when: jobwatch::tracker::FailWhen::Any,
         poll: PollPolicy {
             first_poll: Duration::from_millis(100),
             interval: Duration::from_millis(100),

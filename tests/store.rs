@@ -22,6 +22,7 @@ fn check(name: &str) -> CheckConfig {
         poll: PollPolicy::default(),
         schedule: None,
         allow_overlap: false,
+        fail_when: jobwatch::tracker::FailWhen::Any,
     }
 }
 

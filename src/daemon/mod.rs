@@ -302,6 +302,7 @@ fn watch_check(platform: &str, hosts: Vec<Host>, timeout: Duration) -> CheckConf
         poll: PollPolicy::default(),
         schedule: None,
         allow_overlap: true,
+        fail_when: crate::tracker::FailWhen::Any,
     }
 }
 

@@ -28,7 +28,11 @@ pub enum ConditionKind {
 
 impl ConditionKind {
     /// Every kind (a closed label set).
-    pub const ALL: [ConditionKind; 3] = [ConditionKind::Stuck, ConditionKind::Stragglers, ConditionKind::PlatformUnreachable];
+    pub const ALL: [ConditionKind; 3] = [
+        ConditionKind::Stuck,
+        ConditionKind::Stragglers,
+        ConditionKind::PlatformUnreachable,
+    ];
 
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
@@ -123,7 +127,10 @@ pub fn detect(o: &Observation<'_>, p: &DetectPolicy) -> Vec<Condition> {
         out.push(Condition {
             kind: ConditionKind::Stuck,
             since_ms: last_end.unwrap_or(progress),
-            detail: format!("every host has ended but the job still runs (for {})", since(o.now_ms, last_end.unwrap_or(progress))),
+            detail: format!(
+                "every host has ended but the job still runs (for {})",
+                since(o.now_ms, last_end.unwrap_or(progress))
+            ),
             hosts: Vec::new(),
         });
     } else if o.now_ms - progress >= ms(p.stuck_after) {
@@ -135,7 +142,11 @@ pub fn detect(o: &Observation<'_>, p: &DetectPolicy) -> Vec<Condition> {
             kind: ConditionKind::Stuck,
             since_ms: progress,
             detail,
-            hosts: stragglers.iter().filter(|_| last_end.is_some()).map(|h| h.host.clone()).collect(),
+            hosts: stragglers
+                .iter()
+                .filter(|_| last_end.is_some())
+                .map(|h| h.host.clone())
+                .collect(),
         });
     }
 
@@ -180,7 +191,11 @@ fn names(hosts: &[&HostView]) -> String {
     const SHOWN: usize = 10;
     let mut list: Vec<&str> = hosts.iter().take(SHOWN).map(|h| h.host.as_str()).collect();
     let more = hosts.len().saturating_sub(SHOWN);
-    let extra = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let extra = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     list.sort_unstable();
     format!("{}{extra}", list.join(", "))
 }
@@ -193,7 +208,11 @@ mod tests {
     const MIN: i64 = 60_000;
 
     fn host(name: &str, ended_at: Option<i64>) -> HostView {
-        HostView { host: name.into(), ended: ended_at.is_some(), ended_seen_ms: ended_at }
+        HostView {
+            host: name.into(),
+            ended: ended_at.is_some(),
+            ended_seen_ms: ended_at,
+        }
     }
 
     fn policy() -> DetectPolicy {
@@ -204,7 +223,12 @@ mod tests {
         }
     }
 
-    fn obs<'a>(now: i64, progress: Option<i64>, hosts: &'a [HostView], unanswered: Option<i64>) -> Observation<'a> {
+    fn obs<'a>(
+        now: i64,
+        progress: Option<i64>,
+        hosts: &'a [HostView],
+        unanswered: Option<i64>,
+    ) -> Observation<'a> {
         Observation {
             now_ms: now,
             started_ms: T0,
@@ -228,18 +252,35 @@ mod tests {
     #[test]
     fn the_partition_shape_names_the_cut_off_host() {
         // a and b ended at +1 min; c is still "running" because it was cut off.
-        let hosts = [host("a", Some(T0 + MIN)), host("b", Some(T0 + MIN)), host("c", None)];
+        let hosts = [
+            host("a", Some(T0 + MIN)),
+            host("b", Some(T0 + MIN)),
+            host("c", None),
+        ];
         let at = |m| detect(&obs(T0 + m * MIN, Some(T0 + MIN), &hosts, None), &policy());
         assert!(at(2).is_empty(), "within straggler_after nothing is said");
         let c = at(4);
         assert_eq!(kinds(&c), vec![ConditionKind::Stragglers]);
         assert_eq!(c[0].hosts, vec!["c".to_owned()]);
         assert_eq!(c[0].since_ms, T0 + MIN);
-        assert!(c[0].detail.contains("1 of 3 hosts still running 3m after the others ended: c"), "{}", c[0].detail);
+        assert!(
+            c[0].detail
+                .contains("1 of 3 hosts still running 3m after the others ended: c"),
+            "{}",
+            c[0].detail
+        );
         let c = at(12);
-        assert_eq!(kinds(&c), vec![ConditionKind::Stuck, ConditionKind::Stragglers]);
+        assert_eq!(
+            kinds(&c),
+            vec![ConditionKind::Stuck, ConditionKind::Stragglers]
+        );
         assert_eq!(c[0].hosts, vec!["c".to_owned()]);
-        assert!(c[0].detail.contains("no progress for 11m; still running: c"), "{}", c[0].detail);
+        assert!(
+            c[0].detail
+                .contains("no progress for 11m; still running: c"),
+            "{}",
+            c[0].detail
+        );
     }
 
     #[test]
@@ -248,13 +289,19 @@ mod tests {
         assert!(detect(&obs(T0 + 2 * MIN, Some(T0 + MIN), &hosts, None), &policy()).is_empty());
         let c = detect(&obs(T0 + 4 * MIN, Some(T0 + MIN), &hosts, None), &policy());
         assert_eq!(kinds(&c), vec![ConditionKind::Stuck]);
-        assert!(c[0].detail.contains("every host has ended but the job still runs"));
+        assert!(
+            c[0].detail
+                .contains("every host has ended but the job still runs")
+        );
     }
 
     #[test]
     fn a_job_with_no_answer_yet_is_stuck_only_after_stuck_after() {
         assert!(detect(&obs(T0 + 9 * MIN, None, &[], None), &policy()).is_empty());
-        assert_eq!(kinds(&detect(&obs(T0 + 10 * MIN, None, &[], None), &policy())), vec![ConditionKind::Stuck]);
+        assert_eq!(
+            kinds(&detect(&obs(T0 + 10 * MIN, None, &[], None), &policy())),
+            vec![ConditionKind::Stuck]
+        );
     }
 
     #[test]
@@ -266,6 +313,9 @@ mod tests {
         assert_eq!(c[0].since_ms, T0);
         let mut finished = obs(T0 + 100 * MIN, Some(T0), &hosts, Some(T0));
         finished.job_finished = true;
-        assert!(detect(&finished, &policy()).is_empty(), "a finished job has no condition");
+        assert!(
+            detect(&finished, &policy()).is_empty(),
+            "a finished job has no condition"
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! Transient platform errors are retried (backon) and never make a job fail; they are kept
 //! in the report. The decision itself is [`decide`], a pure function.
 
-mod policy;
 pub mod detect;
+mod policy;
 pub mod report;
 #[cfg(test)]
 mod scripted_tests;
@@ -18,7 +18,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use self::policy::PollPolicy;
+pub use self::policy::{OnDeadline, PollPolicy};
 pub use self::report::{ExecutionReport, HostReport};
 use crate::config::CheckConfig;
 use crate::internal_events::PlatformRequestFailed;
@@ -74,6 +74,11 @@ pub enum TrackerEvent<'a> {
     PollFailed {
         /// What failed.
         error: &'a PlatformError,
+    },
+    /// The conditions holding changed (raised or cleared).
+    Conditions {
+        /// The conditions holding now (empty: all cleared).
+        conditions: &'a [detect::Condition],
     },
     /// The job ended (or was given up); logs are being fetched.
     FetchingLogs {
@@ -165,6 +170,9 @@ pub enum PollEnd {
     DeadlinePassed {
         /// The deadline, from submit.
         deadline: Duration,
+        /// With `on_deadline = "terminate"`: whether the platform confirmed the job ended
+        /// within `terminate_grace` (`None`: left running).
+        terminated: Option<bool>,
     },
     /// `max_attempts` answered polls without the job ending.
     AttemptsExhausted {
@@ -186,6 +194,61 @@ pub struct Observed<'a> {
     pub hosts: &'a [TrackedHost],
     /// The last failed poll's error, if the last poll failed.
     pub last_error: Option<&'a PlatformError>,
+    /// When the job counts as failed.
+    pub fail_when: FailWhen,
+}
+
+/// When a finished job counts as failed (k-of-N), per check.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum FailWhen {
+    /// Any host that did not succeed fails the job (`"any"`, the default).
+    #[default]
+    Any,
+    /// At least this many hosts did not succeed (`"count >= N"`).
+    CountAtLeast(usize),
+    /// More than this share of the hosts did not succeed (`"ratio > R"`, R in [0, 1)).
+    RatioAbove(f64),
+}
+
+impl FailWhen {
+    /// Parses `"any"`, `"count >= N"` (N ≥ 1) or `"ratio > R"` (0 ≤ R < 1).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let bad = || format!("`{text}`: use \"any\", \"count >= N\" or \"ratio > R\"");
+        if compact == "any" {
+            return Ok(FailWhen::Any);
+        }
+        if let Some(n) = compact.strip_prefix("count>=") {
+            return match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(FailWhen::CountAtLeast(n)),
+                _ => Err(bad()),
+            };
+        }
+        if let Some(r) = compact.strip_prefix("ratio>") {
+            return match r.parse::<f64>() {
+                Ok(r) if (0.0..1.0).contains(&r) => Ok(FailWhen::RatioAbove(r)),
+                _ => Err(bad()),
+            };
+        }
+        Err(bad())
+    }
+
+    /// Whether `failing` of `total` hosts fail the job.
+    pub fn fails(self, failing: usize, total: usize) -> bool {
+        match self {
+            FailWhen::Any => failing > 0,
+            FailWhen::CountAtLeast(n) => failing >= n,
+            FailWhen::RatioAbove(r) => total > 0 && (failing as f64) / (total as f64) > r,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            FailWhen::Any => "any".into(),
+            FailWhen::CountAtLeast(n) => format!("count >= {n}"),
+            FailWhen::RatioAbove(r) => format!("ratio > {r}"),
+        }
+    }
 }
 
 /// At most this many hosts are named per class in a reason.
@@ -275,29 +338,37 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
                 .iter()
                 .filter(|h| h.outcome() != HostOutcome::Success)
                 .count();
-            if total > 0 && failing == 0 {
-                (
+            if total == 0 {
+                return (
+                    ExecutionState::Failed,
+                    format!(
+                        "the job ended {} ({}) and reported no host",
+                        last.label.en, last.status
+                    ),
+                );
+            }
+            if failing == 0 {
+                return (
                     ExecutionState::Succeeded,
                     format!(
                         "all {total} host(s) succeeded (job {} ({}))",
                         last.label.en, last.status
                     ),
-                )
-            } else if failing > 0 {
-                let detail = hosts_by_outcome(o.hosts, |outcome| outcome != HostOutcome::Success);
+                );
+            }
+            let detail = hosts_by_outcome(o.hosts, |outcome| outcome != HostOutcome::Success);
+            let job = format!("job {} ({})", last.label.en, last.status);
+            if o.fail_when.fails(failing, total) {
                 (
                     ExecutionState::Failed,
-                    format!(
-                        "{failing} of {total} hosts did not succeed (job {} ({})) — {detail}",
-                        last.label.en, last.status
-                    ),
+                    format!("{failing} of {total} hosts did not succeed ({job}) — {detail}"),
                 )
             } else {
                 (
-                    ExecutionState::Failed,
+                    ExecutionState::Succeeded,
                     format!(
-                        "the job ended {} ({}) and reported no host",
-                        last.label.en, last.status
+                        "{failing} of {total} hosts did not succeed, within fail_when = \"{}\" ({job}) — {detail}",
+                        o.fail_when.describe()
                     ),
                 )
             }
@@ -309,14 +380,28 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
                 last_seen(o)
             ),
         ),
-        PollEnd::DeadlinePassed { deadline } => (
-            ExecutionState::TimedOut,
-            format!(
-                "not ended {} after submit (the job's timeout + slack); last seen: {}",
-                humantime::format_duration(*deadline),
-                last_seen(o)
-            ),
-        ),
+        PollEnd::DeadlinePassed {
+            deadline,
+            terminated,
+        } => {
+            let action = match terminated {
+                None => "",
+                Some(true) => {
+                    "; jobwatch terminated it (on_deadline = \"terminate\") and the platform confirmed the end"
+                }
+                Some(false) => {
+                    "; jobwatch asked the platform to terminate it (on_deadline = \"terminate\"), which was not confirmed within terminate_grace"
+                }
+            };
+            (
+                ExecutionState::TimedOut,
+                format!(
+                    "not ended {} after submit (the job's timeout + slack){action}; last seen: {}",
+                    humantime::format_duration(*deadline),
+                    last_seen(o)
+                ),
+            )
+        }
         PollEnd::AttemptsExhausted { attempts } => (
             ExecutionState::TimedOut,
             format!(
@@ -704,9 +789,23 @@ impl<'a> Execution<'a> {
         let mut not_found = 0u32;
         let mut poll_index = 0u32;
         let mut next_poll = Instant::now() + policy.delay(0, 0.0);
+        // What the detectors need: the last change, when each host was first seen ended,
+        // and since when no poll got an answer.
+        let mut progress_ms: Option<i64> = None;
+        let mut ended_seen: std::collections::HashMap<String, i64> =
+            std::collections::HashMap::new();
+        let mut unanswered_since: Option<i64> = None;
+        let mut deadline = deadline;
+        let mut terminate_sent = false;
         let end = loop {
+            // Past the deadline (only while the platform cannot answer), polls keep their pace.
+            let wake = if Instant::now() < deadline {
+                next_poll.min(deadline)
+            } else {
+                next_poll
+            };
             tokio::select! {
-                () = tokio::time::sleep_until(next_poll.min(deadline)) => {}
+                () = tokio::time::sleep_until(wake) => {}
                 () = self.cancel.cancelled() => break PollEnd::Cancelled,
                 () = self.stop.cancelled() => {
                     self.save(&report).await;
@@ -714,26 +813,41 @@ impl<'a> Execution<'a> {
                 }
             }
             report.polls += 1;
+            let now_ms = crate::now_ms();
             match self.snapshot_with_retries(&job).await {
                 Ok(snapshot) => {
                     answered += 1;
                     not_found = 0;
                     last_error = None;
+                    unanswered_since = None;
                     if job.step_instance_id.is_none() {
                         job.step_instance_id = snapshot.step_instance_id;
                     }
                     let before = hosts.clone();
                     merge_hosts(&mut hosts, &snapshot);
+                    for h in hosts.iter().filter(|h| h.outcome().is_final()) {
+                        ended_seen.entry(h.host.to_string()).or_insert(now_ms);
+                    }
                     observer.on_event(&TrackerEvent::Snapshot {
                         snapshot: &snapshot,
                         hosts: &hosts,
                     });
                     let changed = hosts != before || report.job_status != Some(snapshot.status);
+                    if changed || progress_ms.is_none() {
+                        progress_ms = Some(now_ms);
+                    }
                     report.record_snapshot(&snapshot, &hosts, job.step_instance_id);
                     let finished = snapshot.finished;
                     last = Some(snapshot);
                     if finished {
-                        break PollEnd::Finished;
+                        break if terminate_sent {
+                            PollEnd::DeadlinePassed {
+                                deadline: deadline_after,
+                                terminated: Some(true),
+                            }
+                        } else {
+                            PollEnd::Finished
+                        };
                     }
                     if changed {
                         self.save(&report).await;
@@ -744,28 +858,85 @@ impl<'a> Execution<'a> {
                     self.note_failure(&e, None);
                     observer.on_event(&TrackerEvent::PollFailed { error: &e });
                     if e.class == ErrorClass::NotFound {
+                        unanswered_since = None;
                         not_found += 1;
                         if not_found >= policy.lost_after {
                             last_error = Some(e);
                             break PollEnd::NotFound { polls: not_found };
                         }
                     } else {
+                        unanswered_since.get_or_insert(now_ms);
                         not_found = 0;
                     }
                     last_error = Some(e);
                 }
             }
+            let views: Vec<detect::HostView> = hosts
+                .iter()
+                .map(|h| {
+                    let key = h.host.to_string();
+                    detect::HostView {
+                        ended: h.outcome().is_final(),
+                        ended_seen_ms: ended_seen.get(&key).copied(),
+                        host: key,
+                    }
+                })
+                .collect();
+            let observation = detect::Observation {
+                now_ms: crate::now_ms(),
+                started_ms: report.started_at_ms,
+                last_progress_ms: progress_ms,
+                job_finished: false,
+                hosts: &views,
+                unanswered_since_ms: unanswered_since,
+            };
+            let conditions = detect::detect(&observation, &policy.detect);
+            if conditions
+                .iter()
+                .map(|c| (c.kind, c.since_ms, &c.hosts))
+                .ne(report
+                    .conditions
+                    .iter()
+                    .map(|c| (c.kind, c.since_ms, &c.hosts)))
+            {
+                report.conditions = conditions;
+                observer.on_event(&TrackerEvent::Conditions {
+                    conditions: &report.conditions,
+                });
+                self.save(&report).await;
+            }
             if let Some(attempts) = policy.max_attempts.filter(|&m| answered >= m) {
                 break PollEnd::AttemptsExhausted { attempts };
             }
-            if Instant::now() >= deadline {
-                break PollEnd::DeadlinePassed {
-                    deadline: deadline_after,
-                };
+            // At the deadline the job is timed out — unless the platform cannot be asked: a
+            // platform fault never decides an execution; polling goes on until it answers.
+            if Instant::now() >= deadline && unanswered_since.is_none() {
+                match (policy.on_deadline, terminate_sent) {
+                    (OnDeadline::Leave, _) => {
+                        break PollEnd::DeadlinePassed {
+                            deadline: deadline_after,
+                            terminated: None,
+                        };
+                    }
+                    (OnDeadline::Terminate, false) => {
+                        if let Err(e) = self.platform.terminate(&job).await {
+                            self.note_failure(&e, None);
+                        }
+                        terminate_sent = true;
+                        deadline = Instant::now() + policy.terminate_grace;
+                    }
+                    (OnDeadline::Terminate, true) => {
+                        break PollEnd::DeadlinePassed {
+                            deadline: deadline_after,
+                            terminated: Some(false),
+                        };
+                    }
+                }
             }
             poll_index += 1;
             next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
         };
+        report.conditions.clear();
         if end == PollEnd::Cancelled {
             self.stop_after_cancel(&job, &mut hosts, &mut last).await;
         }
@@ -778,6 +949,7 @@ impl<'a> Execution<'a> {
             last: last.as_ref(),
             hosts: &hosts,
             last_error: last_error.as_ref(),
+            fail_when: check.fail_when,
         };
         let (state, reason) = decide(&observed);
         report.finish(state, reason, started.elapsed());
@@ -922,6 +1094,7 @@ mod tests {
             last,
             hosts,
             last_error: None,
+            fail_when: FailWhen::Any,
         }
     }
 
@@ -1002,6 +1175,7 @@ mod tests {
         let (state, reason) = decide(&observed(
             PollEnd::DeadlinePassed {
                 deadline: Duration::from_secs(70),
+                terminated: None,
             },
             Some(&s),
             &hosts,

@@ -28,6 +28,24 @@ pub struct PollPolicy {
     /// Consecutive "job instance not found" answers before the execution is `lost`
     /// (default 3; a new instance can briefly be unknown to a replica).
     pub lost_after: u32,
+    /// What happens at the deadline when the job still runs: `leave` it (default) or
+    /// `terminate` it (bk-job operate_job_instance code 1, then polling goes on until it ends
+    /// or `terminate_grace` passes). Either way the execution ends `timed_out`.
+    pub on_deadline: OnDeadline,
+    /// How long a terminate at the deadline is given to take effect (default 60 s).
+    pub terminate_grace: Duration,
+    /// Thresholds of the conditions (stuck, stragglers, platform unreachable).
+    pub detect: super::detect::DetectPolicy,
+}
+
+/// What to do with a job still running at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDeadline {
+    /// Leave it running; the execution ends `timed_out`.
+    #[default]
+    Leave,
+    /// Ask the platform to terminate it, wait for the end, then end `timed_out`.
+    Terminate,
 }
 
 impl Default for PollPolicy {
@@ -41,6 +59,9 @@ impl Default for PollPolicy {
             max_attempts: None,
             deadline_slack: Duration::from_secs(60),
             lost_after: 3,
+            on_deadline: OnDeadline::Leave,
+            terminate_grace: Duration::from_secs(60),
+            detect: super::detect::DetectPolicy::default(),
         }
     }
 }

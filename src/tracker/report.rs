@@ -87,6 +87,9 @@ pub struct ExecutionReport {
     pub failed_polls: u32,
     /// The last poll error, when the last poll failed.
     pub last_platform_error: Option<String>,
+    /// Conditions holding now (stuck, stragglers, platform unreachable); empty once ended.
+    #[serde(default)]
+    pub conditions: Vec<super::detect::Condition>,
     /// Every host.
     pub hosts: Vec<HostReport>,
     /// Start, Unix epoch ms.
@@ -204,6 +207,7 @@ impl ExecutionReport {
             polls: 0,
             failed_polls: 0,
             last_platform_error: None,
+            conditions: Vec::new(),
             hosts: check
                 .hosts
                 .iter()

@@ -165,6 +165,7 @@ fn check(poll: PollPolicy) -> CheckConfig {
         log_max_bytes: 1024,
         schedule: None,
         allow_overlap: false,
+        fail_when: super::FailWhen::Any,
         poll,
     }
 }
