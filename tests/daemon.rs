@@ -746,3 +746,109 @@ every = "1s"
         assert_eq!(unique.len(), ticks.len(), "every tick is recorded once");
     });
 }
+
+#[test]
+fn a_partition_shows_stuck_and_the_cut_off_host_then_heals_to_the_true_end() {
+    // Hosts 101 and 102 end fast; 103 is cut off: the platform keeps it "running" (and the
+    // job at 2) until the partition heals.
+    let scenario = r#"
+[[hosts]]
+bk_host_id = 101
+ip = "10.0.0.1"
+duration = "200ms"
+[[hosts]]
+bk_host_id = 102
+ip = "10.0.0.2"
+duration = "300ms"
+[[hosts]]
+bk_host_id = 103
+ip = "10.0.0.3"
+hang = true
+heal_after = "5s"
+status = 9
+log = "back\n"
+"#;
+    let platform = common::emulator(scenario);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let check = bk_check("part")
+            .replace("hosts = [101, 102]", "hosts = [101, 102, 103]")
+            .replace(
+                "max_interval = \"500ms\"",
+                "max_interval = \"500ms\"\nstuck_after = \"1s\"\nstraggler_after = \"1s\"",
+            );
+        let config = write_config(dir.path(), &platform, &check);
+        let daemon = Daemon::start(&config);
+        let base = daemon.base.clone();
+        let (status, accepted) =
+            post(&base, "/v1/executions", r#"{"check":"part"}"#, Some(TOKEN)).await;
+        assert_eq!(status, 202);
+        let id = accepted["execution_id"].as_str().unwrap().to_owned();
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut saw_stuck = false;
+        let final_report = loop {
+            let html = client()
+                .get(format!("{base}/"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let (active, history) = (page_rows(&html, "active"), page_rows(&html, "history"));
+            assert!(
+                active.contains(&id) ^ history.contains(&id),
+                "in exactly one list at every instant"
+            );
+            let (_, e) = get_json(&base, &format!("/v1/executions/{id}")).await;
+            let kinds: Vec<&str> = e["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["kind"].as_str().unwrap())
+                .collect();
+            if kinds.contains(&"stuck") && kinds.contains(&"stragglers") {
+                assert_eq!(
+                    e["state"], "running",
+                    "a condition never ends the execution"
+                );
+                assert!(active.contains(&id));
+                for c in e["conditions"].as_array().unwrap() {
+                    assert_eq!(c["hosts"], serde_json::json!(["0:10.0.0.3 #103"]), "{c:#}");
+                }
+                let summary = list(&base, "active").await;
+                assert_eq!(
+                    summary[0]["conditions"],
+                    serde_json::json!(["stuck", "stragglers"])
+                );
+                assert!(
+                    html.contains("stragglers: 1 of 3 hosts still running"),
+                    "the status page shows it"
+                );
+                saw_stuck = true;
+            }
+            if e["state"] != "running" && e["state"] != "pending" {
+                break e;
+            }
+            assert!(Instant::now() < until, "never ended: {e:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(saw_stuck, "the partition was never reported");
+        assert_eq!(final_report["state"], "succeeded", "{final_report:#}");
+        assert_eq!(
+            final_report["conditions"],
+            serde_json::json!([]),
+            "cleared at the end"
+        );
+        assert_eq!(host_by_id(&final_report, 103)["status"], 9);
+    });
+}
+
+fn host_by_id(report: &Value, id: u64) -> &Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["bk_host_id"] == id)
+        .unwrap()
+}

@@ -224,6 +224,8 @@ pub struct ExecutionSummary {
     pub started_at: String,
     /// Hosts targeted or reported.
     pub hosts: usize,
+    /// Conditions holding now: `stuck`, `stragglers`, `platform_unreachable`.
+    pub conditions: Vec<String>,
 }
 
 impl From<&ExecutionReport> for ExecutionSummary {
@@ -246,6 +248,11 @@ impl From<&ExecutionReport> for ExecutionSummary {
             scheduled_at: r.scheduled_at_ms.map(crate::tracker::report::rfc3339_ms),
             started_at: r.started_at.clone(),
             hosts: r.hosts.len(),
+            conditions: r
+                .conditions
+                .iter()
+                .map(|c| c.kind.as_str().to_owned())
+                .collect(),
         }
     }
 }

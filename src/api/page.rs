@@ -21,7 +21,7 @@ fn escape(text: &str) -> String {
 
 fn table(title: &str, id: &str, rows: &[ExecutionReport]) -> String {
     let mut html = format!(
-        "<h2>{title} ({})</h2>\n<table id=\"{id}\">\n<tr><th>execution</th><th>check</th><th>origin</th><th>state</th><th>trigger</th><th>job</th><th>started</th><th>reason</th></tr>\n",
+        "<h2>{title} ({})</h2>\n<table id=\"{id}\">\n<tr><th>execution</th><th>check</th><th>origin</th><th>state</th><th>trigger</th><th>job</th><th>started</th><th>conditions</th><th>reason</th></tr>\n",
         rows.len()
     );
     for r in rows {
@@ -30,11 +30,18 @@ fn table(title: &str, id: &str, rows: &[ExecutionReport]) -> String {
         let reason: String = r.reason.chars().take(300).collect();
         let _ = writeln!(
             html,
-            "<tr data-execution-id=\"{id}\" class=\"{state}\"><td><a href=\"/v1/executions/{id}\">{id}</a></td><td>{check}</td><td>{origin}</td><td>{state}</td><td>{trigger}</td><td>{job}</td><td>{started}</td><td>{reason}</td></tr>",
+            "<tr data-execution-id=\"{id}\" class=\"{state}\"><td><a href=\"/v1/executions/{id}\">{id}</a></td><td>{check}</td><td>{origin}</td><td>{state}</td><td>{trigger}</td><td>{job}</td><td>{started}</td><td>{conditions}</td><td>{reason}</td></tr>",
             id = escape(&r.execution_id),
             check = escape(&r.check),
             state = r.state.as_str(),
             started = escape(&r.started_at),
+            conditions = escape(
+                &r.conditions
+                    .iter()
+                    .map(|c| format!("{}: {}", c.kind.as_str(), c.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             reason = escape(&reason),
         );
     }

@@ -778,6 +778,7 @@ impl<'a> Execution<'a> {
     ) -> ExecutionReport {
         let check = self.check;
         let started = started_instant(&report);
+        let report_started_ms = report.started_at_ms;
         let policy = &check.poll;
         let deadline_after = policy.deadline(Duration::from_secs(report.timeout_seconds.max(1)));
         let deadline = started + deadline_after;
@@ -797,6 +798,10 @@ impl<'a> Execution<'a> {
         let mut unanswered_since: Option<i64> = None;
         let mut deadline = deadline;
         let mut terminate_sent = false;
+        // Wall time of this execution: its recorded start plus monotonic time since, so
+        // conditions do not jump with the system clock (and tests can pause time).
+        let now_ms =
+            || report_started_ms + i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let end = loop {
             // Past the deadline (only while the platform cannot answer), polls keep their pace.
             let wake = if Instant::now() < deadline {
@@ -813,7 +818,7 @@ impl<'a> Execution<'a> {
                 }
             }
             report.polls += 1;
-            let now_ms = crate::now_ms();
+            let polled_ms = now_ms();
             match self.snapshot_with_retries(&job).await {
                 Ok(snapshot) => {
                     answered += 1;
@@ -826,7 +831,7 @@ impl<'a> Execution<'a> {
                     let before = hosts.clone();
                     merge_hosts(&mut hosts, &snapshot);
                     for h in hosts.iter().filter(|h| h.outcome().is_final()) {
-                        ended_seen.entry(h.host.to_string()).or_insert(now_ms);
+                        ended_seen.entry(h.host.to_string()).or_insert(polled_ms);
                     }
                     observer.on_event(&TrackerEvent::Snapshot {
                         snapshot: &snapshot,
@@ -834,7 +839,7 @@ impl<'a> Execution<'a> {
                     });
                     let changed = hosts != before || report.job_status != Some(snapshot.status);
                     if changed || progress_ms.is_none() {
-                        progress_ms = Some(now_ms);
+                        progress_ms = Some(polled_ms);
                     }
                     report.record_snapshot(&snapshot, &hosts, job.step_instance_id);
                     let finished = snapshot.finished;
@@ -865,7 +870,7 @@ impl<'a> Execution<'a> {
                             break PollEnd::NotFound { polls: not_found };
                         }
                     } else {
-                        unanswered_since.get_or_insert(now_ms);
+                        unanswered_since.get_or_insert(polled_ms);
                         not_found = 0;
                     }
                     last_error = Some(e);
@@ -883,8 +888,8 @@ impl<'a> Execution<'a> {
                 })
                 .collect();
             let observation = detect::Observation {
-                now_ms: crate::now_ms(),
-                started_ms: report.started_at_ms,
+                now_ms: now_ms(),
+                started_ms: report_started_ms,
                 last_progress_ms: progress_ms,
                 job_finished: false,
                 hosts: &views,
@@ -1200,6 +1205,21 @@ mod tests {
         let (state, reason) = decide(&observed(PollEnd::NotFound { polls: 3 }, None, &[]));
         assert_eq!(state, ExecutionState::Lost);
         assert!(reason.contains("1244006"), "{reason}");
+    }
+
+    #[test]
+    fn fail_when_parses_and_counts() {
+        assert_eq!(FailWhen::parse("any"), Ok(FailWhen::Any));
+        assert_eq!(FailWhen::parse("count >= 3"), Ok(FailWhen::CountAtLeast(3)));
+        assert_eq!(FailWhen::parse("ratio>0.1"), Ok(FailWhen::RatioAbove(0.1)));
+        for bad in ["count >= 0", "ratio > 1", "ratio > -1", "most", "count > 2"] {
+            assert!(FailWhen::parse(bad).is_err(), "{bad}");
+        }
+        assert!(FailWhen::Any.fails(1, 100));
+        assert!(!FailWhen::CountAtLeast(3).fails(2, 100));
+        assert!(FailWhen::CountAtLeast(3).fails(3, 100));
+        assert!(!FailWhen::RatioAbove(0.1).fails(10, 100));
+        assert!(FailWhen::RatioAbove(0.1).fails(11, 100));
     }
 
     #[test]

@@ -369,3 +369,99 @@ async fn cancel_sends_one_terminate_and_waits_for_the_platform_to_confirm() {
     assert_eq!(report.job_status, Some(11));
     assert_eq!(p.count("operate_job_instance"), 1);
 }
+
+/// Records the condition kinds of every saved state.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Vec<crate::tracker::detect::ConditionKind>>>);
+
+#[async_trait]
+impl crate::tracker::Journal for Recorder {
+    async fn save(&self, report: &super::ExecutionReport) -> Result<(), crate::store::StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(report.conditions.iter().map(|c| c.kind).collect());
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_platform_is_a_condition_never_a_time_out_and_the_truth_comes_after() {
+    use crate::tracker::detect::ConditionKind;
+    // One answer, then the platform is down well past the deadline (60 s timeout + 60 s
+    // slack), then it answers again: the job had succeeded.
+    let mut answers: Vec<Answer<JobSnapshot>> = vec![Ok(snapshot(2, &[7, 7]))];
+    answers.extend((0..40).map(|_| Err(transient())));
+    answers.push(Ok(snapshot(3, &[9, 9])));
+    let p = scripted(answers);
+    let check = check(PollPolicy::default());
+    let recorder = Recorder::default();
+    let execution = Execution {
+        journal: &recorder,
+        ..Execution::new(&check, "scripted", p.clone())
+    };
+    let start = Instant::now();
+    let report = execution.run(&mut Silent).await;
+    assert!(
+        start.elapsed() > Duration::from_secs(120),
+        "the deadline passed while the platform was down"
+    );
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert!(report.conditions.is_empty());
+    let saved = recorder.0.lock().unwrap();
+    assert!(
+        saved
+            .iter()
+            .any(|c| c.contains(&ConditionKind::PlatformUnreachable)),
+        "{saved:?}"
+    );
+    assert!(
+        saved.last().unwrap().is_empty(),
+        "cleared in the last saved state"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_deadline_terminate_stops_the_job_and_ends_timed_out() {
+    let p = scripted(vec![Ok(snapshot(2, &[9, 7]))]);
+    let poll = PollPolicy {
+        on_deadline: crate::tracker::OnDeadline::Terminate,
+        ..PollPolicy::default()
+    };
+    let (report, _) = run(&p, poll).await;
+    assert_eq!(report.state, ExecutionState::TimedOut);
+    assert_eq!(p.count("operate_job_instance"), 1);
+    assert!(
+        report.reason.contains("jobwatch terminated it"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(report.job_status, Some(11));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_when_lets_a_few_host_failures_pass() {
+    let p = scripted(vec![Ok(snapshot(4, &[9, 104]))]);
+    let check = CheckConfig {
+        fail_when: crate::tracker::FailWhen::CountAtLeast(2),
+        ..check(PollPolicy::default())
+    };
+    let report = Execution::new(&check, "scripted", p.clone())
+        .run(&mut Silent)
+        .await;
+    assert_eq!(report.state, ExecutionState::Succeeded);
+    assert!(
+        report
+            .reason
+            .contains("1 of 2 hosts did not succeed, within fail_when = \"count >= 2\""),
+        "{}",
+        report.reason
+    );
+    let check = CheckConfig {
+        fail_when: crate::tracker::FailWhen::RatioAbove(0.4),
+        ..check
+    };
+    let p = scripted(vec![Ok(snapshot(4, &[9, 104]))]);
+    let report = Execution::new(&check, "scripted", p).run(&mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Failed, "1 of 2 is above 40 %");
+}

@@ -66,7 +66,10 @@ impl Job {
     /// The host at `elapsed` since creation.
     pub fn host_at(&self, h: &HostSpec, elapsed: Duration) -> HostView {
         let start = self.step_start() + h.start_after;
-        let natural_end = (!h.hang).then(|| start + h.duration);
+        let natural_end = match (h.hang, h.heal_after) {
+            (false, _) => Some(start + h.duration),
+            (true, heal) => heal.map(|after| start + after),
+        };
         let timeout_end = start + self.timeout;
         let stop_end = self
             .terminated
@@ -270,6 +273,7 @@ mod tests {
             tag: String::new(),
             log: "x".into(),
             hang: false,
+            heal_after: None,
         }
     }
 
@@ -306,6 +310,27 @@ mod tests {
             SCRIPT_TIMEOUT
         );
         assert_eq!(j.state_at(j.created + Duration::from_millis(200)).0, 4);
+    }
+
+    #[test]
+    fn a_partitioned_host_stays_running_past_the_timeout_until_it_heals() {
+        let j = job(
+            vec![HostSpec {
+                hang: true,
+                heal_after: Some(Duration::from_millis(500)),
+                ..host(104, 100)
+            }],
+            200,
+        );
+        let h = &j.hosts[0];
+        assert_eq!(
+            j.host_at(h, Duration::from_millis(400)).status,
+            RUNNING,
+            "past the 200 ms timeout"
+        );
+        assert_eq!(j.state_at(j.created + Duration::from_millis(400)).0, 2);
+        assert_eq!(j.host_at(h, Duration::from_millis(600)).status, 104);
+        assert_eq!(j.state_at(j.created + Duration::from_millis(600)).0, 4);
     }
 
     #[test]

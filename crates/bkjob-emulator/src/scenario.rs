@@ -146,6 +146,10 @@ pub struct HostSpec {
     /// the job stays running); only a terminate ends it.
     #[serde(default)]
     pub hang: bool,
+    /// With `hang`: the partition heals this long after the host started; the host then
+    /// ends with its `status` (the platform learns the end late).
+    #[serde(default, with = "humantime_serde")]
+    pub heal_after: Option<Duration>,
 }
 
 fn default_duration() -> Duration {
