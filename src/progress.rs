@@ -38,7 +38,7 @@ impl Observer for Lines {
                 eprintln!("poll failed (will keep polling): {error}")
             }
             TrackerEvent::FetchingLogs { hosts } => eprintln!("fetching logs of {hosts} host(s)"),
-            TrackerEvent::Conditions { conditions } if conditions.is_empty() => {
+            TrackerEvent::Conditions { conditions: [] } => {
                 eprintln!("conditions cleared")
             }
             TrackerEvent::Conditions { conditions } => {

@@ -151,33 +151,33 @@ pub fn detect(o: &Observation<'_>, p: &DetectPolicy) -> Vec<Condition> {
     }
 
     // stragglers
-    if let Some(last_end) = last_end.filter(|_| !stragglers.is_empty()) {
-        if o.now_ms - last_end >= ms(p.straggler_after) {
-            out.push(Condition {
-                kind: ConditionKind::Stragglers,
-                since_ms: last_end,
-                detail: format!(
-                    "{} of {} hosts still running {} after the others ended: {}",
-                    stragglers.len(),
-                    o.hosts.len(),
-                    since(o.now_ms, last_end),
-                    names(&stragglers)
-                ),
-                hosts: stragglers.iter().map(|h| h.host.clone()).collect(),
-            });
-        }
+    if let Some(last_end) = last_end.filter(|_| !stragglers.is_empty())
+        && o.now_ms - last_end >= ms(p.straggler_after)
+    {
+        out.push(Condition {
+            kind: ConditionKind::Stragglers,
+            since_ms: last_end,
+            detail: format!(
+                "{} of {} hosts still running {} after the others ended: {}",
+                stragglers.len(),
+                o.hosts.len(),
+                since(o.now_ms, last_end),
+                names(&stragglers)
+            ),
+            hosts: stragglers.iter().map(|h| h.host.clone()).collect(),
+        });
     }
 
     // platform_unreachable
-    if let Some(from) = o.unanswered_since_ms {
-        if o.now_ms - from >= ms(p.unreachable_after) {
-            out.push(Condition {
-                kind: ConditionKind::PlatformUnreachable,
-                since_ms: from,
-                detail: format!("no answer from the platform for {}", since(o.now_ms, from)),
-                hosts: Vec::new(),
-            });
-        }
+    if let Some(from) = o.unanswered_since_ms
+        && o.now_ms - from >= ms(p.unreachable_after)
+    {
+        out.push(Condition {
+            kind: ConditionKind::PlatformUnreachable,
+            since_ms: from,
+            detail: format!("no answer from the platform for {}", since(o.now_ms, from)),
+            hosts: Vec::new(),
+        });
     }
     out
 }
