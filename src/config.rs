@@ -101,6 +101,15 @@ struct RawPlatform {
     /// bkjob: timeout of one HTTP request (default 10s).
     #[serde(default, with = "humantime_serde")]
     request_timeout: Option<Duration>,
+    /// bkjob: requests in flight at once per endpoint (default 16).
+    max_concurrent_requests: Option<usize>,
+    /// bkjob: requests started per second per endpoint (default 20).
+    max_requests_per_second: Option<u32>,
+    /// bkjob: transport failures in a row before an endpoint is skipped (default 3).
+    endpoint_failures_before_cooldown: Option<u32>,
+    /// bkjob: how long a failing endpoint is skipped (default 30s).
+    #[serde(default, with = "humantime_serde")]
+    endpoint_cooldown: Option<Duration>,
 }
 
 /// Script language as a bk-job code (1–5) or a name.
@@ -496,6 +505,19 @@ fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option
                 ("scope_type", p.scope_type.is_some()),
                 ("scope_id", p.scope_id.is_some()),
                 ("request_timeout", p.request_timeout.is_some()),
+                (
+                    "max_concurrent_requests",
+                    p.max_concurrent_requests.is_some(),
+                ),
+                (
+                    "max_requests_per_second",
+                    p.max_requests_per_second.is_some(),
+                ),
+                (
+                    "endpoint_failures_before_cooldown",
+                    p.endpoint_failures_before_cooldown.is_some(),
+                ),
+                ("endpoint_cooldown", p.endpoint_cooldown.is_some()),
             ];
             for (field, set) in bkjob_only {
                 if set {
@@ -615,6 +637,27 @@ fn validate_bkjob(
     }
     let scope_id = issues.non_empty(format!("{key}.scope_id"), &p.scope_id);
     let request_timeout = p.request_timeout.unwrap_or(Duration::from_secs(10));
+    let d = crate::platform::bkjob::endpoints::FlowSettings::default();
+    let flow = crate::platform::bkjob::endpoints::FlowSettings {
+        max_concurrent: p.max_concurrent_requests.unwrap_or(d.max_concurrent),
+        max_per_second: p.max_requests_per_second.unwrap_or(d.max_per_second),
+        failures_before_cooldown: p
+            .endpoint_failures_before_cooldown
+            .unwrap_or(d.failures_before_cooldown),
+        cooldown: p.endpoint_cooldown.unwrap_or(d.cooldown),
+    };
+    for (field, zero) in [
+        ("max_concurrent_requests", flow.max_concurrent == 0),
+        ("max_requests_per_second", flow.max_per_second == 0),
+        (
+            "endpoint_failures_before_cooldown",
+            flow.failures_before_cooldown == 0,
+        ),
+    ] {
+        if zero {
+            issues.add(format!("{key}.{field}"), "must be at least 1");
+        }
+    }
     if request_timeout.is_zero() {
         issues.add(format!("{key}.request_timeout"), "must be more than 0s");
     }
@@ -631,6 +674,7 @@ fn validate_bkjob(
         scope_type,
         scope_id: scope_id?,
         request_timeout,
+        flow,
     })
 }
 

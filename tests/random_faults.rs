@@ -88,6 +88,10 @@ log = "exit 2\n"
                 scope_type: "biz".into(),
                 scope_id: "2".into(),
                 request_timeout: Duration::from_secs(5),
+                flow: jobwatch::platform::bkjob::endpoints::FlowSettings {
+                    max_per_second: 1000,
+                    ..Default::default()
+                },
             })
             .unwrap(),
         );

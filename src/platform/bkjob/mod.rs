@@ -7,9 +7,9 @@
 //!   body; every API is `POST` (the ESB's current `suggest_method`, API.md §11.8).
 
 pub mod codes;
+pub mod endpoints;
 pub mod wire;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -64,6 +64,8 @@ pub struct BkJobSettings {
     pub scope_id: String,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// Endpoint health and flow control.
+    pub flow: endpoints::FlowSettings,
 }
 
 /// The bk-job client. Cheap to share; one per configured platform.
@@ -71,8 +73,7 @@ pub struct BkJobSettings {
 pub struct BkJob {
     settings: BkJobSettings,
     http: reqwest::Client,
-    /// Index of the endpoint that answered last; calls start there.
-    current: AtomicUsize,
+    endpoints: endpoints::Endpoints,
 }
 
 /// How an API is called through the configured door.
@@ -97,10 +98,11 @@ impl BkJob {
             .map_err(|e| {
                 PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}"))
             })?;
+        let endpoints = endpoints::Endpoints::new(&settings.endpoints, settings.flow.clone());
         Ok(BkJob {
             settings,
             http,
-            current: AtomicUsize::new(0),
+            endpoints,
         })
     }
 
@@ -184,23 +186,30 @@ impl BkJob {
         params: Map<String, Value>,
     ) -> Result<T, PlatformError> {
         let params = self.scoped(params);
-        let endpoints = &self.settings.endpoints;
-        let first = self.current.load(Ordering::Relaxed) % endpoints.len();
         let mut last_error = None;
-        for i in (0..endpoints.len()).map(|k| (first + k) % endpoints.len()) {
-            match self
-                .call_once(&endpoints[i], api, verb, mutating, &params)
-                .await
-            {
+        for i in self.endpoints.try_order() {
+            let permit = self.endpoints.acquire(i).await;
+            let result = self
+                .call_once(self.endpoints.url(i), api, verb, mutating, &params)
+                .await;
+            drop(permit);
+            match result {
                 Ok(data) => {
-                    self.current.store(i, Ordering::Relaxed);
+                    self.endpoints.succeeded(i);
                     return Ok(data);
                 }
                 Err(e) => {
+                    // The endpoint itself failed (not the request, not the platform's rules).
+                    let endpoint_fault = e.class == ErrorClass::Transient
+                        && e.code.is_none_or(|c| c >= 1_600_000)
+                        && e.http_status.is_none_or(|s| s >= 500);
+                    if endpoint_fault && self.endpoints.failed(i) {
+                        tracing::warn!(platform = %self.settings.name, endpoint = i, "Endpoint failing; skipped for a cool-down.");
+                    }
                     let try_next = e.class == ErrorClass::Transient
                         && !e.maybe_applied
                         && e.http_status != Some(429);
-                    if !try_next || endpoints.len() == 1 {
+                    if !try_next || self.endpoints.len() == 1 {
                         return Err(e);
                     }
                     tracing::debug!(platform = %self.settings.name, api, endpoint = i, error = %e, "Endpoint failed; trying the next one.");
@@ -425,13 +434,14 @@ mod tests {
             scope_type: "biz".into(),
             scope_id: "2".into(),
             request_timeout: Duration::from_secs(5),
+            flow: endpoints::FlowSettings::default(),
         })
         .unwrap()
     }
 
     fn build(door: Door, api: &'static str, verb: Verb, params: Value) -> reqwest::Request {
         let c = client(door);
-        let base = c.settings.endpoints[0].clone();
+        let base = c.endpoints.url(0).clone();
         c.request(&base, api, verb, &c.scoped(object(params)))
             .build()
             .unwrap()

@@ -1,0 +1,214 @@
+//! The endpoints of one bk-job platform: which one to try first, health with cool-down, and
+//! flow control (a concurrency limit and a rate limit per endpoint) so that many tracked
+//! executions never flood the gateway (DESIGN.md §6).
+//!
+//! Order: the endpoint that answered last, then the others in configured order; an endpoint
+//! with `failures_before_cooldown` transport failures in a row is skipped for `cooldown`
+//! (still tried, last, when every endpoint is cooling down).
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, SemaphorePermit};
+use url::Url;
+
+/// Flow control and health settings of a platform's endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSettings {
+    /// Requests in flight at once per endpoint (default 16).
+    pub max_concurrent: usize,
+    /// Requests started per second per endpoint (default 20; bk-job sets no limit itself,
+    /// gateways often allow 100/s per app: API.md §10).
+    pub max_per_second: u32,
+    /// Transport failures in a row before an endpoint is skipped (default 3).
+    pub failures_before_cooldown: u32,
+    /// How long a failing endpoint is skipped (default 30 s).
+    pub cooldown: Duration,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            max_concurrent: 16,
+            max_per_second: 20,
+            failures_before_cooldown: 3,
+            cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Endpoint {
+    url: Url,
+    failures: AtomicU32,
+    skip_until: Mutex<Option<Instant>>,
+    permits: Semaphore,
+    limiter: DefaultDirectRateLimiter,
+}
+
+/// The endpoints, their health, and their limits.
+pub struct Endpoints {
+    list: Vec<Endpoint>,
+    current: AtomicUsize,
+    settings: FlowSettings,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs only by host: a configured URL may carry userinfo.
+        let hosts: Vec<String> = self
+            .list
+            .iter()
+            .map(|e| e.url.host_str().unwrap_or("?").to_owned())
+            .collect();
+        f.debug_struct("Endpoints")
+            .field("hosts", &hosts)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// The order to try endpoints in: `current` first, then the others in configured order;
+/// endpoints cooling down go last, in the same order. Pure.
+pub fn order(current: usize, cooling: &[bool]) -> Vec<usize> {
+    let n = cooling.len();
+    let current = current % n.max(1);
+    let by_preference: Vec<usize> = std::iter::once(current)
+        .chain((0..n).filter(|&i| i != current))
+        .collect();
+    let (healthy, cooling_down): (Vec<usize>, Vec<usize>) =
+        by_preference.into_iter().partition(|&i| !cooling[i]);
+    healthy.into_iter().chain(cooling_down).collect()
+}
+
+impl Endpoints {
+    /// Endpoints for `urls` (at least one).
+    pub fn new(urls: &[Url], settings: FlowSettings) -> Self {
+        let per_second = NonZeroU32::new(settings.max_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let list = urls
+            .iter()
+            .map(|url| Endpoint {
+                url: url.clone(),
+                failures: AtomicU32::new(0),
+                skip_until: Mutex::new(None),
+                permits: Semaphore::new(settings.max_concurrent.max(1)),
+                limiter: RateLimiter::direct(Quota::per_second(per_second)),
+            })
+            .collect();
+        Endpoints {
+            list,
+            current: AtomicUsize::new(0),
+            settings,
+        }
+    }
+
+    /// How many endpoints.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The URL of endpoint `i`.
+    pub fn url(&self, i: usize) -> &Url {
+        &self.list[i].url
+    }
+
+    /// The order to try them in now.
+    pub fn try_order(&self) -> Vec<usize> {
+        let now = Instant::now();
+        let cooling: Vec<bool> = self
+            .list
+            .iter()
+            .map(|e| {
+                e.skip_until
+                    .lock()
+                    .expect("endpoint lock")
+                    .is_some_and(|until| now < until)
+            })
+            .collect();
+        order(self.current.load(Ordering::Relaxed), &cooling)
+    }
+
+    /// Waits for a request slot on endpoint `i` (rate limit, then concurrency limit); the
+    /// slot is held until the permit is dropped.
+    pub async fn acquire(&self, i: usize) -> SemaphorePermit<'_> {
+        let e = &self.list[i];
+        e.limiter.until_ready().await;
+        e.permits
+            .acquire()
+            .await
+            .expect("endpoint semaphores are never closed")
+    }
+
+    /// Endpoint `i` answered: it is healthy and becomes the first to try.
+    pub fn succeeded(&self, i: usize) {
+        let e = &self.list[i];
+        e.failures.store(0, Ordering::Relaxed);
+        *e.skip_until.lock().expect("endpoint lock") = None;
+        self.current.store(i, Ordering::Relaxed);
+    }
+
+    /// Endpoint `i` failed at the transport (connect, timeout, 5xx). Returns whether it now
+    /// cools down.
+    pub fn failed(&self, i: usize) -> bool {
+        let e = &self.list[i];
+        let failures = e.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.settings.failures_before_cooldown {
+            *e.skip_until.lock().expect("endpoint lock") =
+                Some(Instant::now() + self.settings.cooldown);
+            e.failures.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_good_endpoint_first_then_configured_order_then_cooling_ones() {
+        assert_eq!(order(0, &[false, false, false]), vec![0, 1, 2]);
+        assert_eq!(order(1, &[false, false, false]), vec![1, 0, 2]);
+        assert_eq!(order(2, &[false, false, false]), vec![2, 0, 1]);
+        assert_eq!(order(0, &[true, false, false]), vec![1, 2, 0]);
+        assert_eq!(order(1, &[false, true, false]), vec![0, 2, 1]);
+        assert_eq!(
+            order(0, &[true, true]),
+            vec![0, 1],
+            "all cooling: still tried, in order"
+        );
+        assert_eq!(order(0, &[false]), vec![0]);
+    }
+
+    #[test]
+    fn a_failing_endpoint_cools_down_and_a_success_heals_it() {
+        let urls: Vec<Url> = ["http://a.example/", "http://b.example/"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        let e = Endpoints::new(
+            &urls,
+            FlowSettings {
+                failures_before_cooldown: 2,
+                ..FlowSettings::default()
+            },
+        );
+        assert_eq!(e.try_order(), vec![0, 1]);
+        assert!(!e.failed(0));
+        assert_eq!(e.try_order(), vec![0, 1], "one failure is not enough");
+        assert!(e.failed(0));
+        assert_eq!(e.try_order(), vec![1, 0], "A cools down: B first");
+        e.succeeded(1);
+        assert_eq!(e.try_order(), vec![1, 0], "stay on the healthy one");
+        e.succeeded(0);
+        assert_eq!(e.try_order(), vec![0, 1]);
+    }
+}
