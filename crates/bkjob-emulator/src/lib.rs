@@ -34,38 +34,78 @@ pub use server::State;
 /// A running emulator. Dropping it stops accepting connections.
 #[derive(Debug)]
 pub struct Emulator {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     state: Arc<State>,
-    accept: JoinHandle<()>,
+    accept: Vec<JoinHandle<()>>,
 }
 
 impl Emulator {
     /// Binds `listen` (port 0 picks a free port) and serves `scenario` on the current runtime.
     pub async fn start(listen: SocketAddr, scenario: Scenario) -> std::io::Result<Emulator> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
+        Self::start_many(&[listen], scenario).await
+    }
+
+    /// Several listeners (endpoints) over one platform state, e.g. two gateway nodes. The
+    /// scenario's `[[faults.outages]]` name them by index.
+    pub async fn start_many(
+        listen: &[SocketAddr],
+        scenario: Scenario,
+    ) -> std::io::Result<Emulator> {
+        let started = tokio::time::Instant::now();
+        let mut listeners = Vec::new();
+        for addr in listen {
+            listeners.push(TcpListener::bind(addr).await?);
+        }
+        let addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<std::io::Result<Vec<_>>>()?;
         let state = Arc::new(State::new(scenario));
-        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        let accept = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let outages: Vec<(Duration, Option<Duration>)> = state
+                    .scenario()
+                    .faults
+                    .outages
+                    .iter()
+                    .filter(|o| o.listener == i)
+                    .map(|o| (o.from, o.until))
+                    .collect();
+                tokio::spawn(accept_loop(l, state.clone(), started, outages))
+            })
+            .collect();
         Ok(Emulator {
-            addr,
+            addrs,
             state,
             accept,
         })
     }
 
-    /// The bound address.
+    /// Every bound address, in `listen` order.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The (first) bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
     }
 
     /// Base URL for the API-gateway door (`…/api/bk-job/prod`, the Helm defaults).
     pub fn apigw_url(&self) -> String {
-        server::base_urls(self.addr).0
+        self.apigw_url_of(0)
+    }
+
+    /// Base URL for the API-gateway door of listener `i`.
+    pub fn apigw_url_of(&self, i: usize) -> String {
+        server::base_urls(self.addrs[i]).0
     }
 
     /// Base URL for the ESB door (the PaaS host).
     pub fn esb_url(&self) -> String {
-        server::base_urls(self.addr).1
+        server::base_urls(self.addrs[0]).1
     }
 
     /// The shared state: jobs created, request counters.
@@ -76,35 +116,91 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        self.accept.abort();
+        for task in &self.accept {
+            task.abort();
+        }
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+/// The outage holding at `elapsed`, if any: its end (`None`: for good).
+fn outage_at(
+    outages: &[(Duration, Option<Duration>)],
+    elapsed: Duration,
+) -> Option<Option<Duration>> {
+    outages
+        .iter()
+        .find(|(from, until)| elapsed >= *from && until.is_none_or(|u| elapsed < u))
+        .map(|(_, until)| *until)
+}
+
+/// Accepts connections; during an outage the listener is closed (connections are refused)
+/// and open connections are dropped, as when a gateway node goes away.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    started: tokio::time::Instant,
+    outages: Vec<(Duration, Option<Duration>)>,
+) {
+    let addr = listener.local_addr().ok();
+    let mut listener = Some(listener);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "Accept failed.");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let elapsed = started.elapsed();
+        if let Some(until) = outage_at(&outages, elapsed) {
+            listener = None;
+            connections.abort_all();
+            let Some(until) = until else { return };
+            tokio::time::sleep_until(started + until).await;
+            continue;
+        }
+        let current = match &listener {
+            Some(l) => l,
+            None => match addr {
+                Some(addr) => match TcpListener::bind(addr).await {
+                    Ok(l) => listener.insert(l),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                None => return,
+            },
+        };
+        let next_outage = outages
+            .iter()
+            .map(|(from, _)| *from)
+            .filter(|from| *from > elapsed)
+            .min();
+        let wake = next_outage.map_or_else(
+            || started + Duration::from_secs(86_400 * 365),
+            |from| started + from,
+        );
+        let (stream, _) = tokio::select! {
+            accepted = current.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Accept failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = tokio::time::sleep_until(wake) => continue,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let _ = stream.set_nodelay(true);
         // A second handle on the socket, to turn the close into a TCP RST for reset faults.
-        let Ok(raw) = stream
+        let Ok((std_stream, handle)) = stream
             .into_std()
             .and_then(|s| s.try_clone().map(|c| (s, c)))
         else {
             continue;
         };
-        let (std_stream, handle) = raw;
         let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
             continue;
         };
         let handle = Arc::new(handle);
         let state = state.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
                 let handle = handle.clone();

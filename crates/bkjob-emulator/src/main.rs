@@ -13,9 +13,10 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "bkjob-emulator", version, about)]
 struct Args {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. Repeat for several endpoints over
+    /// the same platform state (outages name them by position).
     #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
+    listen: Vec<SocketAddr>,
     /// Scenario file (TOML, see README.md); without it: no hosts, default credentials.
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -40,12 +41,14 @@ async fn main() -> anyhow::Result<()> {
         }
         None => Scenario::default(),
     };
-    let emulator = Emulator::start(args.listen, scenario)
+    let emulator = Emulator::start_many(&args.listen, scenario)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {:?}", args.listen))?;
     // Only the address goes to stdout (a harness reads one line and may close the pipe).
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", emulator.addr())?;
+    for addr in emulator.addrs() {
+        writeln!(out, "{addr}")?;
+    }
     out.flush()?;
     drop(out);
     eprintln!(

@@ -174,6 +174,24 @@ pub struct Faults {
     pub seed: u64,
     /// Scripted faults.
     pub rules: Vec<FaultRule>,
+    /// Windows in which a listener (an endpoint) is down: connections refused, open ones
+    /// dropped (a gateway node gone, a leader moved).
+    pub outages: Vec<Outage>,
+}
+
+/// `[[faults.outages]]`: listener `listener` is down from `from` until `until` (since start).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    /// Index of the listener (`--listen` order; 0 for the first).
+    #[serde(default)]
+    pub listener: usize,
+    /// Start of the outage, since the emulator started.
+    #[serde(with = "humantime_serde")]
+    pub from: Duration,
+    /// End of the outage; absent: down for good.
+    #[serde(default, with = "humantime_serde")]
+    pub until: Option<Duration>,
 }
 
 /// A scripted fault: requests number `nth` .. `nth + count - 1` to `api` get `kind`.

@@ -113,6 +113,11 @@ impl State {
         }
     }
 
+    /// The scenario served.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
     /// Jobs created so far.
     pub fn jobs_created(&self) -> usize {
         self.jobs.lock().expect("jobs lock").len()
