@@ -238,7 +238,7 @@ pub struct ApiConfig {
 #[derive(Debug, Clone)]
 pub enum PlatformConfig {
     /// bk-job through APIGW or ESB.
-    BkJob(BkJobSettings),
+    BkJob(Box<BkJobSettings>),
     /// Scripts run on this host.
     Local,
 }
@@ -526,7 +526,9 @@ fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option
             }
             Some(PlatformConfig::Local)
         }
-        Some("bkjob") => validate_bkjob(issues, &key, name, p).map(PlatformConfig::BkJob),
+        Some("bkjob") => {
+            validate_bkjob(issues, &key, name, p).map(|s| PlatformConfig::BkJob(Box::new(s)))
+        }
         Some(other) => {
             issues.add(
                 format!("{key}.kind"),

@@ -43,7 +43,9 @@ pub fn now_ms() -> i64 {
 /// Builds the adapter for a configured platform.
 pub fn build_platform(config: &PlatformConfig) -> Result<Arc<dyn Platform>, PlatformError> {
     Ok(match config {
-        PlatformConfig::BkJob(settings) => Arc::new(platform::bkjob::BkJob::new(settings.clone())?),
+        PlatformConfig::BkJob(settings) => {
+            Arc::new(platform::bkjob::BkJob::new(settings.as_ref().clone())?)
+        }
         PlatformConfig::Local => Arc::new(platform::local::Local::new()),
     })
 }

@@ -90,6 +90,8 @@ app_code = "jobwatch"
 username = "admin"
 scope_id = "2"
 request_timeout = "3s"
+max_requests_per_second = 2000
+max_concurrent_requests = 64
 
 [platforms.local]
 kind = "local"

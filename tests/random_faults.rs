@@ -1,4 +1,4 @@
-//! Many executions at once through the library against the emulator with 30 % random transient
+//! 200 executions at once through the library against the emulator with 30 % random transient
 //! faults (502, 503, 429, TCP resets) on every API: each ends in the state the emulator says,
 //! with every host's true status and log, and no job is submitted twice.
 
@@ -11,7 +11,7 @@ use jobwatch::model::{ExecutionState, Host, HostOutcome, ScriptLanguage, Trigger
 use jobwatch::platform::bkjob::{BkJob, BkJobSettings, Door};
 use jobwatch::tracker::{Execution, PollPolicy, Silent};
 
-const EXECUTIONS_PER_DOOR: usize = 20;
+const EXECUTIONS_PER_DOOR: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_transient_faults_change_no_outcome() {

@@ -97,6 +97,7 @@ app_code = "jobwatch"
 username = "admin"
 scope_id = "2"
 request_timeout = "2s"
+max_requests_per_second = 2000
 {checks}
 "#,
         endpoints.join(", ")
