@@ -463,3 +463,46 @@ fn sigterm_terminates_the_job_and_reports_cancelled() {
         1
     );
 }
+
+#[test]
+fn the_trigger_failure_stories_exit_2_with_the_platforms_code_and_transient_ones_are_retried() {
+    let platform = emulator(include_str!(
+        "../crates/bkjob-emulator/scenarios/trigger-failures.toml"
+    ));
+    let checks = [
+        check("invalid", "[101]", ""),
+        check("retried", "[101]", ""),
+        check("account", "[101]", "").replace("\"root\"", "\"nobody\""),
+        check("cmdb", r#"["0:10.9.9.9"]"#, ""),
+    ]
+    .join("\n");
+    let setup = config_for(&platform, "apigw", &checks);
+    // 1st submit: hosts not in the business.
+    let (code, report, _) = exec_json(&setup.config, "invalid");
+    assert_eq!(
+        (code, &report["trigger_code"]),
+        (2, &Value::from(1244002)),
+        "{report:#}"
+    );
+    assert!(
+        report["reason"].as_str().unwrap().contains("主机无效"),
+        "{report:#}"
+    );
+    // 2nd submit: an internal error, retried; the 3rd goes through.
+    let (code, report, _) = exec_json(&setup.config, "retried");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["trigger_status"], "triggered");
+    let (code, report, _) = exec_json(&setup.config, "account");
+    assert_eq!(
+        (code, &report["trigger_code"]),
+        (2, &Value::from(1244003)),
+        "{report:#}"
+    );
+    let (code, report, _) = exec_json(&setup.config, "cmdb");
+    assert_eq!(
+        (code, &report["trigger_code"]),
+        (2, &Value::from(1243052)),
+        "{report:#}"
+    );
+    assert_eq!(platform.emulator.state().jobs_created(), 1);
+}

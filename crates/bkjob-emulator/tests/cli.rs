@@ -66,3 +66,19 @@ fn serves_the_scenario_at_the_address_it_prints_first() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            bkjob_emulator::Scenario::from_toml(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            count += 1;
+        }
+    }
+    assert!(count >= 7, "the story scenarios are shipped ({count})");
+}
