@@ -465,3 +465,113 @@ async fn fail_when_lets_a_few_host_failures_pass() {
     let report = Execution::new(&check, "scripted", p).run(&mut Silent).await;
     assert_eq!(report.state, ExecutionState::Failed, "1 of 2 is above 40 %");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One scripted answer to a status poll.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Snapshot { job: i64, hosts: [i64; 2] },
+        Transient,
+        Permanent,
+        NotFound,
+    }
+
+    fn answer(step: &Step) -> Answer<JobSnapshot> {
+        match step {
+            Step::Snapshot { job, hosts } => Ok(snapshot(*job, hosts)),
+            Step::Transient => Err(transient()),
+            Step::Permanent => Err(PlatformError::permanent(
+                "get_job_instance_status",
+                Some(9900403),
+                "no permission",
+            )),
+            Step::NotFound => Err(not_found()),
+        }
+    }
+
+    fn host_code() -> impl Strategy<Value = i64> {
+        prop::sample::select(vec![5, 7, 9, 3, 104, 310, 102, 103, 403, 0, 500, 777])
+    }
+
+    fn job_code() -> impl Strategy<Value = i64> {
+        prop::sample::select(vec![1, 2, 3, 4, 7, 10, 11, 13, 15, 99])
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (job_code(), host_code(), host_code()).prop_map(|(job, a, b)| Step::Snapshot { job, hosts: [a, b] }),
+            3 => Just(Step::Transient),
+            1 => Just(Step::Permanent),
+            1 => Just(Step::NotFound),
+        ]
+    }
+
+    /// The last answer repeats: it must let the execution end (a snapshot or not-found; a
+    /// platform that never answers keeps an execution active by design).
+    fn last() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (job_code(), host_code(), host_code())
+                .prop_map(|(job, a, b)| Step::Snapshot { job, hosts: [a, b] }),
+            Just(Step::NotFound),
+        ]
+    }
+
+    /// Keeps every saved state.
+    #[derive(Default)]
+    struct States(Mutex<Vec<ExecutionState>>);
+
+    #[async_trait]
+    impl crate::tracker::Journal for States {
+        async fn save(
+            &self,
+            report: &super::super::ExecutionReport,
+        ) -> Result<(), crate::store::StoreError> {
+            self.0.lock().unwrap().push(report.state);
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_tracker_keeps_its_promises(steps in prop::collection::vec(step(), 0..25), end in last()) {
+            let mut answers: Vec<Answer<JobSnapshot>> = steps.iter().map(answer).collect();
+            answers.push(answer(&end));
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            let states = States::default();
+            let report = runtime.block_on(async {
+                let p = scripted(answers);
+                let check = check(PollPolicy::default());
+                Execution { journal: &states, ..Execution::new(&check, "scripted", p) }.run(&mut Silent).await
+            });
+            // Every execution ends, with a reason.
+            prop_assert!(report.state.is_final(), "{:?}", report.state);
+            prop_assert!(!report.reason.is_empty());
+            // A final state is never left: after the first final save, every save repeats it.
+            let saved = states.0.lock().unwrap();
+            if let Some(first_final) = saved.iter().position(|s| s.is_final()) {
+                prop_assert!(saved[first_final..].iter().all(|s| *s == saved[first_final]), "{saved:?}");
+            }
+            prop_assert_eq!(saved.last().copied(), Some(report.state));
+            // Only a finished job with a host that did not succeed is `failed`: never a fault.
+            if report.state == ExecutionState::Failed {
+                let finished = report.job_status.is_some_and(|s| codes::job_status(s).is_some_and(|j| j.finished));
+                prop_assert!(finished, "failed without a finished job: {}", report.reason);
+                prop_assert!(
+                    report.hosts.iter().any(|h| h.outcome != crate::model::HostOutcome::Success),
+                    "{}",
+                    report.reason
+                );
+            }
+            if report.state == ExecutionState::Succeeded {
+                prop_assert!(report.hosts.iter().all(|h| h.outcome == crate::model::HostOutcome::Success));
+            }
+            prop_assert!(report.conditions.is_empty(), "conditions are cleared at the end");
+        }
+    }
+}
