@@ -192,7 +192,7 @@ fn a_job_past_its_deadline_ends_timed_out_with_the_last_seen_host_states() {
         .replace("timeout = \"30s\"", "timeout = \"1s\"")
         .replace(
             "max_interval = \"300ms\"",
-            "max_interval = \"300ms\"\ndeadline_slack = \"500ms\"",
+            "max_interval = \"300ms\"\ndeadline_slack = \"500ms\"\nstraggler_after = \"300ms\"",
         );
     let setup = config_for(&platform, "apigw", &checks);
     let (code, report, _) = exec_json(&setup.config, "stuck");
@@ -206,6 +206,13 @@ fn a_job_past_its_deadline_ends_timed_out_with_the_last_seen_host_states() {
     assert_eq!(host(&report, 103)["status"], 7);
     assert_eq!(host(&report, 101)["status"], 9);
     assert!(report["duration_seconds"].as_f64().unwrap() >= 1.5);
+    let log = report["condition_log"].as_array().unwrap();
+    assert!(
+        log.iter()
+            .any(|c| c["kind"] == "stragglers"
+                && c["hosts"] == serde_json::json!(["0:10.0.0.3 #103"])),
+        "the cut-off host was named as a straggler: {log:#?}"
+    );
 }
 
 #[test]

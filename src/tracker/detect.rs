@@ -58,6 +58,43 @@ pub struct Condition {
     pub hosts: Vec<String>,
 }
 
+/// A condition that held during the run, kept in the execution's record after it cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastCondition {
+    /// The condition as last seen while it held.
+    #[serde(flatten)]
+    pub condition: Condition,
+    /// When it cleared (Unix ms); `None` while it holds.
+    pub cleared_ms: Option<i64>,
+}
+
+/// Updates `log` from the conditions holding at `now_ms`: new ones are added, holding ones
+/// refreshed (their detail changes as time passes), gone ones marked cleared. A condition is
+/// identified by its kind and start.
+pub fn update_log(log: &mut Vec<PastCondition>, holding: &[Condition], now_ms: i64) {
+    for c in holding {
+        match log.iter_mut().find(|p| {
+            p.cleared_ms.is_none()
+                && p.condition.kind == c.kind
+                && p.condition.since_ms == c.since_ms
+        }) {
+            Some(p) => p.condition = c.clone(),
+            None => log.push(PastCondition {
+                condition: c.clone(),
+                cleared_ms: None,
+            }),
+        }
+    }
+    for p in log.iter_mut().filter(|p| p.cleared_ms.is_none()) {
+        if !holding
+            .iter()
+            .any(|c| c.kind == p.condition.kind && c.since_ms == p.condition.since_ms)
+        {
+            p.cleared_ms = Some(now_ms);
+        }
+    }
+}
+
 /// Thresholds, per check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectPolicy {
@@ -241,6 +278,40 @@ mod tests {
 
     fn kinds(c: &[Condition]) -> Vec<ConditionKind> {
         c.iter().map(|c| c.kind).collect()
+    }
+
+    #[test]
+    fn the_log_keeps_conditions_after_they_clear() {
+        let stuck = Condition {
+            kind: ConditionKind::Stuck,
+            since_ms: T0,
+            detail: "a".into(),
+            hosts: vec![],
+        };
+        let mut log = Vec::new();
+        update_log(&mut log, std::slice::from_ref(&stuck), T0 + MIN);
+        update_log(
+            &mut log,
+            &[Condition {
+                detail: "b".into(),
+                ..stuck.clone()
+            }],
+            T0 + 2 * MIN,
+        );
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].condition.detail, "b");
+        update_log(&mut log, &[], T0 + 3 * MIN);
+        assert_eq!(log[0].cleared_ms, Some(T0 + 3 * MIN));
+        // The same kind again, later: a new entry.
+        update_log(
+            &mut log,
+            &[Condition {
+                since_ms: T0 + 4 * MIN,
+                ..stuck
+            }],
+            T0 + 5 * MIN,
+        );
+        assert_eq!(log.len(), 2);
     }
 
     #[test]

@@ -896,6 +896,7 @@ impl<'a> Execution<'a> {
                 unanswered_since_ms: unanswered_since,
             };
             let conditions = detect::detect(&observation, &policy.detect);
+            detect::update_log(&mut report.condition_log, &conditions, observation.now_ms);
             if conditions
                 .iter()
                 .map(|c| (c.kind, c.since_ms, &c.hosts))
@@ -942,6 +943,7 @@ impl<'a> Execution<'a> {
             next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
         };
         report.conditions.clear();
+        detect::update_log(&mut report.condition_log, &[], now_ms());
         if end == PollEnd::Cancelled {
             self.stop_after_cancel(&job, &mut hosts, &mut last).await;
         }

@@ -90,6 +90,9 @@ pub struct ExecutionReport {
     /// Conditions holding now (stuck, stragglers, platform unreachable); empty once ended.
     #[serde(default)]
     pub conditions: Vec<super::detect::Condition>,
+    /// Every condition that held during the run, with when it cleared.
+    #[serde(default)]
+    pub condition_log: Vec<super::detect::PastCondition>,
     /// Every host.
     pub hosts: Vec<HostReport>,
     /// Start, Unix epoch ms.
@@ -208,6 +211,7 @@ impl ExecutionReport {
             failed_polls: 0,
             last_platform_error: None,
             conditions: Vec::new(),
+            condition_log: Vec::new(),
             hosts: check
                 .hosts
                 .iter()
