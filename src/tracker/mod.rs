@@ -870,7 +870,14 @@ impl<'a> Execution<'a> {
                             break PollEnd::NotFound { polls: not_found };
                         }
                     } else {
-                        unanswered_since.get_or_insert(polled_ms);
+                        // Only a transient error means the platform cannot be asked; a
+                        // refusal (permission, bad request) is an answer, and the deadline
+                        // still decides, with the refusal in the reason.
+                        if e.class == ErrorClass::Transient {
+                            unanswered_since.get_or_insert(polled_ms);
+                        } else {
+                            unanswered_since = None;
+                        }
                         not_found = 0;
                     }
                     last_error = Some(e);

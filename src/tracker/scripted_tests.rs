@@ -575,3 +575,22 @@ mod properties {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_poll_error_is_not_unreachable_and_the_deadline_still_decides() {
+    let refused = PlatformError::permanent(
+        "get_job_instance_status",
+        Some(9900403),
+        "用户(admin)权限不足",
+    );
+    let p = scripted(vec![Ok(snapshot(2, &[7, 7])), Err(refused)]);
+    let (report, elapsed) = run(&p, PollPolicy::default()).await;
+    assert_eq!(report.state, ExecutionState::TimedOut, "{}", report.reason);
+    assert!(elapsed < Duration::from_secs(121), "{elapsed:?}");
+    assert!(
+        report.reason.contains("9900403"),
+        "the refusal is in the reason: {}",
+        report.reason
+    );
+    assert!(report.condition_log.iter().all(|c| c.condition.kind != crate::tracker::detect::ConditionKind::PlatformUnreachable));
+}
