@@ -4,16 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Interpreters the local-platform tests run scripts with.
+# Interpreters the local-platform tests run scripts with, and Prometheus' promtool.
 missing=()
 command -v bash >/dev/null || missing+=(bash)
 command -v perl >/dev/null || missing+=(perl)
 command -v python3 >/dev/null || missing+=(python3)
+# promtool checks the /metrics exposition.
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${missing[@]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
   else
     echo "scripts/test.sh: please install: ${missing[*]}" >&2
     exit 1

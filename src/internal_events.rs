@@ -2,11 +2,9 @@
 //! so logs and counts never disagree (STYLE.md #3). The Prometheus registry of a later issue
 //! reads the same events.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-static UNKNOWN_STATUS_CODES: AtomicU64 = AtomicU64::new(0);
-static PLATFORM_REQUEST_FAILURES: AtomicU64 = AtomicU64::new(0);
+use crate::metrics;
 
 /// Which platform code table a code was looked up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +35,9 @@ pub struct UnknownStatusCode {
 }
 
 impl UnknownStatusCode {
-    /// Logs at WARN and counts it.
+    /// Logs at WARN and counts it (`jobwatch_unknown_status_codes_total`).
     pub fn emit(self) {
-        UNKNOWN_STATUS_CODES.fetch_add(1, Ordering::Relaxed);
+        metrics::global().unknown_status_code(self.table.as_str());
         tracing::warn!(
             table = self.table.as_str(),
             code = self.code,
@@ -48,9 +46,13 @@ impl UnknownStatusCode {
     }
 }
 
-/// How many unknown status codes were seen since start.
+/// How many unknown status codes were seen since start (both tables).
 pub fn unknown_status_codes_seen() -> u64 {
-    UNKNOWN_STATUS_CODES.load(Ordering::Relaxed)
+    let text = metrics::global().render();
+    text.lines()
+        .filter(|l| l.starts_with("jobwatch_unknown_status_codes_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A platform API call failed (after classification; retries are separate events).
@@ -68,9 +70,9 @@ pub struct PlatformRequestFailed<'a> {
 }
 
 impl PlatformRequestFailed<'_> {
-    /// Logs (DEBUG when it will be retried, WARN otherwise) and counts it.
+    /// Logs (DEBUG when it will be retried, WARN otherwise). The request itself is counted
+    /// by [`PlatformRequestDone`].
     pub fn emit(self) {
-        PLATFORM_REQUEST_FAILURES.fetch_add(1, Ordering::Relaxed);
         match self.retry_in {
             Some(delay) => tracing::debug!(
                 platform = self.platform, api = self.api, class = self.class, error = %self.error,
@@ -84,12 +86,42 @@ impl PlatformRequestFailed<'_> {
     }
 }
 
-/// How many platform requests failed since start.
-pub fn platform_request_failures() -> u64 {
-    PLATFORM_REQUEST_FAILURES.load(Ordering::Relaxed)
+/// One platform request ended (any result).
+#[derive(Debug)]
+pub struct PlatformRequestDone<'a> {
+    /// Platform name from config.
+    pub platform: &'a str,
+    /// Index of the endpoint in the configured list.
+    pub endpoint: usize,
+    /// API name.
+    pub api: &'static str,
+    /// `ok`, `transient`, `permanent` or `not_found`.
+    pub result: &'static str,
+    /// Latency.
+    pub elapsed: Duration,
 }
 
-static STORE_WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
+impl PlatformRequestDone<'_> {
+    /// Counts it and observes its latency (`jobwatch_platform_requests_total`,
+    /// `jobwatch_platform_request_duration_seconds`); logged at TRACE.
+    pub fn emit(self) {
+        tracing::trace!(
+            platform = self.platform,
+            endpoint = self.endpoint,
+            api = self.api,
+            result = self.result,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "Platform request done."
+        );
+        metrics::global().platform_request(
+            self.platform,
+            self.endpoint,
+            self.api,
+            self.result,
+            self.elapsed.as_secs_f64(),
+        );
+    }
+}
 
 /// An execution's state could not be written to the store.
 pub struct StoreWriteFailed<'a> {
@@ -100,14 +132,10 @@ pub struct StoreWriteFailed<'a> {
 }
 
 impl StoreWriteFailed<'_> {
-    /// Logs at ERROR (an operator must look: state may be lost on a crash) and counts it.
+    /// Logs at ERROR (an operator must look: state may be lost on a crash) and counts it
+    /// (`jobwatch_store_write_failures_total`).
     pub fn emit(self) {
-        STORE_WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        metrics::global().store_write_failed();
         tracing::error!(execution_id = self.execution_id, error = %self.error, "Cannot write execution state to the store.");
     }
-}
-
-/// How many store writes failed since start.
-pub fn store_write_failures() -> u64 {
-    STORE_WRITE_FAILURES.load(Ordering::Relaxed)
 }

@@ -1,111 +1,331 @@
-//! The Prometheus registry and every metric, in one place. Labels are closed sets: check
-//! names from config (plus `watch` and `other`), platform names from config, outcomes from
-//! [`ExecutionState::ALL`]. Every series exists at 0 from start-up.
+//! The Prometheus registry and every metric, in one place. Metrics move only through
+//! [`internal_events`](crate::internal_events) and the few calls below, so logs and counts
+//! agree.
+//!
+//! Labels are closed sets: check names from config (plus `watch` and `other`), platform names
+//! from config, endpoint indexes, API names, outcomes from [`ExecutionState::ALL`] and
+//! [`HostOutcome`], condition kinds, and trigger failure codes from a fixed list (else
+//! `other`). Never a job id, a host, a URL or an error text. The series of configured checks
+//! exist at 0 from start-up.
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::{LazyLock, RwLock};
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::config::Config;
-use crate::model::ExecutionState;
+use crate::model::{ExecutionState, HostOutcome};
 use crate::tracker::ExecutionReport;
+use crate::tracker::detect::ConditionKind;
+
+/// Trigger failure codes that get their own label value (bk-job API.md §2.2, §2.4); any other
+/// code is `other`, no code (platform unreachable) is `none`.
+const KNOWN_CODES: &[i64] = &[
+    1210001, 1238001, 9900403, 1240001, 1240002, 1240003, 1240004, 1240005, 1241001, 1241002,
+    1241003, 1241004, 1241005, 1241007, 1243001, 1243049, 1243051, 1243052, 1243053, 1244001,
+    1244002, 1244003, 1244004, 1244005, 1244014, 1244018, 1244019, 1244022, 1244025, 1244032,
+    1244033, 1244034, 1306000, 1640001, 1640301, 1640302, 1640401, 1641301, 1642901, 1642902,
+    1642903, 1642904, 1650200, 1650201, 1650401,
+];
 
 /// The agent's metrics.
 pub struct Metrics {
     registry: Registry,
-    checks: Vec<String>,
+    checks: RwLock<Vec<String>>,
     executions_total: IntCounterVec,
+    execution_duration: HistogramVec,
     active: IntGaugeVec,
+    host_results_total: IntCounterVec,
+    trigger_failures_total: IntCounterVec,
+    platform_requests_total: IntCounterVec,
+    platform_request_duration: HistogramVec,
+    conditions: IntGaugeVec,
     last_success: IntGaugeVec,
+    last_trigger: IntGaugeVec,
+    unknown_codes_total: IntCounterVec,
+    store_write_failures_total: prometheus::IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
     r.expect("static metric definitions are valid")
 }
 
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = must(IntCounterVec::new(Opts::new(name, help), labels));
+    must(registry.register(Box::new(c.clone())));
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = must(IntGaugeVec::new(Opts::new(name, help), labels));
+    must(registry.register(Box::new(g.clone())));
+    g
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let h = must(HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets),
+        labels,
+    ));
+    must(registry.register(Box::new(h.clone())));
+    h
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
 impl Metrics {
-    /// Registers every metric with its series for the configured checks at 0.
-    pub fn new(config: &Config) -> Self {
-        let registry = Registry::new();
-        let executions_total = must(IntCounterVec::new(
-            Opts::new(
-                "jobwatch_executions_total",
-                "Executions that ended, by final state (outcome).",
-            ),
-            &["check", "platform", "outcome"],
-        ));
-        let active = must(IntGaugeVec::new(
-            Opts::new(
-                "jobwatch_active_executions",
-                "Executions being followed now.",
-            ),
-            &["check"],
-        ));
-        let last_success = must(IntGaugeVec::new(
-            Opts::new(
-                "jobwatch_last_success_timestamp_seconds",
-                "Unix time of the last execution of the check that succeeded (0: none since start).",
-            ),
-            &["check"],
-        ));
-        let build_info = must(IntGaugeVec::new(
-            Opts::new("jobwatch_build_info", "Build information; always 1."),
+    fn new() -> Self {
+        let r = Registry::new();
+        let build_info = gauge(
+            &r,
+            "jobwatch_build_info",
+            "Build information; always 1.",
             &["version"],
-        ));
-        must(registry.register(Box::new(executions_total.clone())));
-        must(registry.register(Box::new(active.clone())));
-        must(registry.register(Box::new(last_success.clone())));
-        must(registry.register(Box::new(build_info.clone())));
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let checks: Vec<String> = config.checks.iter().map(|c| c.name.clone()).collect();
+        Metrics {
+            executions_total: counter(
+                &r,
+                "jobwatch_executions_total",
+                "Executions that ended, by final state (outcome).",
+                &["check", "platform", "outcome"],
+            ),
+            execution_duration: histogram(
+                &r,
+                "jobwatch_execution_duration_seconds",
+                "Time from an execution's start to its end.",
+                &["check"],
+                vec![
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                    21600.0,
+                ],
+            ),
+            active: gauge(
+                &r,
+                "jobwatch_active_executions",
+                "Executions being followed now.",
+                &["check"],
+            ),
+            host_results_total: counter(
+                &r,
+                "jobwatch_host_results_total",
+                "Host results of ended executions, by outcome.",
+                &["check", "outcome"],
+            ),
+            trigger_failures_total: counter(
+                &r,
+                "jobwatch_trigger_failures_total",
+                "Submits the platform refused or that could not be made, by platform code.",
+                &["check", "platform", "code"],
+            ),
+            platform_requests_total: counter(
+                &r,
+                "jobwatch_platform_requests_total",
+                "Platform API requests, by endpoint index and result (ok, transient, permanent, not_found).",
+                &["platform", "endpoint", "api", "result"],
+            ),
+            platform_request_duration: histogram(
+                &r,
+                "jobwatch_platform_request_duration_seconds",
+                "Latency of platform API requests.",
+                &["platform", "api"],
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
+            ),
+            conditions: gauge(
+                &r,
+                "jobwatch_conditions",
+                "Active executions with a condition holding (stuck, stragglers, platform_unreachable).",
+                &["check", "condition"],
+            ),
+            last_success: gauge(
+                &r,
+                "jobwatch_last_success_timestamp_seconds",
+                "Unix time of the check's last execution that succeeded (0: none since start).",
+                &["check"],
+            ),
+            last_trigger: gauge(
+                &r,
+                "jobwatch_last_trigger_timestamp_seconds",
+                "Unix time of the check's last trigger attempt (0: none since start).",
+                &["check"],
+            ),
+            unknown_codes_total: counter(
+                &r,
+                "jobwatch_unknown_status_codes_total",
+                "Status codes from a platform that jobwatch's tables do not know, by table.",
+                &["table"],
+            ),
+            store_write_failures_total: {
+                let c = must(prometheus::IntCounter::new(
+                    "jobwatch_store_write_failures_total",
+                    "Execution state writes the store refused or failed.",
+                ));
+                must(r.register(Box::new(c.clone())));
+                c
+            },
+            registry: r,
+            checks: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Declares the configured checks and platforms: their series exist at 0 from now on.
+    pub fn declare(&self, config: &Config) {
+        let mut checks = self.checks.write().expect("metrics lock");
+        *checks = config.checks.iter().map(|c| c.name.clone()).collect();
+        for table in ["job", "host"] {
+            self.unknown_codes_total.with_label_values(&[table]);
+        }
         for check in &config.checks {
-            active.with_label_values(&[check.name.as_str()]).set(0);
-            last_success
-                .with_label_values(&[check.name.as_str()])
-                .set(0);
+            let (name, platform) = (check.name.as_str(), check.platform.as_str());
+            self.active.with_label_values(&[name]).set(0);
+            self.last_success.with_label_values(&[name]).set(0);
+            self.last_trigger.with_label_values(&[name]).set(0);
+            self.execution_duration.with_label_values(&[name]);
+            self.trigger_failures_total
+                .with_label_values(&[name, platform, "none"]);
             for state in ExecutionState::ALL.into_iter().filter(|s| s.is_final()) {
-                executions_total.with_label_values(&[
-                    check.name.as_str(),
-                    check.platform.as_str(),
-                    state.as_str(),
-                ]);
+                self.executions_total
+                    .with_label_values(&[name, platform, state.as_str()]);
+            }
+            for outcome in [
+                HostOutcome::Success,
+                HostOutcome::Failed,
+                HostOutcome::AgentError,
+                HostOutcome::Timeout,
+            ] {
+                self.host_results_total
+                    .with_label_values(&[name, outcome.as_str()]);
+            }
+            for kind in ConditionKind::ALL {
+                self.conditions
+                    .with_label_values(&[name, kind.as_str()])
+                    .set(0);
             }
         }
-        Metrics {
-            registry,
-            checks,
-            executions_total,
-            active,
-            last_success,
-        }
     }
 
-    fn check_label<'a>(&'a self, check: &'a str) -> &'a str {
-        if check == crate::daemon::WATCH_CHECK || self.checks.iter().any(|c| c == check) {
-            check
+    /// The label for `check`: its name when configured (or `watch`), else `other`.
+    fn check_label(&self, check: &str) -> String {
+        let known = self
+            .checks
+            .read()
+            .expect("metrics lock")
+            .iter()
+            .any(|c| c == check);
+        if known || check == crate::daemon::WATCH_CHECK {
+            check.to_owned()
         } else {
-            "other"
+            "other".to_owned()
         }
     }
 
-    /// Counts an execution that ended.
+    /// Counts an execution that ended: its outcome, duration and host results.
     pub fn execution_ended(&self, r: &ExecutionReport) {
         let check = self.check_label(&r.check);
         self.executions_total
-            .with_label_values(&[check, r.platform.as_str(), r.state.as_str()])
+            .with_label_values(&[check.as_str(), r.platform.as_str(), r.state.as_str()])
             .inc();
+        if r.state == ExecutionState::Skipped {
+            return;
+        }
+        self.execution_duration
+            .with_label_values(&[check.as_str()])
+            .observe(r.duration_seconds);
+        for h in &r.hosts {
+            self.host_results_total
+                .with_label_values(&[check.as_str(), h.outcome.as_str()])
+                .inc();
+        }
         if r.state == ExecutionState::Succeeded {
             self.last_success
-                .with_label_values(&[check])
+                .with_label_values(&[check.as_str()])
                 .set(crate::now_ms() / 1000);
         }
+        if r.state == ExecutionState::TriggerFailed {
+            let code = match r.trigger_code {
+                None => "none".to_owned(),
+                Some(c) if KNOWN_CODES.contains(&c) => c.to_string(),
+                Some(_) => "other".to_owned(),
+            };
+            self.trigger_failures_total
+                .with_label_values(&[check.as_str(), r.platform.as_str(), code.as_str()])
+                .inc();
+        }
+    }
+
+    /// A trigger of `check` is being attempted now.
+    pub fn triggered(&self, check: &str) {
+        self.last_trigger
+            .with_label_values(&[self.check_label(check).as_str()])
+            .set(crate::now_ms() / 1000);
     }
 
     /// Sets how many executions of `check` are followed now.
     pub fn set_active(&self, check: &str, count: usize) {
         self.active
-            .with_label_values(&[self.check_label(check)])
+            .with_label_values(&[self.check_label(check).as_str()])
             .set(count as i64);
+    }
+
+    /// The conditions of one execution of `check` changed from `before` to `after`.
+    pub fn conditions_changed(
+        &self,
+        check: &str,
+        before: &[ConditionKind],
+        after: &[ConditionKind],
+    ) {
+        let check = self.check_label(check);
+        for kind in ConditionKind::ALL {
+            let delta = i64::from(after.contains(&kind)) - i64::from(before.contains(&kind));
+            if delta != 0 {
+                self.conditions
+                    .with_label_values(&[check.as_str(), kind.as_str()])
+                    .add(delta);
+            }
+        }
+    }
+
+    /// One platform request: endpoint index, API, result, latency in seconds.
+    pub fn platform_request(
+        &self,
+        platform: &str,
+        endpoint: usize,
+        api: &str,
+        result: &str,
+        seconds: f64,
+    ) {
+        self.platform_requests_total
+            .with_label_values(&[platform, &endpoint.to_string(), api, result])
+            .inc();
+        self.platform_request_duration
+            .with_label_values(&[platform, api])
+            .observe(seconds);
+    }
+
+    /// A status code was not in the tables.
+    pub fn unknown_status_code(&self, table: &str) {
+        self.unknown_codes_total.with_label_values(&[table]).inc();
+    }
+
+    /// A store write failed.
+    pub fn store_write_failed(&self) {
+        self.store_write_failures_total.inc();
     }
 
     /// The text exposition format.

@@ -842,3 +842,100 @@ fn host_by_id(report: &Value, id: u64) -> &Value {
         .find(|h| h["bk_host_id"] == id)
         .unwrap()
 }
+
+#[test]
+fn live_metrics_pass_promtool_and_carry_every_family() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = format!(
+            "{}\n{}",
+            bk_check("disk"),
+            bk_check("acct").replace("\"root\"", "\"nobody\"")
+        );
+        let config = write_config(dir.path(), &platform, &checks);
+        let daemon = Daemon::start(&config);
+        let base = daemon.base.clone();
+        assert_eq!(
+            post(&base, "/v1/executions", r#"{"check":"disk"}"#, Some(TOKEN))
+                .await
+                .0,
+            202
+        );
+        assert_eq!(
+            post(&base, "/v1/executions", r#"{"check":"acct"}"#, Some(TOKEN))
+                .await
+                .0,
+            202
+        );
+        wait_all_ended(&base, 2, Duration::from_secs(30)).await;
+        let text = client()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+
+        let mut promtool = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package `prometheus`; scripts/test.sh installs it)");
+        std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool check metrics:\n{said}\n{text}"
+        );
+
+        for family in [
+            "jobwatch_executions_total",
+            "jobwatch_execution_duration_seconds",
+            "jobwatch_active_executions",
+            "jobwatch_host_results_total",
+            "jobwatch_trigger_failures_total",
+            "jobwatch_platform_requests_total",
+            "jobwatch_platform_request_duration_seconds",
+            "jobwatch_conditions",
+            "jobwatch_last_success_timestamp_seconds",
+            "jobwatch_last_trigger_timestamp_seconds",
+            "jobwatch_build_info",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} missing:\n{text}"
+            );
+        }
+        assert!(
+            text.contains(
+                r#"jobwatch_trigger_failures_total{check="acct",code="1244003",platform="bk"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobwatch_host_results_total{check="disk",outcome="success"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"jobwatch_conditions{check="disk",condition="stuck"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"endpoint="0""#) && text.contains(r#"result="ok""#),
+            "{text}"
+        );
+        // Closed label sets: no job id, host, URL or error text.
+        for leak in ["10.0.0.1", "10000", "http://", "账号", SECRET, TOKEN] {
+            assert!(!text.contains(leak), "`{leak}` in /metrics:\n{text}");
+        }
+    });
+}

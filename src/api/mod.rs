@@ -28,12 +28,12 @@ use crate::tracker::report::Origin;
 #[derive(Clone)]
 pub struct AppState {
     runner: Arc<Runner>,
-    metrics: Arc<Metrics>,
+    metrics: &'static Metrics,
 }
 
 impl AppState {
     /// State over a runner.
-    pub fn new(runner: Arc<Runner>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(runner: Arc<Runner>, metrics: &'static Metrics) -> Self {
         AppState { runner, metrics }
     }
 }

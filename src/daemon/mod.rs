@@ -54,7 +54,7 @@ pub struct Runner {
     config: Arc<Config>,
     platforms: BTreeMap<String, Arc<dyn Platform>>,
     store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
+    metrics: &'static Metrics,
     tasks: TaskTracker,
     stop: CancellationToken,
     accepting: AtomicBool,
@@ -71,7 +71,7 @@ impl Runner {
         config: Arc<Config>,
         platforms: BTreeMap<String, Arc<dyn Platform>>,
         store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
+        metrics: &'static Metrics,
     ) -> Arc<Self> {
         Arc::new(Runner {
             config,
@@ -156,6 +156,7 @@ impl Runner {
         if !self.store.insert(&report).await? {
             return Ok(None); // this tick is already recorded
         }
+        self.metrics.triggered(check_name);
         self.spawn(check, platform, report.clone(), false);
         Ok(Some(report))
     }
@@ -327,8 +328,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             crate::build_platform(p).with_context(|| format!("platform {name}"))?,
         );
     }
-    let metrics = Arc::new(Metrics::new(&config));
-    let runner = Runner::new(config.clone(), platforms, store, metrics.clone());
+    let metrics = crate::metrics::global();
+    metrics.declare(&config);
+    let runner = Runner::new(config.clone(), platforms, store, metrics);
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.api.listen))?;

@@ -912,6 +912,12 @@ impl<'a> Execution<'a> {
                     .iter()
                     .map(|c| (c.kind, c.since_ms, &c.hosts)))
             {
+                let kinds = |c: &[detect::Condition]| c.iter().map(|c| c.kind).collect::<Vec<_>>();
+                crate::metrics::global().conditions_changed(
+                    &check.name,
+                    &kinds(&report.conditions),
+                    &kinds(&conditions),
+                );
                 report.conditions = conditions;
                 observer.on_event(&TrackerEvent::Conditions {
                     conditions: &report.conditions,
@@ -949,6 +955,8 @@ impl<'a> Execution<'a> {
             poll_index += 1;
             next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
         };
+        let held: Vec<detect::ConditionKind> = report.conditions.iter().map(|c| c.kind).collect();
+        crate::metrics::global().conditions_changed(&check.name, &held, &[]);
         report.conditions.clear();
         detect::update_log(&mut report.condition_log, &[], now_ms());
         if end == PollEnd::Cancelled {

@@ -189,10 +189,19 @@ impl BkJob {
         let mut last_error = None;
         for i in self.endpoints.try_order() {
             let permit = self.endpoints.acquire(i).await;
+            let began = std::time::Instant::now();
             let result = self
                 .call_once(self.endpoints.url(i), api, verb, mutating, &params)
                 .await;
             drop(permit);
+            crate::internal_events::PlatformRequestDone {
+                platform: &self.settings.name,
+                endpoint: i,
+                api,
+                result: result.as_ref().map_or_else(|e| e.class.as_str(), |_| "ok"),
+                elapsed: began.elapsed(),
+            }
+            .emit();
             match result {
                 Ok(data) => {
                     self.endpoints.succeeded(i);
