@@ -939,3 +939,113 @@ fn live_metrics_pass_promtool_and_carry_every_family() {
         }
     });
 }
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dashboard_queries() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/jobwatch.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            queries.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    queries
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_real_prometheus_scraping_the_agent_answers_every_dashboard_query() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = format!("{}\n{}", bk_check("disk"), bk_check("acct").replace("\"root\"", "\"nobody\""));
+        let config = write_config(dir.path(), &platform, &checks);
+        let daemon = Daemon::start(&config);
+        let base = daemon.base.clone();
+        let target = base.trim_start_matches("http://").to_owned();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let prom_config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &prom_config,
+            format!(
+                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: jobwatch\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .unwrap();
+        let _prometheus = Killed(
+            std::process::Command::new("prometheus")
+                .arg(format!("--config.file={}", prom_config.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus (Debian package `prometheus`; scripts/test.sh installs it)"),
+        );
+        let prom = format!("http://127.0.0.1:{port}");
+        let query = |q: String| {
+            let prom = prom.clone();
+            async move {
+                let resp = client().get(format!("{prom}/api/v1/query")).query(&[("query", q.as_str())]).send().await;
+                match resp {
+                    Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                }
+            }
+        };
+        assert_eq!(post(&base, "/v1/executions", r#"{"check":"disk"}"#, Some(TOKEN)).await.0, 202);
+        assert_eq!(post(&base, "/v1/executions", r#"{"check":"acct"}"#, Some(TOKEN)).await.0, 202);
+        wait_all_ended(&base, 2, Duration::from_secs(30)).await;
+        // Wait (bounded) until Prometheus has scraped the ended executions a few times.
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = query(r#"count_over_time(jobwatch_executions_total{outcome="succeeded"}[1m]) >= 3"#.to_owned()).await;
+            let enough = v["data"]["result"].as_array().is_some_and(|r| !r.is_empty());
+            let done = query(r#"jobwatch_executions_total{check="disk",outcome="succeeded"} == 1"#.to_owned()).await;
+            if enough && done["data"]["result"].as_array().is_some_and(|r| !r.is_empty()) {
+                break;
+            }
+            assert!(Instant::now() < until, "Prometheus never scraped the agent: {v}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        for q in dashboard_queries() {
+            let q = q.replace("$__rate_interval", "1m").replace("$check", ".*");
+            let v = query(q.clone()).await;
+            assert_eq!(v["status"], "success", "{q}: {v}");
+            assert!(v["data"]["result"].as_array().is_some_and(|r| !r.is_empty()), "no data for the dashboard query {q}: {v}");
+        }
+        let up = query(r#"up{job="jobwatch"}"#.to_owned()).await;
+        assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    });
+}
