@@ -286,6 +286,34 @@ pub struct CheckConfig {
     pub fail_when: FailWhen,
 }
 
+impl CheckConfig {
+    /// A check with the documented defaults: shell, no parameters, timeout 2 h (bk-job's
+    /// default), 64 KiB of log per host, default polling, no schedule, `fail_when = "any"`.
+    pub fn new(
+        name: impl Into<String>,
+        platform: impl Into<String>,
+        script: impl Into<String>,
+        hosts: Vec<Host>,
+    ) -> Self {
+        CheckConfig {
+            name: name.into(),
+            platform: platform.into(),
+            script: script.into(),
+            language: ScriptLanguage::Shell,
+            param: None,
+            param_sensitive: false,
+            hosts,
+            account_alias: None,
+            timeout: Duration::from_secs(7200),
+            log_max_bytes: 64 * 1024,
+            poll: PollPolicy::default(),
+            schedule: None,
+            allow_overlap: false,
+            fail_when: FailWhen::Any,
+        }
+    }
+}
+
 impl Config {
     /// The check named `name`.
     pub fn check(&self, name: &str) -> Option<&CheckConfig> {

@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bkjob_emulator::{Emulator, Scenario};
 use jobwatch::config::CheckConfig;
-use jobwatch::model::{ExecutionState, Host, ScriptLanguage, TriggerStatus};
+use jobwatch::model::{ExecutionState, Host, TriggerStatus};
 use jobwatch::platform::bkjob::endpoints::FlowSettings;
 use jobwatch::platform::bkjob::{BkJob, BkJobSettings, Door};
 use jobwatch::tracker::detect::{ConditionKind, DetectPolicy};
-use jobwatch::tracker::{Execution, ExecutionReport, FailWhen, Journal, PollPolicy, Silent};
+use jobwatch::tracker::{Execution, ExecutionReport, Journal, PollPolicy, Silent};
 
 const HOSTS: &str = r#"
 [[hosts]]
@@ -31,13 +31,6 @@ log = "two\n"
 
 fn check() -> CheckConfig {
     CheckConfig {
-        name: "failover".into(),
-        platform: "bk".into(),
-        script: "true".into(),
-        language: ScriptLanguage::Shell,
-        param: None,
-        param_sensitive: false,
-        hosts: vec![Host::by_id(1), Host::by_id(2)],
         account_alias: Some("root".into()),
         timeout: Duration::from_secs(60),
         log_max_bytes: 4096,
@@ -51,9 +44,12 @@ fn check() -> CheckConfig {
             },
             ..PollPolicy::default()
         },
-        schedule: None,
-        allow_overlap: false,
-        fail_when: FailWhen::Any,
+        ..CheckConfig::new(
+            "failover",
+            "bk",
+            "true",
+            vec![Host::by_id(1), Host::by_id(2)],
+        )
     }
 }
 

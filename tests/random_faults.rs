@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bkjob_emulator::{Emulator, Scenario};
 use jobwatch::config::CheckConfig;
-use jobwatch::model::{ExecutionState, Host, HostOutcome, ScriptLanguage, TriggerStatus};
+use jobwatch::model::{ExecutionState, Host, HostOutcome, TriggerStatus};
 use jobwatch::platform::bkjob::{BkJob, BkJobSettings, Door};
 use jobwatch::tracker::{Execution, PollPolicy, Silent};
 
@@ -50,25 +50,21 @@ log = "exit 2\n"
         .await
         .unwrap();
     let check = Arc::new(CheckConfig {
-        name: "faulty".into(),
-        platform: "bk".into(),
-        script: "true".into(),
-        language: ScriptLanguage::Shell,
-        param: None,
-        param_sensitive: false,
-        hosts: vec![Host::by_id(1), Host::by_id(2), Host::by_id(3)],
         account_alias: Some("root".into()),
         timeout: Duration::from_secs(60),
         log_max_bytes: 4096,
-        schedule: None,
-        allow_overlap: false,
-        fail_when: jobwatch::tracker::FailWhen::Any,
         poll: PollPolicy {
             first_poll: Duration::from_millis(100),
             interval: Duration::from_millis(100),
             max_interval: Duration::from_millis(400),
             ..PollPolicy::default()
         },
+        ..CheckConfig::new(
+            "faulty",
+            "bk",
+            "true",
+            vec![Host::by_id(1), Host::by_id(2), Host::by_id(3)],
+        )
     });
     let mut tasks = Vec::new();
     for door in [Door::Apigw, Door::Esb] {

@@ -2,27 +2,16 @@
 //! implementation runs the same suite.
 
 use jobwatch::config::CheckConfig;
-use jobwatch::model::{ExecutionState, Host, ScriptLanguage, TriggerStatus};
+use jobwatch::model::{ExecutionState, Host, TriggerStatus};
 use jobwatch::store::{ListQuery, SqliteStore, Store, StoreError, Which};
+use jobwatch::tracker::ExecutionReport;
 use jobwatch::tracker::report::Origin;
-use jobwatch::tracker::{ExecutionReport, PollPolicy};
 
 fn check(name: &str) -> CheckConfig {
     CheckConfig {
-        name: name.into(),
-        platform: "bk".into(),
-        script: "true".into(),
-        language: ScriptLanguage::Shell,
-        param: None,
-        param_sensitive: false,
-        hosts: vec![Host::by_id(1)],
         account_alias: Some("root".into()),
         timeout: std::time::Duration::from_secs(60),
-        log_max_bytes: 1024,
-        poll: PollPolicy::default(),
-        schedule: None,
-        allow_overlap: false,
-        fail_when: jobwatch::tracker::FailWhen::Any,
+        ..CheckConfig::new(name, "bk", "true", vec![Host::by_id(1)])
     }
 }
 

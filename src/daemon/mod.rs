@@ -19,7 +19,7 @@ use crate::model::{ExecutionState, Host, TriggerStatus};
 use crate::platform::Platform;
 use crate::store::{Store, StoreError};
 use crate::tracker::report::Origin;
-use crate::tracker::{Execution, ExecutionReport, PollPolicy, Silent};
+use crate::tracker::{Execution, ExecutionReport, Silent};
 
 /// Why the runner refused to start an execution.
 #[derive(Debug, thiserror::Error)]
@@ -290,20 +290,9 @@ impl Runner {
 
 fn watch_check(platform: &str, hosts: Vec<Host>, timeout: Duration) -> CheckConfig {
     CheckConfig {
-        name: WATCH_CHECK.into(),
-        platform: platform.to_owned(),
-        script: String::new(),
-        language: crate::model::ScriptLanguage::Shell,
-        param: None,
-        param_sensitive: false,
-        hosts,
-        account_alias: None,
         timeout,
-        log_max_bytes: 64 * 1024,
-        poll: PollPolicy::default(),
-        schedule: None,
         allow_overlap: true,
-        fail_when: crate::tracker::FailWhen::Any,
+        ..CheckConfig::new(WATCH_CHECK, platform, String::new(), hosts)
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Execution, PollPolicy, Silent};
 use crate::config::CheckConfig;
-use crate::model::{ExecutionState, Host, JobSnapshot, ScriptLanguage, TriggerStatus};
+use crate::model::{ExecutionState, Host, JobSnapshot, TriggerStatus};
 use crate::platform::bkjob::codes;
 use crate::platform::{ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitRequest};
 
@@ -153,20 +153,16 @@ fn not_found() -> PlatformError {
 
 fn check(poll: PollPolicy) -> CheckConfig {
     CheckConfig {
-        name: "scripted".into(),
-        platform: "scripted".into(),
-        script: "true".into(),
-        language: ScriptLanguage::Shell,
-        param: None,
-        param_sensitive: false,
-        hosts: vec![Host::by_id(1), Host::by_id(2)],
         account_alias: Some("root".into()),
         timeout: Duration::from_secs(60),
         log_max_bytes: 1024,
-        schedule: None,
-        allow_overlap: false,
-        fail_when: super::FailWhen::Any,
         poll,
+        ..CheckConfig::new(
+            "scripted",
+            "scripted",
+            "true",
+            vec![Host::by_id(1), Host::by_id(2)],
+        )
     }
 }
 
