@@ -1049,3 +1049,44 @@ fn a_real_prometheus_scraping_the_agent_answers_every_dashboard_query() {
         assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
     });
 }
+
+/// Whether `pid` is a live process (a zombie counts as dead).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn local_scripts_do_not_outlive_the_daemon() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("script.pid");
+        let checks = format!(
+            "[[checks]]\nname = \"long\"\nplatform = \"local\"\nscript = '''\necho $$ > {}\nsleep 300\n'''\nhosts = [\"localhost\"]\n",
+            pid_file.display()
+        );
+        let config = write_config(dir.path(), &platform, &checks);
+        let mut daemon = Daemon::start(&config);
+        assert_eq!(post(&daemon.base, "/v1/executions", r#"{"check":"long"}"#, Some(TOKEN)).await.0, 202);
+        let until = Instant::now() + Duration::from_secs(10);
+        let pid: i32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
+                break pid;
+            }
+            assert!(Instant::now() < until, "the script never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(alive(pid));
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
+        let until = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(pid), "the local script {pid} outlived the daemon");
+    });
+}

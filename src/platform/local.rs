@@ -118,6 +118,8 @@ struct LocalJob {
     output: Arc<Mutex<Output>>,
     end: Mutex<Option<(End, Instant)>>,
     cancel: CancellationToken,
+    /// The script's process (group) id while it runs.
+    pid: Mutex<Option<u32>>,
 }
 
 impl LocalJob {
@@ -320,6 +322,24 @@ fn spawn(
     Ok((child, drained))
 }
 
+/// Local jobs cannot be followed by another process: when the platform goes away (jobwatch
+/// exits), scripts still running are stopped (SIGTERM to their process group) rather than
+/// left behind untracked.
+impl Drop for Local {
+    fn drop(&mut self) {
+        let jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for job in jobs.values() {
+            let running = job.end.lock().map(|e| e.is_none()).unwrap_or(false);
+            if let (true, Ok(Some(pid))) = (running, job.pid.lock().map(|p| *p)) {
+                signal_group(pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Platform for Local {
     fn kind(&self) -> &'static str {
@@ -342,6 +362,7 @@ impl Platform for Local {
             output: Arc::default(),
             end: Mutex::new(None),
             cancel: CancellationToken::new(),
+            pid: Mutex::new(None),
         });
         let args = match &r.param {
             Some(p) => shell_words::split(p)
@@ -361,6 +382,7 @@ impl Platform for Local {
         });
         match started {
             Ok((child, drained, script)) => {
+                *job.pid.lock().expect("local job lock") = child.id();
                 tokio::spawn(supervise(job.clone(), child, script, r.timeout, drained));
             }
             Err(why) => {
