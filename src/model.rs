@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// bk-job identifies a host either by its CMDB `bk_host_id` or by `bk_cloud_id` + `ip`
 /// (API.md §3, `server` object); a status answer usually carries all three. The local
 /// platform has a single host, `localhost`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct Host {
     /// CMDB host id (`bk_host_id`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +83,7 @@ impl fmt::Display for Host {
 }
 
 /// What a host's raw status means, the same for every platform (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HostOutcome {
     /// The script ran and the platform counts it a success (bk-job 9, 3).
@@ -183,7 +183,7 @@ pub struct JobSnapshot {
 }
 
 /// How far the trigger (the submit) of an execution got (DESIGN.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerStatus {
     /// Recorded, not yet submitted.
@@ -213,7 +213,7 @@ impl TriggerStatus {
 }
 
 /// Where an execution is in its life (DESIGN.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionState {
     /// Not yet submitted.

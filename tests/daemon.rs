@@ -934,7 +934,16 @@ fn live_metrics_pass_promtool_and_carry_every_family() {
             "{text}"
         );
         // Closed label sets: no job id, host, URL or error text.
-        for leak in ["10.0.0.1", "10000", "http://", "账号", SECRET, TOKEN] {
+        // (Label values are quoted; a job id as a label would read `="10000"`.)
+        for leak in [
+            "10.0.0.1",
+            "=\"10000\"",
+            "=\"10001\"",
+            "http://",
+            "账号",
+            SECRET,
+            TOKEN,
+        ] {
             assert!(!text.contains(leak), "`{leak}` in /metrics:\n{text}");
         }
     });

@@ -464,7 +464,7 @@ async fn load(state: &AppState, id: &str) -> Result<ExecutionReport, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/executions/{id}", params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "The whole execution: trigger, state, reason, every host with its log.", content_type = "application/json"),
+    responses((status = 200, body = ExecutionReport, description = "The whole execution: trigger, state, reason, conditions, every host with its log."),
         (status = 404, body = ErrorBody)))]
 async fn get_execution(
     State(state): State<AppState>,

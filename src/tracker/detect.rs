@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// What kind of condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConditionKind {
     /// No progress, or hosts all ended while the job runs.
@@ -45,7 +45,7 @@ impl ConditionKind {
 }
 
 /// A condition holding now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Condition {
     /// Which.
     pub kind: ConditionKind,
@@ -59,7 +59,7 @@ pub struct Condition {
 }
 
 /// A condition that held during the run, kept in the execution's record after it cleared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PastCondition {
     /// The condition as last seen while it held.
     #[serde(flatten)]

@@ -558,10 +558,22 @@ impl<'a> Execution<'a> {
             let delay = backoff.next().filter(|d| Instant::now() + *d < give_up_at);
             let Some(delay) = delay else {
                 self.note_failure(&error, None);
-                return if must_reconcile {
-                    Trigger::Unknown(error)
-                } else {
-                    Trigger::Failed(error)
+                if !must_reconcile {
+                    return Trigger::Failed(error);
+                }
+                // The budget is spent but a submit may have created a job: never end while
+                // that is unknown. Ask until the platform answers.
+                return match self.reconcile(&request.task_name, since_ms).await {
+                    Some(Some(job)) => Trigger::Triggered(job),
+                    Some(None) => Trigger::Failed(PlatformError {
+                        message: format!(
+                            "{}; the platform confirmed no job was created",
+                            error.message
+                        ),
+                        ..error
+                    }),
+                    None if self.stop.is_cancelled() => Trigger::Stopped,
+                    None => Trigger::Unknown(error),
                 };
             };
             let delay = error.retry_after.map_or(delay, |r| r.max(delay));
@@ -716,7 +728,10 @@ impl<'a> Execution<'a> {
             report.trigger_status = TriggerStatus::TriggerUnknown;
             self.save(&report).await;
         }
-        let job = match self.reconcile(&report).await {
+        let job = match self
+            .reconcile(&report.task_name, report.started_at_ms)
+            .await
+        {
             Some(Some(job)) => job,
             Some(None) => {
                 report.trigger_status = TriggerStatus::TriggerFailed;
@@ -742,8 +757,10 @@ impl<'a> Execution<'a> {
         self.follow(report, job, observer).await
     }
 
-    /// Looks for the job of an execution whose submit may have left. `None`: stopped first.
-    async fn reconcile(&self, report: &ExecutionReport) -> Option<Option<JobRef>> {
+    /// Looks for the job of an execution whose submit may have left, for as long as the
+    /// platform cannot answer: `Some(Some(job))` found, `Some(None)` the platform has no such
+    /// job, `None` interrupted (stop or cancel) first.
+    async fn reconcile(&self, task_name: &str, since_ms: i64) -> Option<Option<JobRef>> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
             .with_max_delay(RECONCILE_MAX_DELAY)
@@ -751,11 +768,7 @@ impl<'a> Execution<'a> {
             .with_jitter()
             .build();
         loop {
-            match self
-                .platform
-                .find_job(&report.task_name, report.started_at_ms)
-                .await
-            {
+            match self.platform.find_job(task_name, since_ms).await {
                 Ok(found) => return Some(found),
                 Err(e) => {
                     let delay = backoff.next().unwrap_or(RECONCILE_MAX_DELAY);
@@ -763,6 +776,7 @@ impl<'a> Execution<'a> {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.stop.cancelled() => return None,
+                        () = self.cancel.cancelled() => return None,
                     }
                 }
             }

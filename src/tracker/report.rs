@@ -11,7 +11,7 @@ use crate::model::{ExecutionState, Host, HostOutcome, LogTail, TriggerStatus};
 use crate::platform::{JobRef, PlatformError};
 
 /// What started an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// `jobwatch exec`.
@@ -39,7 +39,7 @@ impl Origin {
 
 /// One execution, end to end: what `jobwatch exec --output json` prints and what the store
 /// keeps. Field names are the JSON keys.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionReport {
     /// jobwatch's id of this trigger attempt (UUIDv7: sorts by creation time).
     pub execution_id: String,
@@ -104,7 +104,7 @@ pub struct ExecutionReport {
 }
 
 /// One host's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostReport {
     /// `"<bk_cloud_id>:<ip>"` (+ ` #<bk_host_id>`), `#<bk_host_id>` or `localhost`.
     pub host: String,

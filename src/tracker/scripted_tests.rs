@@ -310,17 +310,44 @@ async fn a_submit_with_an_unknown_effect_is_reconciled_and_never_resubmitted_bli
     assert_eq!(report.state, ExecutionState::Succeeded);
     assert_eq!(p.count("fast_execute_script"), 1);
 
-    // The list cannot be read: the submit is never repeated; the outcome is trigger_unknown.
+    // The list cannot be read for long past the trigger budget: the submit is never repeated,
+    // and the execution does not end while its job may exist; once the list answers, the job
+    // is adopted.
+    let list_down = || Err(PlatformError::transient("get_job_instance_list", "refused"));
     let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
-    p.submits.lock().unwrap().push_front(Err(lost_answer));
-    p.finds
+    p.submits
         .lock()
         .unwrap()
-        .push_back(Err(PlatformError::transient(
-            "get_job_instance_list",
-            "refused",
-        )));
+        .push_front(Err(lost_answer.clone()));
+    p.finds.lock().unwrap().extend((0..60).map(|_| list_down()));
+    p.finds.lock().unwrap().push_back(Ok(Some(job())));
+    let start = Instant::now();
     let (report, _) = run(&p, PollPolicy::default()).await;
+    assert!(
+        start.elapsed() > Duration::from_secs(600),
+        "reconciled long past the 60 s budget"
+    );
+    assert_eq!(
+        report.trigger_status,
+        TriggerStatus::Triggered,
+        "{}",
+        report.reason
+    );
+    assert_eq!(report.state, ExecutionState::Succeeded);
+    assert_eq!(p.count("fast_execute_script"), 1);
+
+    // Interrupted while that is unknown: trigger_unknown, saying what to look for.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.submits.lock().unwrap().push_front(Err(lost_answer));
+    p.finds.lock().unwrap().push_back(list_down());
+    let check = check(PollPolicy::default());
+    let execution = Execution::new(&check, "scripted", p.clone());
+    let cancel = execution.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        cancel.cancel();
+    });
+    let report = execution.run(&mut Silent).await;
     assert_eq!(report.trigger_status, TriggerStatus::TriggerUnknown);
     assert_eq!(report.state, ExecutionState::TriggerFailed);
     assert_eq!(p.count("fast_execute_script"), 1);
