@@ -338,26 +338,20 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
                 .iter()
                 .filter(|h| h.outcome() != HostOutcome::Success)
                 .count();
+            let job = format!("job {} ({})", last.label.en, last.status);
             if total == 0 {
                 return (
                     ExecutionState::Failed,
-                    format!(
-                        "the job ended {} ({}) and reported no host",
-                        last.label.en, last.status
-                    ),
+                    format!("the job ended with no host reported ({job})"),
                 );
             }
             if failing == 0 {
                 return (
                     ExecutionState::Succeeded,
-                    format!(
-                        "all {total} host(s) succeeded (job {} ({}))",
-                        last.label.en, last.status
-                    ),
+                    format!("all {total} host(s) succeeded ({job})"),
                 );
             }
             let detail = hosts_by_outcome(o.hosts, |outcome| outcome != HostOutcome::Success);
-            let job = format!("job {} ({})", last.label.en, last.status);
             if o.fail_when.fails(failing, total) {
                 (
                     ExecutionState::Failed,
