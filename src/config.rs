@@ -712,29 +712,7 @@ fn validate_bkjob(
 fn parse_host(raw: &RawHost) -> Result<Host, String> {
     match raw {
         RawHost::Id(id) => Ok(Host::by_id(*id)),
-        RawHost::Text(text) => {
-            let text = text.trim();
-            if let Ok(id) = text.parse::<u64>() {
-                return Ok(Host::by_id(id));
-            }
-            if matches!(text, "localhost" | "127.0.0.1" | "::1") {
-                return Ok(crate::platform::local::localhost());
-            }
-            let Some((cloud, ip)) = text.split_once(':') else {
-                return Err(format!(
-                    "`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""
-                ));
-            };
-            let cloud: u64 = cloud
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{cloud}` in `{text}` is not a bk_cloud_id"))?;
-            let ip: std::net::Ipv4Addr = ip
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{ip}` in `{text}` is not an IPv4 address"))?;
-            Ok(Host::by_ip(cloud, ip.to_string()))
-        }
+        RawHost::Text(text) => Host::parse(text),
     }
 }
 
@@ -833,7 +811,7 @@ fn validate_check(
         }
     }
     match kind.as_deref() {
-        Some("local") if hosts.iter().any(|h| !crate::platform::local::is_local(h)) => {
+        Some("local") if hosts.iter().any(|h| !h.is_local()) => {
             issues.add(
                 format!("{key}.hosts"),
                 "the local platform runs only on \"localhost\"",
@@ -847,7 +825,7 @@ fn validate_check(
                     "name every host by id or every host by \"<bk_cloud_id>:<ip>\": bk-job ignores ip_list next to host_id_list",
                 );
             }
-            if hosts.iter().any(crate::platform::local::is_local) {
+            if hosts.iter().any(Host::is_local) {
                 issues.add(format!("{key}.hosts"), "\"localhost\" is for the local platform; name bk-job hosts by id or \"<bk_cloud_id>:<ip>\"");
             }
             if c.account_alias

@@ -48,11 +48,7 @@ impl UnknownStatusCode {
 
 /// How many unknown status codes were seen since start (both tables).
 pub fn unknown_status_codes_seen() -> u64 {
-    let text = metrics::global().render();
-    text.lines()
-        .filter(|l| l.starts_with("jobwatch_unknown_status_codes_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    metrics::global().unknown_status_codes()
 }
 
 /// A platform API call failed (after classification; retries are separate events).

@@ -323,6 +323,14 @@ impl Metrics {
         self.unknown_codes_total.with_label_values(&[table]).inc();
     }
 
+    /// Unknown status codes counted since start, both tables.
+    pub fn unknown_status_codes(&self) -> u64 {
+        ["job", "host"]
+            .iter()
+            .map(|t| self.unknown_codes_total.with_label_values(&[*t]).get())
+            .sum()
+    }
+
     /// A store write failed.
     pub fn store_write_failed(&self) {
         self.store_write_failures_total.inc();

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The names that mean the agent's own host.
+pub const LOCAL_HOST_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
 /// One target host, as the platform names it.
 ///
 /// bk-job identifies a host either by its CMDB `bk_host_id` or by `bk_cloud_id` + `ip`
@@ -42,6 +45,50 @@ impl Host {
             ip: Some(ip.into()),
             ..Host::default()
         }
+    }
+
+    /// The agent's own host (the local platform's only target).
+    pub fn localhost() -> Self {
+        Host {
+            ip: Some("localhost".into()),
+            ..Host::default()
+        }
+    }
+
+    /// Parses a host as people write it in config and API requests: a CMDB host id
+    /// (`"101"`), `"<bk_cloud_id>:<ip>"` (IPv4, e.g. `"0:10.0.0.1"`), or one of
+    /// [`LOCAL_HOST_NAMES`] for the agent itself. The error says what was wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(id) = text.parse::<u64>() {
+            return Ok(Host::by_id(id));
+        }
+        if LOCAL_HOST_NAMES.contains(&text) {
+            return Ok(Host::localhost());
+        }
+        let Some((cloud, ip)) = text.split_once(':') else {
+            return Err(format!(
+                "`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""
+            ));
+        };
+        let cloud: u64 = cloud
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{cloud}` in `{text}` is not a bk_cloud_id"))?;
+        let ip: std::net::Ipv4Addr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{ip}` in `{text}` is not an IPv4 address"))?;
+        Ok(Host::by_ip(cloud, ip.to_string()))
+    }
+
+    /// Whether the host is the agent itself (named by one of [`LOCAL_HOST_NAMES`], no id).
+    pub fn is_local(&self) -> bool {
+        self.bk_host_id.is_none()
+            && self
+                .ip
+                .as_deref()
+                .is_some_and(|ip| LOCAL_HOST_NAMES.contains(&ip))
     }
 
     /// Whether `self` and `other` name the same machine: same host id when both have one,
@@ -412,6 +459,35 @@ mod tests {
         assert!(!Host::by_id(102).same_as(&full));
         assert_eq!(full.to_string(), "0:10.0.0.1 #101");
         assert_eq!(Host::by_id(7).to_string(), "#7");
+    }
+
+    #[test]
+    fn hosts_parse_as_people_write_them() {
+        assert_eq!(Host::parse(" 101 "), Ok(Host::by_id(101)));
+        assert_eq!(Host::parse("0:10.0.0.1"), Ok(Host::by_ip(0, "10.0.0.1")));
+        assert_eq!(Host::parse("127.0.0.1"), Ok(Host::localhost()));
+        assert!(Host::parse("localhost").unwrap().is_local());
+        assert!(
+            Host::parse("localhost")
+                .unwrap()
+                .same_as(&Host::localhost())
+        );
+        assert!(!Host::by_ip(0, "10.0.0.1").is_local());
+        assert!(
+            Host::parse("0:999.1.1.1")
+                .unwrap_err()
+                .contains("not an IPv4 address")
+        );
+        assert!(
+            Host::parse("x:10.0.0.1")
+                .unwrap_err()
+                .contains("not a bk_cloud_id")
+        );
+        assert!(
+            Host::parse("10.0.0.1")
+                .unwrap_err()
+                .contains("neither a host id")
+        );
     }
 
     #[test]

@@ -830,17 +830,8 @@ log = "back\n"
             serde_json::json!([]),
             "cleared at the end"
         );
-        assert_eq!(host_by_id(&final_report, 103)["status"], 9);
+        assert_eq!(common::host(&final_report, 103)["status"], 9);
     });
-}
-
-fn host_by_id(report: &Value, id: u64) -> &Value {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["bk_host_id"] == id)
-        .unwrap()
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn report(check_name: &str) -> ExecutionReport {
 }
 
 async fn conformance(store: &dyn Store) {
+    store.ping().await.unwrap();
     // Insert, read back whole.
     let mut a = report("disk");
     assert!(store.insert(&a).await.unwrap());

@@ -292,7 +292,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if !state.runner.accepting() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    match state.runner.store().last_tick("").await {
+    match state.runner.store().ping().await {
         Ok(_) => "ready\n".into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
     }
@@ -311,33 +311,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 fn parse_host(v: &serde_json::Value) -> Result<Host, ApiError> {
-    let text = match v {
-        serde_json::Value::Number(n) => {
-            return n
-                .as_u64()
-                .map(Host::by_id)
-                .ok_or_else(|| ApiError::bad_request(format!("`{n}` is not a host id")));
-        }
-        serde_json::Value::String(s) => s.trim(),
-        other => return Err(ApiError::bad_request(format!("`{other}` is not a host"))),
-    };
-    if let Ok(id) = text.parse::<u64>() {
-        return Ok(Host::by_id(id));
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(Host::by_id)
+            .ok_or_else(|| ApiError::bad_request(format!("`{n}` is not a host id"))),
+        serde_json::Value::String(s) => Host::parse(s).map_err(ApiError::bad_request),
+        other => Err(ApiError::bad_request(format!("`{other}` is not a host"))),
     }
-    if matches!(text, "localhost" | "127.0.0.1" | "::1") {
-        return Ok(crate::platform::local::localhost());
-    }
-    let parsed = text.split_once(':').and_then(|(cloud, ip)| {
-        Some(Host::by_ip(
-            cloud.trim().parse().ok()?,
-            ip.trim().parse::<std::net::Ipv4Addr>().ok()?.to_string(),
-        ))
-    });
-    parsed.ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""
-        ))
-    })
 }
 
 #[utoipa::path(post, path = "/v1/executions", request_body = NewExecution,
@@ -482,13 +463,11 @@ async fn host_log(
     Path((id, host)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let report = load(&state, &id).await?;
-    let wanted = parse_host(&serde_json::Value::String(host.clone())).ok();
-    let found = report.hosts.iter().find(|h| {
-        h.host == host
-            || wanted.as_ref().is_some_and(|w| {
-                w.same_as(&h.identity) || (w.ip.as_deref() == Some("localhost") && h.identity == *w)
-            })
-    });
+    let wanted = Host::parse(&host).ok();
+    let found = report
+        .hosts
+        .iter()
+        .find(|h| h.host == host || wanted.as_ref().is_some_and(|w| w.same_as(&h.identity)));
     let Some(h) = found else {
         return Err(ApiError::not_found(format!(
             "execution `{id}` has no host `{host}`"

@@ -41,20 +41,6 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(2);
 /// process the script left behind may hold it open).
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-/// The one host the local platform runs on.
-pub fn localhost() -> Host {
-    Host {
-        ip: Some("localhost".into()),
-        ..Host::default()
-    }
-}
-
-/// Whether a configured host names this machine (`localhost`, `127.0.0.1`, `::1`).
-pub fn is_local(host: &Host) -> bool {
-    host.bk_host_id.is_none()
-        && matches!(host.ip.as_deref(), Some("localhost" | "127.0.0.1" | "::1"))
-}
-
 #[derive(Debug, Clone, Copy)]
 enum End {
     Exited(i32),
@@ -141,7 +127,7 @@ impl LocalJob {
             finished: end.is_some(),
             step_instance_id: Some(step_instance_id),
             hosts: vec![HostStatus {
-                host: localhost(),
+                host: Host::localhost(),
                 status: host_status,
                 outcome,
                 label,
@@ -347,7 +333,7 @@ impl Platform for Local {
     }
 
     async fn submit(&self, r: &SubmitRequest) -> Result<JobRef, PlatformError> {
-        if let Some(other) = r.hosts.iter().find(|h| !is_local(h)) {
+        if let Some(other) = r.hosts.iter().find(|h| !h.is_local()) {
             return Err(PlatformError::permanent(
                 "fast_execute_script",
                 Some(1243052),
@@ -415,7 +401,7 @@ impl Platform for Local {
         let local = self.job("batch_get_job_instance_ip_log", job)?;
         let content = local.output.lock().expect("output lock").text();
         Ok(vec![HostLog {
-            host: localhost(),
+            host: Host::localhost(),
             content,
         }])
     }

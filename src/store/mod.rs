@@ -116,6 +116,9 @@ pub trait Store: Send + Sync {
     /// Every execution not yet ended (to resume at start).
     async fn unfinished(&self) -> Result<Vec<ExecutionReport>, StoreError>;
 
+    /// Whether the store answers (for readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// The latest scheduled tick recorded for `check` (Unix ms).
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError>;
 }

@@ -199,6 +199,11 @@ impl Store for SqliteStore {
         rows_to_reports(rows)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError> {
         let tick: Option<i64> =
             sqlx::query_scalar("SELECT MAX(scheduled_at) FROM executions WHERE check_name = ?")
