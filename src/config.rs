@@ -18,6 +18,13 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+mod alerts;
+
+pub use self::alerts::{
+    AlertsConfig, Matcher, ReceiverConfig, ReceiverKind, RouteConfig, RuleConfig, SmtpTls, Templates,
+    builtin_redactions,
+};
+
 use crate::model::{Host, ScriptLanguage};
 use crate::platform::bkjob::{BkJobSettings, Door};
 use crate::tracker::{FailWhen, OnDeadline, PollPolicy};
@@ -47,6 +54,9 @@ struct RawConfig {
     /// The HTTP API and status page of the daemon.
     #[serde(default)]
     api: RawApi,
+    /// Alert rules, routes and receivers.
+    #[serde(default)]
+    alerts: alerts::RawAlerts,
 }
 
 /// `[agent]`.
@@ -212,6 +222,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Its HTTP API.
     pub api: ApiConfig,
+    /// Alerts.
+    pub alerts: AlertsConfig,
 }
 
 /// A validated `[agent]`.
@@ -422,6 +434,44 @@ impl Issues {
         value.as_ref()
     }
 
+    /// A secret given inline (`<field>`) or in a file (`<field>_file`, surrounding white
+    /// space trimmed); `None` when neither is set or on an issue (recorded).
+    fn secret(
+        &mut self,
+        key: &str,
+        field: &str,
+        inline: &Option<SecretString>,
+        file: &Option<PathBuf>,
+    ) -> Option<SecretString> {
+        match (inline, file) {
+            (Some(secret), None) => Some(secret.clone()),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(text) if !text.trim().is_empty() => {
+                    Some(SecretString::from(text.trim().to_owned()))
+                }
+                Ok(_) => {
+                    self.add(format!("{key}.{field}_file"), format!("{} is empty", path.display()));
+                    None
+                }
+                Err(e) => {
+                    self.add(
+                        format!("{key}.{field}_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            },
+            (Some(_), Some(_)) => {
+                self.add(
+                    format!("{key}.{field}"),
+                    format!("set either {field} or {field}_file, not both"),
+                );
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
     fn non_empty(&mut self, key: impl fmt::Display, value: &Option<String>) -> Option<String> {
         match value.as_deref().map(str::trim) {
             Some("") => {
@@ -467,12 +517,14 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
         shutdown_grace: raw.agent.shutdown_grace.unwrap_or(Duration::from_secs(10)),
     };
     let api = validate_api(&mut issues, &raw.api);
+    let alerts = alerts::validate(&mut issues, &raw.alerts);
     match api {
         Some(api) if issues.0.is_empty() => Ok(Config {
             platforms,
             checks,
             agent,
             api,
+            alerts,
         }),
         _ => Err(issues.0),
     }
@@ -490,28 +542,7 @@ fn validate_api(issues: &mut Issues, a: &RawApi) -> Option<ApiConfig> {
             None
         }
     };
-    let token = match (&a.token, &a.token_file) {
-        (Some(t), None) => Some(t.clone()),
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(text) if !text.trim().is_empty() => Some(SecretString::from(text.trim().to_owned())),
-            Ok(_) => {
-                issues.add("api.token_file", format!("{} is empty", file.display()));
-                None
-            }
-            Err(e) => {
-                issues.add(
-                    "api.token_file",
-                    format!("cannot read {}: {e}", file.display()),
-                );
-                None
-            }
-        },
-        (Some(_), Some(_)) => {
-            issues.add("api.token", "set either token or token_file, not both");
-            None
-        }
-        (None, None) => None,
-    };
+    let token = issues.secret("api", "token", &a.token, &a.token_file);
     Some(ApiConfig {
         listen: listen?,
         token,
@@ -620,43 +651,16 @@ fn validate_bkjob(
         }
     };
     let app_code = issues.non_empty(format!("{key}.app_code"), &p.app_code);
-    let app_secret = match (&p.app_secret, &p.app_secret_file) {
-        (Some(secret), None) => Some(secret.clone()),
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(text) if !text.trim().is_empty() => Some(SecretString::from(text.trim().to_owned())),
-            Ok(_) => {
-                issues.add(
-                    format!("{key}.app_secret_file"),
-                    format!("{} is empty", file.display()),
-                );
-                None
-            }
-            Err(e) => {
-                issues.add(
-                    format!("{key}.app_secret_file"),
-                    format!("cannot read {}: {e}", file.display()),
-                );
-                None
-            }
-        },
-        (Some(_), Some(_)) => {
-            issues.add(
-                format!("{key}.app_secret"),
-                "set either app_secret or app_secret_file, not both",
-            );
-            None
-        }
-        (None, None) => {
-            issues.add(
-                format!("{key}.app_secret"),
-                format!(
-                    "required: set app_secret_file, or JOBWATCH__PLATFORMS__{}__APP_SECRET",
-                    name.to_uppercase()
-                ),
-            );
-            None
-        }
-    };
+    let app_secret = issues.secret(key, "app_secret", &p.app_secret, &p.app_secret_file);
+    if p.app_secret.is_none() && p.app_secret_file.is_none() {
+        issues.add(
+            format!("{key}.app_secret"),
+            format!(
+                "required: set app_secret_file, or JOBWATCH__PLATFORMS__{}__APP_SECRET",
+                name.to_uppercase()
+            ),
+        );
+    }
     let username = issues.non_empty(format!("{key}.username"), &p.username);
     let scope_type = p.scope_type.clone().unwrap_or_else(|| "biz".into());
     if !matches!(scope_type.as_str(), "biz" | "biz_set") {

@@ -135,3 +135,56 @@ impl StoreWriteFailed<'_> {
         tracing::error!(execution_id = self.execution_id, error = %self.error, "Cannot write execution state to the store.");
     }
 }
+
+/// A notification attempt to a receiver ended (one group: `notifications` rows).
+pub struct AlertNotificationAttempted<'a> {
+    /// Receiver name (configured: a closed set).
+    pub receiver: &'a str,
+    /// How it ended.
+    pub delivery: &'a crate::notify::Delivery,
+    /// Notifications in the group.
+    pub notifications: usize,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+    /// Whether the retry stage gave up (retry_for elapsed).
+    pub gave_up: bool,
+}
+
+impl AlertNotificationAttempted<'_> {
+    /// Logs (DEBUG delivered, WARN errored, ERROR rejected) and counts
+    /// (`jobwatch_alert_notifications_total{receiver,result}`).
+    pub fn emit(self) {
+        use crate::notify::Delivery;
+        let result = if self.gave_up { "rejected" } else { self.delivery.as_str() };
+        metrics::global().alert_notification(self.receiver, result, self.notifications);
+        match self.delivery {
+            Delivery::Delivered => tracing::debug!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, "Notification delivered."),
+            Delivery::Errored(e) if !self.gave_up => tracing::warn!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification failed; it will be retried."),
+            Delivery::Errored(e) | Delivery::Rejected(e) => tracing::error!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification rejected; it will not be retried."),
+        }
+    }
+}
+
+/// An alert started firing or resolved (its notifications are queued in the same
+/// transaction).
+pub struct AlertTransition<'a> {
+    /// The alert.
+    pub alert: &'a crate::alert::Alert,
+}
+
+impl AlertTransition<'_> {
+    /// Logs at INFO and counts (`jobwatch_alert_transitions_total{alertname,status}`).
+    pub fn emit(self) {
+        let a = self.alert;
+        let alertname = a.labels.get("alertname").map_or("", String::as_str);
+        metrics::global().alert_transition(alertname, a.status.as_str());
+        tracing::info!(
+            fingerprint = %a.fingerprint,
+            alertname,
+            check = a.labels.get("check").map_or("", String::as_str),
+            status = a.status.as_str(),
+            execution_id = %a.cause.execution_id,
+            "Alert {}.", a.status.as_str()
+        );
+    }
+}

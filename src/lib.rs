@@ -10,12 +10,14 @@
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod internal_events;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod platform;
 pub mod schedule;
 pub mod store;

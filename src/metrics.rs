@@ -45,6 +45,9 @@ pub struct Metrics {
     last_trigger: IntGaugeVec,
     unknown_codes_total: IntCounterVec,
     store_write_failures_total: prometheus::IntCounter,
+    alert_notifications_total: IntCounterVec,
+    alert_outbox_depth: IntGaugeVec,
+    alert_transitions_total: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -179,6 +182,24 @@ impl Metrics {
                 must(r.register(Box::new(c.clone())));
                 c
             },
+            alert_notifications_total: counter(
+                &r,
+                "jobwatch_alert_notifications_total",
+                "Notification delivery attempts, by receiver and result (delivered, errored = will retry, rejected).",
+                &["receiver", "result"],
+            ),
+            alert_outbox_depth: gauge(
+                &r,
+                "jobwatch_alert_outbox_depth",
+                "Notifications waiting in the outbox (pending or errored), by receiver.",
+                &["receiver"],
+            ),
+            alert_transitions_total: counter(
+                &r,
+                "jobwatch_alert_transitions_total",
+                "Alerts that started firing or resolved, by alertname and status.",
+                &["alertname", "status"],
+            ),
             registry: r,
             checks: RwLock::new(Vec::new()),
         }
@@ -190,6 +211,19 @@ impl Metrics {
         *checks = config.checks.iter().map(|c| c.name.clone()).collect();
         for table in ["job", "host"] {
             self.unknown_codes_total.with_label_values(&[table]);
+        }
+        for receiver in config.alerts.receivers.keys() {
+            for result in ["delivered", "errored", "rejected"] {
+                self.alert_notifications_total
+                    .with_label_values(&[receiver.as_str(), result]);
+            }
+            self.alert_outbox_depth.with_label_values(&[receiver.as_str()]).set(0);
+        }
+        for event in crate::alert::AlertEvent::ALL {
+            for status in ["firing", "resolved"] {
+                self.alert_transitions_total
+                    .with_label_values(&[event.alertname(), status]);
+            }
         }
         for check in &config.checks {
             let (name, platform) = (check.name.as_str(), check.platform.as_str());
@@ -334,6 +368,25 @@ impl Metrics {
     /// A store write failed.
     pub fn store_write_failed(&self) {
         self.store_write_failures_total.inc();
+    }
+
+    /// A delivery attempt to `receiver` (a configured name) ended with `result`.
+    pub fn alert_notification(&self, receiver: &str, result: &str, notifications: usize) {
+        self.alert_notifications_total
+            .with_label_values(&[receiver, result])
+            .inc_by(notifications as u64);
+    }
+
+    /// Notifications waiting for `receiver`.
+    pub fn set_outbox_depth(&self, receiver: &str, depth: i64) {
+        self.alert_outbox_depth.with_label_values(&[receiver]).set(depth);
+    }
+
+    /// An alert named `alertname` (a closed set) fired or resolved.
+    pub fn alert_transition(&self, alertname: &str, status: &str) {
+        self.alert_transitions_total
+            .with_label_values(&[alertname, status])
+            .inc();
     }
 
     /// The text exposition format.

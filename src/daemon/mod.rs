@@ -7,13 +7,15 @@ mod scheduler;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alert::Alerting;
 use crate::config::{CheckConfig, Config};
+use crate::notify::Dispatcher;
 use crate::metrics::Metrics;
 use crate::model::{ExecutionState, Host, TriggerStatus};
 use crate::platform::Platform;
@@ -59,6 +61,8 @@ pub struct Runner {
     stop: CancellationToken,
     accepting: AtomicBool,
     active: Mutex<HashMap<String, usize>>,
+    alerting: Alerting,
+    dispatcher: OnceLock<Arc<Dispatcher>>,
 }
 
 /// The check a watched job is followed with: no script, default polling, the job's timeout
@@ -74,7 +78,6 @@ impl Runner {
         metrics: &'static Metrics,
     ) -> Arc<Self> {
         Arc::new(Runner {
-            config,
             platforms,
             store,
             metrics,
@@ -82,7 +85,46 @@ impl Runner {
             stop: CancellationToken::new(),
             accepting: AtomicBool::new(true),
             active: Mutex::default(),
+            alerting: Alerting::new(&config),
+            dispatcher: OnceLock::new(),
+            config,
         })
+    }
+
+    /// Starts the delivery workers of the configured receivers (once; they stop with the
+    /// runner).
+    pub async fn start_alerts(&self) -> Result<(), String> {
+        let dispatcher = Dispatcher::start(
+            self.store.clone(),
+            &self.config.alerts,
+            self.alerting.secrets().to_vec(),
+            self.stop.clone(),
+            &self.tasks,
+        )
+        .await?;
+        dispatcher.wake();
+        let _ = self.dispatcher.set(dispatcher);
+        Ok(())
+    }
+
+    /// Records `report` with the alert changes it causes (one transaction), then wakes the
+    /// delivery workers if notifications were queued.
+    async fn record(
+        &self,
+        report: &ExecutionReport,
+        insert_only: bool,
+    ) -> Result<bool, StoreError> {
+        let changes = self.alerting.evaluate(report);
+        let recorded = self.store.record(report, &changes, insert_only).await?;
+        for alert in &recorded.transitions {
+            crate::internal_events::AlertTransition { alert }.emit();
+        }
+        if recorded.queued > 0
+            && let Some(d) = self.dispatcher.get()
+        {
+            d.wake();
+        }
+        Ok(recorded.written)
     }
 
     /// The configuration.
@@ -153,7 +195,7 @@ impl Runner {
         let mut report = Execution::new(&check, &check.platform, platform.clone()).new_report();
         report.origin = origin;
         report.scheduled_at_ms = scheduled_at_ms;
-        if !self.store.insert(&report).await? {
+        if !self.record(&report, true).await? {
             return Ok(None); // this tick is already recorded
         }
         self.metrics.triggered(check_name);
@@ -180,7 +222,7 @@ impl Runner {
         report.trigger_status = TriggerStatus::Skipped;
         report.finish(ExecutionState::Skipped, reason, Duration::ZERO);
         report.mark_unreported_unknown();
-        let inserted = self.store.insert(&report).await?;
+        let inserted = self.record(&report, true).await?;
         if inserted {
             self.metrics.execution_ended(&report);
         }
@@ -211,7 +253,7 @@ impl Runner {
             step_instance_id: None,
             name: None,
         });
-        self.store.insert(&report).await?;
+        self.record(&report, true).await?;
         self.spawn(check, platform, report.clone(), true);
         Ok(report)
     }
@@ -257,7 +299,7 @@ impl Runner {
         let runner = self.clone();
         self.tasks.spawn(async move {
             let check_name = report.check.clone();
-            let journal: &dyn crate::tracker::Journal = &runner.store;
+            let journal: &dyn crate::tracker::Journal = runner.as_ref();
             let execution = Execution {
                 stop: runner.stop.clone(),
                 journal,
@@ -285,6 +327,14 @@ impl Runner {
         self.stop.cancel();
         self.tasks.close();
         tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+}
+
+/// The daemon's journal: every state change is stored with the alert changes it causes.
+#[async_trait::async_trait]
+impl crate::tracker::Journal for Runner {
+    async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError> {
+        self.record(report, false).await.map(|_| ())
     }
 }
 
@@ -320,6 +370,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let metrics = crate::metrics::global();
     metrics.declare(&config);
     let runner = Runner::new(config.clone(), platforms, store, metrics);
+    runner
+        .start_alerts()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start alert delivery: {e}"))?;
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.api.listen))?;

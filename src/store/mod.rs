@@ -1,8 +1,12 @@
 //! Durable state: every execution, from its first moment to its end.
 //!
-//! **Table** `executions` (see `migrations/`): one row per execution, the whole
-//! [`ExecutionReport`] as JSON in `doc`, and indexed projections of it (`state`, `active`,
-//! `check_name`, `scheduled_at`, …).
+//! **Tables** (see `migrations/`):
+//! * `executions`: one row per execution, the whole [`ExecutionReport`] as JSON in `doc`, and
+//!   indexed projections of it (`state`, `active`, `check_name`, `scheduled_at`, …);
+//! * `alerts`: one row per alert fingerprint: status, holders, latest cause
+//!   ([`crate::alert::Alert`]);
+//! * `notifications`: the outbox and notification log: one row per notification of one
+//!   alert to one receiver, with its due time, attempts, outcome and last error.
 //!
 //! **Invariants**
 //! * An execution is recorded (`trigger_status = pending`) *before* its submit leaves, and
@@ -13,6 +17,12 @@
 //!   refused ([`StoreError::FinalStateChange`]); saving more detail (logs) in the same final
 //!   state is allowed.
 //! * A scheduled tick `(check, scheduled_at)` is recorded at most once.
+//! * An execution's state change, the alert changes it causes and the notifications those
+//!   queue are written in one transaction ([`Store::record`]): a crash can neither lose nor
+//!   invent an alert. A notification is marked delivered after the receiver took it, so a
+//!   crash in between re-sends it once (at most one duplicate per notification).
+//! * A waiting notification of an alert takes the alert's newer state (one row per alert
+//!   and receiver waits at a time).
 //!
 //! **What survives a crash** (`kill -9`, power loss with SQLite's WAL and `synchronous =
 //! NORMAL`: the last transactions before the loss may roll back, never half-apply): every
@@ -26,6 +36,8 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use self::sqlite::SqliteStore;
+use crate::alert::{Alert, AlertChange};
+use crate::notify::{Notification, Resend};
 use crate::tracker::ExecutionReport;
 
 /// Why the store could not do something.
@@ -89,16 +101,109 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// What a [`Store::record`] wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recorded {
+    /// The execution row was written (`false`: an insert-only record whose tick exists).
+    pub written: bool,
+    /// Notifications queued (alert transitions × routed receivers).
+    pub queued: usize,
+    /// Alerts that started firing or resolved.
+    pub transitions: Vec<Alert>,
+}
+
+/// How a delivery attempt of a group of notifications ended, to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Delivered.
+    Delivered,
+    /// Transient failure: retry at `due_at_ms`.
+    Errored {
+        /// Next attempt, Unix ms.
+        due_at_ms: i64,
+        /// Why (no secrets).
+        error: String,
+    },
+    /// Permanent failure, or given up.
+    Rejected {
+        /// Why (no secrets).
+        error: String,
+    },
+}
+
 /// Durable execution state (SQLite now; PostgreSQL later, behind the same trait).
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Records a new execution. `Ok(false)`: its scheduled tick is already recorded (nothing
-    /// was written).
-    async fn insert(&self, report: &ExecutionReport) -> Result<bool, StoreError>;
+    /// Writes `report` and applies the alert `changes` it causes in one transaction:
+    /// alert rows change, and each firing/resolved transition queues one notification per
+    /// routed receiver (the outbox). `insert_only`: record a new execution, doing nothing
+    /// (and applying no change) if its scheduled tick is already recorded. Refuses to change
+    /// a final state ([`StoreError::FinalStateChange`]); then nothing is written.
+    async fn record(
+        &self,
+        report: &ExecutionReport,
+        changes: &[AlertChange],
+        insert_only: bool,
+    ) -> Result<Recorded, StoreError>;
 
-    /// Saves the current state of an execution (inserting it if new). Refuses to change a
-    /// final state.
-    async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError>;
+    /// Notifications of `receiver` due at `now_ms` (pending or errored), oldest first.
+    async fn due_notifications(
+        &self,
+        receiver: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// When the next notification of `receiver` is due (Unix ms), if any is waiting.
+    async fn next_due(&self, receiver: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Stores how an attempt at `notifications` (id, version) ended. A notification that took
+    /// a newer alert state meanwhile (another version) is left waiting, to be sent again.
+    async fn finish_notifications(
+        &self,
+        notifications: &[(i64, i64)],
+        finish: &Finish,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Queues repeats for `receiver`: firing alerts routed to it, last notified longer ago
+    /// than the route's `repeat_interval` (or the receiver's own `resend`), and resolved
+    /// alerts within the receiver's resolved re-send window. Returns how many.
+    async fn enqueue_repeats(
+        &self,
+        receiver: &str,
+        resend: Resend,
+        now_ms: i64,
+    ) -> Result<usize, StoreError>;
+
+    /// Notifications of `receiver` not yet delivered or rejected.
+    async fn outbox_depth(&self, receiver: &str) -> Result<i64, StoreError>;
+
+    /// Marks waiting notifications of receivers not in `known` as rejected (the receiver was
+    /// removed from the configuration). Returns how many.
+    async fn reject_orphans(&self, known: &[String], now_ms: i64) -> Result<u64, StoreError>;
+
+    /// The newest notifications (of one receiver), newest first.
+    async fn list_notifications(
+        &self,
+        receiver: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Every alert (firing first, then the most recently changed).
+    async fn list_alerts(&self) -> Result<Vec<Alert>, StoreError>;
+
+    /// Records a new execution without alert changes. `Ok(false)`: its scheduled tick is
+    /// already recorded (nothing was written).
+    async fn insert(&self, report: &ExecutionReport) -> Result<bool, StoreError> {
+        Ok(self.record(report, &[], true).await?.written)
+    }
+
+    /// Saves the current state of an execution (inserting it if new) without alert changes.
+    /// Refuses to change a final state.
+    async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError> {
+        self.record(report, &[], false).await.map(|_| ())
+    }
 
     /// One execution.
     async fn get(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError>;

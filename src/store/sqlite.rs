@@ -11,17 +11,30 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-use super::{ListQuery, Store, StoreError, Which};
+use sqlx::SqliteConnection;
+
+use super::{Finish, ListQuery, Recorded, Store, StoreError, Which};
+use crate::alert::{self, Alert, AlertChange, AlertStatus, Applied, Target};
+use crate::notify::{Notification, OutboxState, Resend};
 use crate::tracker::ExecutionReport;
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "executions".into(),
-        MigrationType::Simple,
-        include_str!("migrations/sqlite/0001_executions.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "executions".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0001_executions.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "alerts".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0002_alerts.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// Executions in a SQLite file.
@@ -66,58 +79,201 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// One atomic statement per write (no read-then-write transaction: in WAL mode a deferred
-    /// transaction that read first fails with SQLITE_BUSY when another writer got there in
-    /// between). Returns whether a row was written.
-    async fn write(&self, r: &ExecutionReport, insert_only: bool) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(r).map_err(|e| StoreError::Corrupt {
-            id: r.execution_id.clone(),
-            error: e.to_string(),
-        })?;
-        let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-        // The update never moves a final state to another one: `active = 1` (not yet final)
-        // or the same state (more detail, e.g. logs, for the same end).
-        let sql = if insert_only {
-            format!("{insert} ON CONFLICT DO NOTHING")
-        } else {
-            format!(
-                "{insert} ON CONFLICT (id) DO UPDATE SET trigger_status = excluded.trigger_status, state = excluded.state,
-                 active = excluded.active, job_instance_id = excluded.job_instance_id, updated_at = excluded.updated_at,
-                 doc = excluded.doc WHERE executions.active = 1 OR executions.state = excluded.state"
-            )
-        };
-        let written = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&r.execution_id)
-            .bind(&r.check)
-            .bind(&r.platform)
-            .bind(r.origin.as_str())
-            .bind(r.scheduled_at_ms)
-            .bind(r.trigger_status.as_str())
-            .bind(r.state.as_str())
-            .bind(!r.state.is_final())
-            .bind(r.job_instance_id.map(|id| id as i64))
-            .bind(r.started_at_ms)
-            .bind(crate::now_ms())
-            .bind(&doc)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0;
-        if written || insert_only {
-            return Ok(written);
-        }
-        // Not written: the stored execution had already ended in another state.
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
-            .bind(&r.execution_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Err(StoreError::FinalStateChange {
-            id: r.execution_id.clone(),
-            state: state.unwrap_or_default(),
-            new_state: r.state.as_str().to_owned(),
-        })
+}
+
+/// Writes the execution row: one atomic statement (no read-then-write: in WAL mode a deferred
+/// transaction that read first fails with SQLITE_BUSY when another writer got there in
+/// between; transactions with alert changes begin IMMEDIATE). Returns whether a row was
+/// written.
+async fn write_execution(
+    conn: &mut SqliteConnection,
+    r: &ExecutionReport,
+    insert_only: bool,
+) -> Result<bool, StoreError> {
+    let doc = to_json(&r.execution_id, r)?;
+    let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    // The update never moves a final state to another one: `active = 1` (not yet final)
+    // or the same state (more detail, e.g. logs, for the same end).
+    let sql = if insert_only {
+        format!("{insert} ON CONFLICT DO NOTHING")
+    } else {
+        format!(
+            "{insert} ON CONFLICT (id) DO UPDATE SET trigger_status = excluded.trigger_status, state = excluded.state,
+             active = excluded.active, job_instance_id = excluded.job_instance_id, updated_at = excluded.updated_at,
+             doc = excluded.doc WHERE executions.active = 1 OR executions.state = excluded.state"
+        )
+    };
+    let written = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&r.execution_id)
+        .bind(&r.check)
+        .bind(&r.platform)
+        .bind(r.origin.as_str())
+        .bind(r.scheduled_at_ms)
+        .bind(r.trigger_status.as_str())
+        .bind(r.state.as_str())
+        .bind(!r.state.is_final())
+        .bind(r.job_instance_id.map(|id| id as i64))
+        .bind(r.started_at_ms)
+        .bind(crate::now_ms())
+        .bind(&doc)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    if written || insert_only {
+        return Ok(written);
     }
+    // Not written: the stored execution had already ended in another state.
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
+        .bind(&r.execution_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Err(StoreError::FinalStateChange {
+        id: r.execution_id.clone(),
+        state: state.unwrap_or_default(),
+        new_state: r.state.as_str().to_owned(),
+    })
+}
+
+fn to_json(id: &str, value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        id: id.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+/// The stored alert, or `None` (also when its row cannot be read: it is then rewritten from
+/// the change, rather than blocking the execution's state change).
+async fn load_alert(conn: &mut SqliteConnection, fingerprint: &str) -> Result<Option<Alert>, StoreError> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM alerts WHERE fingerprint = ?")
+        .bind(fingerprint)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(doc.and_then(|d| match serde_json::from_str(&d) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(%fingerprint, error = %e, "Stored alert is unreadable; it is rewritten.");
+            None
+        }
+    }))
+}
+
+async fn save_alert(conn: &mut SqliteConnection, a: &Alert) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO alerts (fingerprint, status, ends_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status, ends_at = excluded.ends_at,
+         updated_at = excluded.updated_at, doc = excluded.doc",
+    )
+    .bind(&a.fingerprint)
+    .bind(a.status.as_str())
+    .bind(a.ends_at_ms)
+    .bind(a.updated_at_ms)
+    .bind(to_json(&a.fingerprint, a)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// When a new notification of group `t.group_key` is due: with the group's waiting ones;
+/// else `group_interval` after the group's last delivery; else after `group_wait` (a new
+/// group), as in Alertmanager.
+async fn group_due(conn: &mut SqliteConnection, receiver: &str, t: &Target, now: i64) -> Result<i64, StoreError> {
+    let waiting: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(due_at) FROM notifications WHERE receiver = ? AND group_key = ? AND outcome IN ('pending', 'errored')",
+    )
+    .bind(receiver)
+    .bind(&t.group_key)
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(due) = waiting {
+        return Ok(due);
+    }
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(delivered_at) FROM notifications WHERE receiver = ? AND group_key = ? AND outcome = 'delivered'",
+    )
+    .bind(receiver)
+    .bind(&t.group_key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(match last {
+        Some(l) if l + t.group_interval_ms > now => l + t.group_interval_ms,
+        _ => now + t.group_wait_ms,
+    })
+}
+
+/// Queues a notification of `alert` to `t.receiver`, or lets the waiting one take this
+/// state. Returns whether one was queued or updated.
+async fn enqueue(
+    conn: &mut SqliteConnection,
+    alert: &Alert,
+    t: &Target,
+    kind: &str,
+    due_now: bool,
+    now: i64,
+) -> Result<bool, StoreError> {
+    if alert.status == AlertStatus::Resolved && !t.send_resolved {
+        return Ok(false);
+    }
+    let doc = to_json(&alert.fingerprint, alert)?;
+    let taken = sqlx::query(
+        "UPDATE notifications SET status = ?, alert = ?, version = version + 1
+         WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored')",
+    )
+    .bind(alert.status.as_str())
+    .bind(&doc)
+    .bind(&t.receiver)
+    .bind(&alert.fingerprint)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if taken > 0 {
+        return Ok(true);
+    }
+    let mut due = group_due(conn, &t.receiver, t, now).await?;
+    if due_now {
+        due = due.min(now);
+    }
+    sqlx::query(
+        "INSERT INTO notifications (receiver, group_key, fingerprint, status, kind, alert, created_at, due_at, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+    )
+    .bind(&t.receiver)
+    .bind(&t.group_key)
+    .bind(&alert.fingerprint)
+    .bind(alert.status.as_str())
+    .bind(kind)
+    .bind(&doc)
+    .bind(now)
+    .bind(due)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, StoreError> {
+    let id: i64 = row.get("id");
+    let alert: Alert = serde_json::from_str(row.get::<&str, _>("alert")).map_err(|e| StoreError::Corrupt {
+        id: format!("notification {id}"),
+        error: e.to_string(),
+    })?;
+    Ok(Notification {
+        id,
+        version: row.get("version"),
+        receiver: row.get("receiver"),
+        group_key: row.get("group_key"),
+        fingerprint: row.get("fingerprint"),
+        status: alert.status,
+        kind: row.get("kind"),
+        alert,
+        created_at_ms: row.get("created_at"),
+        due_at_ms: row.get("due_at"),
+        attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(0),
+        outcome: OutboxState::from_name(row.get::<&str, _>("outcome")).unwrap_or(OutboxState::Pending),
+        last_error: row.get("last_error"),
+        last_attempt_at_ms: row.get("last_attempt_at"),
+        delivered_at_ms: row.get("delivered_at"),
+    })
 }
 
 fn list_sql(query: &ListQuery) -> String {
@@ -139,12 +295,228 @@ fn list_sql(query: &ListQuery) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn insert(&self, report: &ExecutionReport) -> Result<bool, StoreError> {
-        self.write(report, true).await
+    async fn record(
+        &self,
+        report: &ExecutionReport,
+        changes: &[AlertChange],
+        insert_only: bool,
+    ) -> Result<Recorded, StoreError> {
+        if changes.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            let written = write_execution(&mut conn, report, insert_only).await?;
+            return Ok(Recorded {
+                written,
+                ..Recorded::default()
+            });
+        }
+        // IMMEDIATE: take the write lock first (see `write_execution`).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !write_execution(&mut tx, report, insert_only).await? {
+            tx.rollback().await?;
+            return Ok(Recorded::default());
+        }
+        let now = crate::now_ms();
+        let mut queued = 0;
+        let mut transitions = Vec::new();
+        for change in changes {
+            let prev = load_alert(&mut tx, &change.fingerprint).await?;
+            match alert::apply(prev, change, now) {
+                Applied::Unchanged => {}
+                Applied::Updated(a) => save_alert(&mut tx, &a).await?,
+                Applied::Fired(a) | Applied::Resolved(a) => {
+                    save_alert(&mut tx, &a).await?;
+                    for t in &a.targets {
+                        queued += usize::from(enqueue(&mut tx, &a, t, "new", false, now).await?);
+                    }
+                    transitions.push(a);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(Recorded {
+            written: true,
+            queued,
+            transitions,
+        })
     }
 
-    async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError> {
-        self.write(report, false).await.map(|_| ())
+    async fn due_notifications(
+        &self,
+        receiver: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM notifications WHERE receiver = ? AND outcome IN ('pending', 'errored') AND due_at <= ?
+             ORDER BY due_at, id LIMIT ?",
+        )
+        .bind(receiver)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_notification).collect()
+    }
+
+    async fn next_due(&self, receiver: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM notifications WHERE receiver = ? AND outcome IN ('pending', 'errored')",
+        )
+        .bind(receiver)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn finish_notifications(
+        &self,
+        notifications: &[(i64, i64)],
+        finish: &Finish,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // ?1 now, ?2 id, ?3 version, ?4 due_at, ?5 error.
+        let (sql, due_at, error) = match finish {
+            Finish::Delivered => (
+                "UPDATE notifications SET outcome = 'delivered', attempts = attempts + 1, last_attempt_at = ?1,
+                 delivered_at = ?1, last_error = NULL WHERE id = ?2 AND version = ?3 AND ?4 IS NULL AND ?5 IS NULL",
+                None,
+                None,
+            ),
+            Finish::Errored { due_at_ms, error } => (
+                "UPDATE notifications SET outcome = 'errored', attempts = attempts + 1, last_attempt_at = ?1,
+                 due_at = ?4, last_error = ?5 WHERE id = ?2 AND version = ?3",
+                Some(*due_at_ms),
+                Some(error.as_str()),
+            ),
+            Finish::Rejected { error } => (
+                "UPDATE notifications SET outcome = 'rejected', attempts = attempts + 1, last_attempt_at = ?1,
+                 last_error = ?5 WHERE id = ?2 AND version = ?3 AND ?4 IS NULL",
+                None,
+                Some(error.as_str()),
+            ),
+        };
+        for (id, version) in notifications {
+            sqlx::query(sql)
+                .bind(now_ms)
+                .bind(id)
+                .bind(version)
+                .bind(due_at)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_repeats(
+        &self,
+        receiver: &str,
+        resend: Resend,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT doc FROM alerts WHERE status = 'firing' OR (ends_at IS NOT NULL AND ends_at >= ?)",
+        )
+        .bind(now_ms - resend.resolved_for_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut queued = 0;
+        for doc in docs {
+            let Ok(alert) = serde_json::from_str::<Alert>(&doc) else {
+                continue;
+            };
+            let Some(t) = alert.targets.iter().find(|t| t.receiver == receiver) else {
+                continue;
+            };
+            let every = match alert.status {
+                AlertStatus::Firing => resend.firing_every_ms.unwrap_or(t.repeat_interval_ms),
+                AlertStatus::Resolved if resend.resolved_for_ms > 0 => resend.resolved_every_ms,
+                AlertStatus::Resolved => continue,
+            };
+            let row = sqlx::query(
+                "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored')) AS waiting
+                 FROM notifications WHERE receiver = ? AND fingerprint = ?",
+            )
+            .bind(receiver)
+            .bind(&alert.fingerprint)
+            .fetch_one(&mut *tx)
+            .await?;
+            let last: Option<i64> = row.get("last");
+            let waiting: i64 = row.get("waiting");
+            let due = match last {
+                _ if waiting > 0 => false,
+                None => alert.status == AlertStatus::Firing,
+                Some(l) => now_ms - l >= every,
+            };
+            if due && enqueue(&mut tx, &alert, t, "repeat", true, now_ms).await? {
+                queued += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    async fn outbox_depth(&self, receiver: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications WHERE receiver = ? AND outcome IN ('pending', 'errored')",
+        )
+        .bind(receiver)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn reject_orphans(&self, known: &[String], now_ms: i64) -> Result<u64, StoreError> {
+        let receivers: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT receiver FROM notifications WHERE outcome IN ('pending', 'errored')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rejected = 0;
+        for r in receivers.iter().filter(|r| !known.contains(r)) {
+            rejected += sqlx::query(
+                "UPDATE notifications SET outcome = 'rejected', last_attempt_at = ?,
+                 last_error = 'the receiver is no longer configured' WHERE receiver = ? AND outcome IN ('pending', 'errored')",
+            )
+            .bind(now_ms)
+            .bind(r)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(rejected)
+    }
+
+    async fn list_notifications(
+        &self,
+        receiver: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM notifications WHERE ?1 IS NULL OR receiver = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(receiver)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_notification).collect()
+    }
+
+    async fn list_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        let docs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT fingerprint, doc FROM alerts ORDER BY status = 'firing' DESC, updated_at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        docs.into_iter()
+            .map(|(fp, d)| {
+                serde_json::from_str(&d).map_err(|e| StoreError::Corrupt {
+                    id: format!("alert {fp}"),
+                    error: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     async fn get(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {

@@ -1,0 +1,128 @@
+//! What the HTTP receivers share: a client, a POST that never leaks its URL, and the
+//! classification of HTTP answers (Alertmanager's rules: 2xx delivered; 408, 425, 429 and
+//! 5xx retried; other 4xx rejected).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::Delivery;
+
+/// A client with the receiver's time limit.
+pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    crate::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// An HTTP answer: status and body (at most 64 KiB of it, lossily decoded).
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+/// Whether an HTTP status is worth retrying.
+pub(super) fn retryable(status: StatusCode) -> bool {
+    status.is_server_error()
+        || matches!(status.as_u16(), 408 | 425 | 429)
+}
+
+/// Classifies a non-2xx answer; `None` for 2xx (the caller may look into the body).
+pub(super) fn classify_status(answer: &Answer) -> Option<Delivery> {
+    if answer.status.is_success() {
+        return None;
+    }
+    let snippet: String = answer.body.chars().take(200).collect();
+    let text = format!("HTTP {}: {}", answer.status.as_u16(), snippet.trim());
+    Some(if retryable(answer.status) {
+        Delivery::Errored(text)
+    } else {
+        Delivery::Rejected(text)
+    })
+}
+
+/// The words of a transport error, without its URL (it may carry a token).
+pub(super) fn transport_error(e: reqwest::Error) -> Delivery {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "transport error"
+    };
+    let e = e.without_url();
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    Delivery::Errored(text)
+}
+
+/// POSTs `body` (JSON) to the secret `url` with `headers`.
+pub(super) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<Answer, Delivery> {
+    let mut request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.body(body).send().await.map_err(transport_error)?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport_error)?;
+    let cut = &bytes[..bytes.len().min(64 * 1024)];
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(cut).into_owned(),
+    })
+}
+
+/// POSTs JSON to a robot URL (a secret) and classifies the answer: HTTP status first, then
+/// the body by `errcode` (robots answer HTTP 200 with an error code inside).
+pub(super) async fn post_robot(
+    client: &reqwest::Client,
+    url: &SecretString,
+    body: &serde_json::Value,
+    classify_body: impl Fn(&serde_json::Value) -> Delivery,
+    plain_text_answer: bool,
+) -> Delivery {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let answer = match post_json(client, url.expose_secret(), &[], bytes).await {
+        Ok(a) => a,
+        Err(d) => return d,
+    };
+    if let Some(d) = classify_status(&answer) {
+        return d;
+    }
+    if plain_text_answer {
+        return Delivery::Delivered;
+    }
+    match serde_json::from_str::<serde_json::Value>(&answer.body) {
+        Ok(v) => classify_body(&v),
+        Err(_) => Delivery::Errored(format!(
+            "HTTP 200 with an unreadable answer: {}",
+            answer.body.chars().take(200).collect::<String>()
+        )),
+    }
+}
+
+/// `errcode`/`code` classification shared by the robots: 0 delivered; a code in `retry`
+/// errored; any other rejected, with the robot's message.
+pub(super) fn classify_code(code: Option<i64>, message: &str, retry: &[i64]) -> Delivery {
+    match code {
+        Some(0) => Delivery::Delivered,
+        Some(c) if retry.contains(&c) => Delivery::Errored(format!("error code {c}: {message}")),
+        Some(c) => Delivery::Rejected(format!("error code {c}: {message}")),
+        None => Delivery::Errored(format!("answer without an error code: {message}")),
+    }
+}

@@ -1,0 +1,44 @@
+//! Slack incoming webhook: `POST <url>` with `{"text": …}` (mrkdwn). Slack answers `ok` with
+//! HTTP 200, and errors as HTTP status + a word (`invalid_payload` 400, `action_prohibited`
+//! 403, `no_service` 404, `channel_is_archived` 410, rate limited 429, `rollup_error` 500):
+//! the HTTP status decides.
+
+use secrecy::SecretString;
+
+use super::http::post_robot;
+use super::{Delivery, Notifier};
+use crate::alert::render::{BodyStyle, NotificationView, Renderer};
+use crate::config::ReceiverConfig;
+
+/// Slack's limit for `text` is 40 000 characters; stay well below.
+const MAX_TEXT_CHARS: usize = 35_000;
+
+/// A Slack receiver.
+pub struct Slack {
+    client: reqwest::Client,
+    url: SecretString,
+    renderer: Renderer,
+}
+
+impl Slack {
+    /// To the webhook `url`.
+    pub fn new(client: reqwest::Client, url: SecretString, receiver: &ReceiverConfig) -> Result<Self, String> {
+        Ok(Slack {
+            client,
+            url,
+            renderer: Renderer::new(&receiver.templates, BodyStyle::Markdown)?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for Slack {
+    async fn notify(&self, view: &NotificationView) -> Delivery {
+        let text = match self.renderer.render(view) {
+            Ok(r) => super::cut(&format!("*{}*\n{}", r.title, r.body.replace("**", "*")), MAX_TEXT_CHARS),
+            Err(e) => return Delivery::Rejected(e),
+        };
+        // Slack answers plain text, not JSON: any 2xx is a delivery.
+        post_robot(&self.client, &self.url, &serde_json::json!({ "text": text }), |_| Delivery::Delivered, true).await
+    }
+}
