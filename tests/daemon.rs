@@ -4,73 +4,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SECRET, jobwatch_bk};
+use common::{Daemon, SECRET, TOKEN, client, get_json, post, runtime};
 use serde_json::Value;
 
-const TOKEN: &str = "test-token-0123456789";
-
-/// A running daemon and where it listens.
-struct Daemon {
-    child: Child,
-    base: String,
-    /// How many unfinished executions it resumed at start.
-    resumed: usize,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let mut child = jobwatch_bk()
-            .args(["run", "--config"])
-            .arg(config)
-            .env("JOBWATCH__API__TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (base, resumed) = loop {
-            let line = lines
-                .next()
-                .expect("the daemon exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("jobwatch: listening on ") {
-                let mut words = rest.split_whitespace();
-                let base = words.next().unwrap().trim_end_matches('/').to_owned();
-                let resumed = words
-                    .next()
-                    .unwrap()
-                    .trim_start_matches('(')
-                    .parse()
-                    .unwrap();
-                break (base, resumed);
-            }
-        };
-        // Keep draining stderr so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Daemon {
-            child,
-            base,
-            resumed,
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_config(dir: &Path, emulator: &common::Platform, checks: &str) -> PathBuf {
     let path = dir.join("jobwatch.toml");
@@ -103,41 +43,6 @@ kind = "local"
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    jobwatch::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn post(base: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = client()
-        .post(format!("{base}{path}"))
-        .header("Content-Type", "application/json")
-        .body(body.to_owned());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn get_json(base: &str, path: &str) -> (u16, Value) {
-    let resp = client().get(format!("{base}{path}")).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn list(base: &str, state: &str) -> Vec<Value> {

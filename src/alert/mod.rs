@@ -181,7 +181,7 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
 }
 
 /// One host in an alert's host table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostLine {
     /// As shown in reports.
     pub host: String,
@@ -196,7 +196,7 @@ pub struct HostLine {
 }
 
 /// A failing host's log tail, bounded and redacted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogTailView {
     /// The host.
     pub host: String,
@@ -207,7 +207,7 @@ pub struct LogTailView {
 }
 
 /// Why an alert fires: the execution that caused (or last refreshed) it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertCause {
     /// One line: names the check and the reason.
     pub summary: String,
@@ -232,7 +232,7 @@ pub struct AlertCause {
 }
 
 /// Firing or resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// Held by at least one holder.
@@ -252,7 +252,7 @@ impl AlertStatus {
 }
 
 /// Where an alert goes: one receiver of one matching route, with the route's timers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Target {
     /// Receiver name.
     pub receiver: String,
@@ -274,7 +274,7 @@ fn yes() -> bool {
 }
 
 /// An alert's stored state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Hash of `labels`.
     pub fingerprint: String,

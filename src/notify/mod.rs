@@ -99,12 +99,10 @@ pub struct Notification {
     /// The alert.
     pub fingerprint: String,
     /// The alert's status in this notification.
-    #[schema(value_type = String)]
     pub status: AlertStatus,
     /// `new` (a transition) or `repeat`.
     pub kind: String,
     /// The alert as notified.
-    #[schema(value_type = Object)]
     pub alert: Alert,
     /// Unix ms.
     pub created_at_ms: i64,

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use bkjob_emulator::{Emulator, Scenario};
 use serde_json::Value;
@@ -174,3 +176,100 @@ pub fn host(report: &Value, id: u64) -> &Value {
         .find(|h| h["bk_host_id"] == id)
         .unwrap_or_else(|| panic!("no host {id} in {report:#}"))
 }
+
+/// The API token the test daemons run with.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A running daemon and where it listens.
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    /// How many unfinished executions it resumed at start.
+    pub resumed: usize,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = jobwatch_bk()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("JOBWATCH__API__TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (base, resumed) = loop {
+            let line = lines
+                .next()
+                .expect("the daemon exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("jobwatch: listening on ") {
+                let mut words = rest.split_whitespace();
+                let base = words.next().unwrap().trim_end_matches('/').to_owned();
+                let resumed = words
+                    .next()
+                    .unwrap()
+                    .trim_start_matches('(')
+                    .parse()
+                    .unwrap();
+                break (base, resumed);
+            }
+        };
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Daemon {
+            child,
+            base,
+            resumed,
+        }
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    jobwatch::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub async fn post(base: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = client()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn get_json(base: &str, path: &str) -> (u16, Value) {
+    let resp = client().get(format!("{base}{path}")).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
