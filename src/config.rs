@@ -21,8 +21,8 @@ use url::Url;
 mod alerts;
 
 pub use self::alerts::{
-    AlertsConfig, Matcher, ReceiverConfig, ReceiverKind, RouteConfig, RuleConfig, SmtpTls, Templates,
-    builtin_redactions,
+    AlertsConfig, Matcher, ReceiverConfig, ReceiverKind, RouteConfig, RuleConfig, SmtpTls,
+    Templates, builtin_redactions,
 };
 
 use crate::model::{Host, ScriptLanguage};
@@ -450,7 +450,10 @@ impl Issues {
                     Some(SecretString::from(text.trim().to_owned()))
                 }
                 Ok(_) => {
-                    self.add(format!("{key}.{field}_file"), format!("{} is empty", path.display()));
+                    self.add(
+                        format!("{key}.{field}_file"),
+                        format!("{} is empty", path.display()),
+                    );
                     None
                 }
                 Err(e) => {

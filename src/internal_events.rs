@@ -155,12 +155,25 @@ impl AlertNotificationAttempted<'_> {
     /// (`jobwatch_alert_notifications_total{receiver,result}`).
     pub fn emit(self) {
         use crate::notify::Delivery;
-        let result = if self.gave_up { "rejected" } else { self.delivery.as_str() };
+        let result = if self.gave_up {
+            "rejected"
+        } else {
+            self.delivery.as_str()
+        };
         metrics::global().alert_notification(self.receiver, result, self.notifications);
         match self.delivery {
-            Delivery::Delivered => tracing::debug!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, "Notification delivered."),
-            Delivery::Errored(e) if !self.gave_up => tracing::warn!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification failed; it will be retried."),
-            Delivery::Errored(e) | Delivery::Rejected(e) => tracing::error!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification rejected; it will not be retried."),
+            Delivery::Delivered => tracing::debug!(
+                receiver = self.receiver,
+                notifications = self.notifications,
+                attempts = self.attempts,
+                "Notification delivered."
+            ),
+            Delivery::Errored(e) if !self.gave_up => {
+                tracing::warn!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification failed; it will be retried.")
+            }
+            Delivery::Errored(e) | Delivery::Rejected(e) => {
+                tracing::error!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification rejected; it will not be retried.")
+            }
         }
     }
 }

@@ -217,7 +217,9 @@ impl Metrics {
                 self.alert_notifications_total
                     .with_label_values(&[receiver.as_str(), result]);
             }
-            self.alert_outbox_depth.with_label_values(&[receiver.as_str()]).set(0);
+            self.alert_outbox_depth
+                .with_label_values(&[receiver.as_str()])
+                .set(0);
         }
         for event in crate::alert::AlertEvent::ALL {
             for status in ["firing", "resolved"] {
@@ -379,7 +381,9 @@ impl Metrics {
 
     /// Notifications waiting for `receiver`.
     pub fn set_outbox_depth(&self, receiver: &str, depth: i64) {
-        self.alert_outbox_depth.with_label_values(&[receiver]).set(depth);
+        self.alert_outbox_depth
+            .with_label_values(&[receiver])
+            .set(depth);
     }
 
     /// An alert named `alertname` (a closed set) fired or resolved.

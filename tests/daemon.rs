@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use common::{Daemon, SECRET, TOKEN, client, get_json, post, runtime};
 use serde_json::Value;
 
-
 fn write_config(dir: &Path, emulator: &common::Platform, checks: &str) -> PathBuf {
     let path = dir.join("jobwatch.toml");
     let text = format!(

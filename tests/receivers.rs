@@ -166,10 +166,14 @@ fn cases() -> Vec<Case> {
                 );
                 // Independently computed: HMAC-SHA256(secret, timestamp ‖ body), hex.
                 use hmac::Mac;
-                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SIGN_SECRET.as_bytes()).unwrap();
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(SIGN_SECRET.as_bytes()).unwrap();
                 mac.update(ts.as_bytes());
                 mac.update(raw);
-                assert_eq!(sig, format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+                assert_eq!(
+                    sig,
+                    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+                );
                 assert_eq!(body["version"], "1");
                 assert_eq!(body["status"], "firing");
                 assert_eq!(body["alerts"][0]["labels"]["check"], "disk-check");
@@ -190,9 +194,18 @@ fn cases() -> Vec<Case> {
                 let a = &body[0];
                 assert_eq!(a["labels"]["alertname"], "ExecutionFailed");
                 assert_eq!(a["labels"]["severity"], "critical");
-                assert!(a["annotations"]["summary"].as_str().unwrap().contains("disk-check"));
-                let ends = chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap()).unwrap();
-                assert!(ends.timestamp() > chrono::Utc::now().timestamp() + 200, "endsAt is ahead while firing: {ends}");
+                assert!(
+                    a["annotations"]["summary"]
+                        .as_str()
+                        .unwrap()
+                        .contains("disk-check")
+                );
+                let ends =
+                    chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap()).unwrap();
+                assert!(
+                    ends.timestamp() > chrono::Utc::now().timestamp() + 200,
+                    "endsAt is ahead while firing: {ends}"
+                );
                 chrono::DateTime::parse_from_rfc3339(a["startsAt"].as_str().unwrap()).unwrap();
             },
         },
@@ -205,9 +218,17 @@ fn cases() -> Vec<Case> {
             answers: {
                 let mut a = http_only.clone();
                 a.extend([
-                    (200, r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#, "errored"),
+                    (
+                        200,
+                        r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#,
+                        "errored",
+                    ),
                     (200, r#"{"errcode":-1,"errmsg":"system busy"}"#, "errored"),
-                    (200, r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#, "rejected"),
+                    (
+                        200,
+                        r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#,
+                        "rejected",
+                    ),
                     (200, "<html>proxy</html>", "errored"),
                 ]);
                 a
@@ -215,7 +236,10 @@ fn cases() -> Vec<Case> {
             check_request: |_, _, body, _| {
                 assert_eq!(body["msgtype"], "markdown");
                 let content = body["markdown"]["content"].as_str().unwrap();
-                assert!(content.contains("disk-check") && content.contains("ERROR: /data is 97% full"), "{content}");
+                assert!(
+                    content.contains("disk-check") && content.contains("ERROR: /data is 97% full"),
+                    "{content}"
+                );
                 assert!(content.len() <= 4096);
             },
         },
@@ -229,23 +253,49 @@ fn cases() -> Vec<Case> {
             answers: {
                 let mut a = http_only.clone();
                 a.extend([
-                    (200, r#"{"errcode":130101,"errmsg":"send too fast"}"#, "errored"),
-                    (200, r#"{"errcode":310000,"errmsg":"sign not match"}"#, "rejected"),
-                    (200, r#"{"errcode":300001,"errmsg":"token is not exist"}"#, "rejected"),
+                    (
+                        200,
+                        r#"{"errcode":130101,"errmsg":"send too fast"}"#,
+                        "errored",
+                    ),
+                    (
+                        200,
+                        r#"{"errcode":310000,"errmsg":"sign not match"}"#,
+                        "rejected",
+                    ),
+                    (
+                        200,
+                        r#"{"errcode":300001,"errmsg":"token is not exist"}"#,
+                        "rejected",
+                    ),
                 ]);
                 a
             },
             check_request: |uri, _, body, _| {
-                let q: BTreeMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap().as_bytes())
-                    .into_owned()
-                    .collect();
+                let q: BTreeMap<String, String> =
+                    url::form_urlencoded::parse(uri.query().unwrap().as_bytes())
+                        .into_owned()
+                        .collect();
                 assert_eq!(q["access_token"], URL_TOKEN);
                 let ts = &q["timestamp"];
-                let expected = hmac_b64(SIGN_SECRET.as_bytes(), format!("{ts}\n{SIGN_SECRET}").as_bytes());
+                let expected = hmac_b64(
+                    SIGN_SECRET.as_bytes(),
+                    format!("{ts}\n{SIGN_SECRET}").as_bytes(),
+                );
                 assert_eq!(q["sign"], expected, "DingTalk sign");
                 assert_eq!(body["msgtype"], "markdown");
-                assert!(body["markdown"]["title"].as_str().unwrap().contains("FIRING"));
-                assert!(body["markdown"]["text"].as_str().unwrap().contains("0:10.0.0.3"));
+                assert!(
+                    body["markdown"]["title"]
+                        .as_str()
+                        .unwrap()
+                        .contains("FIRING")
+                );
+                assert!(
+                    body["markdown"]["text"]
+                        .as_str()
+                        .unwrap()
+                        .contains("0:10.0.0.3")
+                );
             },
         },
         Case {
@@ -270,7 +320,12 @@ fn cases() -> Vec<Case> {
                 assert_eq!(body["sign"], expected, "Feishu sign");
                 assert_eq!(body["msg_type"], "interactive");
                 assert_eq!(body["card"]["header"]["template"], "red");
-                assert!(body["card"]["elements"][0]["content"].as_str().unwrap().contains("disk-check"));
+                assert!(
+                    body["card"]["elements"][0]["content"]
+                        .as_str()
+                        .unwrap()
+                        .contains("disk-check")
+                );
             },
         },
         Case {
@@ -322,9 +377,18 @@ async fn every_receiver_sends_its_documented_request_and_classifies_every_answer
         for (status, answer, expected) in &case.answers {
             *server.answer.lock().unwrap() = (*status, (*answer).to_owned());
             let d = notifier.notify(&firing).await;
-            assert_eq!(result_of(&d), *expected, "{}: HTTP {status} {answer}: {d:?}", case.name);
+            assert_eq!(
+                result_of(&d),
+                *expected,
+                "{}: HTTP {status} {answer}: {d:?}",
+                case.name
+            );
             let text = error_text(&d);
-            assert!(!text.contains(URL_TOKEN) && !text.contains(SIGN_SECRET), "{}: secret in {text}", case.name);
+            assert!(
+                !text.contains(URL_TOKEN) && !text.contains(SIGN_SECRET),
+                "{}: secret in {text}",
+                case.name
+            );
             if *expected != "delivered" {
                 assert!(!text.is_empty(), "{}: an error says why", case.name);
             }
@@ -335,7 +399,11 @@ async fn every_receiver_sends_its_documented_request_and_classifies_every_answer
 #[tokio::test]
 async fn a_receiver_that_cannot_be_reached_is_retried_and_its_url_never_shows() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let view = NotificationView::new("r", &[alert(AlertStatus::Firing)]);
     for case in cases() {
@@ -343,8 +411,16 @@ async fn a_receiver_that_cannot_be_reached_is_retried_and_its_url_never_shows() 
         let d = notifier.notify(&view).await;
         assert_eq!(result_of(&d), "errored", "{}: {d:?}", case.name);
         let text = error_text(&d);
-        assert!(!text.contains(URL_TOKEN) && !text.contains(SIGN_SECRET), "{}: {text}", case.name);
-        assert!(!text.contains(&base), "{}: the URL is left out: {text}", case.name);
+        assert!(
+            !text.contains(URL_TOKEN) && !text.contains(SIGN_SECRET),
+            "{}: {text}",
+            case.name
+        );
+        assert!(
+            !text.contains(&base),
+            "{}: the URL is left out: {text}",
+            case.name
+        );
     }
 }
 
@@ -366,7 +442,10 @@ async fn resolved_notifications_say_so_and_alertmanager_gets_the_real_end() {
     assert_eq!(slack.notify(&view).await, Delivery::Delivered);
     let (_, _, raw) = server.requests.lock().unwrap().pop().unwrap();
     let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    assert!(body["text"].as_str().unwrap().starts_with("*[RESOLVED]"), "{body}");
+    assert!(
+        body["text"].as_str().unwrap().starts_with("*[RESOLVED]"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -381,5 +460,8 @@ async fn templates_can_be_overridden_per_receiver() {
     assert_eq!(wecom.notify(&view).await, Delivery::Delivered);
     let (_, _, raw) = server.requests.lock().unwrap().pop().unwrap();
     let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    assert_eq!(body["markdown"]["content"], "### 1 alert(s) for disk-check\n0190-exec");
+    assert_eq!(
+        body["markdown"]["content"],
+        "### 1 alert(s) for disk-check\n0190-exec"
+    );
 }

@@ -333,7 +333,9 @@ pub fn apply(prev: Option<Alert>, change: &AlertChange, now_ms: i64) -> Applied 
     match (prev, &change.cause) {
         (None, None) => Applied::Unchanged,
         (prev, Some(cause)) => {
-            let was_firing = prev.as_ref().is_some_and(|a| a.status == AlertStatus::Firing);
+            let was_firing = prev
+                .as_ref()
+                .is_some_and(|a| a.status == AlertStatus::Firing);
             let mut alert = prev.unwrap_or_else(|| Alert {
                 fingerprint: change.fingerprint.clone(),
                 labels: change.labels.clone(),
@@ -413,8 +415,12 @@ impl Alerting {
         for r in config.alerts.receivers.values() {
             use crate::config::ReceiverKind as K;
             match &r.kind {
-                K::Email { password, .. } => secrets.extend(password.iter().map(|p| p.expose_secret().to_owned())),
-                K::Webhook { url, secret } | K::Dingtalk { url, secret } | K::Feishu { url, secret } => {
+                K::Email { password, .. } => {
+                    secrets.extend(password.iter().map(|p| p.expose_secret().to_owned()))
+                }
+                K::Webhook { url, secret }
+                | K::Dingtalk { url, secret }
+                | K::Feishu { url, secret } => {
                     secrets.push(url.expose_secret().to_owned());
                     secrets.extend(secret.iter().map(|p| p.expose_secret().to_owned()));
                 }
@@ -464,7 +470,11 @@ impl Alerting {
     }
 
     /// The labels of `event` for `report`, or `None` when a rule disables it.
-    pub fn labels(&self, event: AlertEvent, report: &ExecutionReport) -> Option<BTreeMap<String, String>> {
+    pub fn labels(
+        &self,
+        event: AlertEvent,
+        report: &ExecutionReport,
+    ) -> Option<BTreeMap<String, String>> {
         let mut severity = event.default_severity().to_owned();
         let mut extra = BTreeMap::new();
         for rule in &self.config.rules {
@@ -530,15 +540,25 @@ impl Alerting {
         for event in AlertEvent::ALL {
             let (holder, holds, relevant) = match event.family() {
                 Family::Outcome => {
+                    // Once the failing hosts' logs are in (they go into the alert).
                     let relevant = state.is_final()
+                        && !report.logs_pending
                         && !matches!(state, ExecutionState::Skipped | ExecutionState::Cancelled);
-                    (CHECK_HOLDER.to_owned(), relevant && self.outcome_holds(event, report), relevant)
+                    (
+                        CHECK_HOLDER.to_owned(),
+                        relevant && self.outcome_holds(event, report),
+                        relevant,
+                    )
                 }
                 Family::Condition => {
                     let kind = event.condition().expect("condition event");
-                    let holds = !state.is_final() && report.conditions.iter().any(|c| c.kind == kind);
+                    let holds =
+                        !state.is_final() && report.conditions.iter().any(|c| c.kind == kind);
                     // Only an execution that ever had the condition can hold its alert.
-                    let relevant = report.condition_log.iter().any(|c| c.condition.kind == kind)
+                    let relevant = report
+                        .condition_log
+                        .iter()
+                        .any(|c| c.condition.kind == kind)
                         || holds;
                     (report.execution_id.clone(), holds, relevant)
                 }

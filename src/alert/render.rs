@@ -71,14 +71,21 @@ impl NotificationView {
     pub fn new(receiver: &str, alerts: &[Alert]) -> Self {
         let mut views: Vec<AlertView> = alerts.iter().map(AlertView::from).collect();
         views.sort_by_key(|a| (a.status != AlertStatus::Firing, a.fingerprint.clone()));
-        let firing = views.iter().filter(|a| a.status == AlertStatus::Firing).count();
+        let firing = views
+            .iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .count();
         let mut common_labels = views.first().map(|a| a.labels.clone()).unwrap_or_default();
         for a in &views {
             common_labels.retain(|k, v| a.labels.get(k) == Some(v));
         }
         NotificationView {
             receiver: receiver.to_owned(),
-            status: if firing > 0 { AlertStatus::Firing } else { AlertStatus::Resolved },
+            status: if firing > 0 {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            },
             firing,
             resolved: views.len() - firing,
             common_labels,
@@ -191,9 +198,18 @@ impl Renderer {
             BodyStyle::Markdown => DEFAULT_MARKDOWN,
         };
         for (name, text) in [
-            ("title.txt", templates.title.as_deref().unwrap_or(DEFAULT_TITLE)),
-            ("body.txt", templates.body.as_deref().unwrap_or(body_default)),
-            ("body.html", templates.html.as_deref().unwrap_or(DEFAULT_HTML)),
+            (
+                "title.txt",
+                templates.title.as_deref().unwrap_or(DEFAULT_TITLE),
+            ),
+            (
+                "body.txt",
+                templates.body.as_deref().unwrap_or(body_default),
+            ),
+            (
+                "body.html",
+                templates.html.as_deref().unwrap_or(DEFAULT_HTML),
+            ),
         ] {
             env.add_template_owned(name, text.to_owned())
                 .map_err(|e| format!("template {name}: {e}"))?;
@@ -211,7 +227,12 @@ impl Renderer {
                 .map_err(|e| format!("template {name}: {e}"))
         };
         Ok(Rendered {
-            title: one("title.txt")?.lines().next().unwrap_or_default().trim().to_owned(),
+            title: one("title.txt")?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             body: one("body.txt")?,
             html: one("body.html")?,
         })

@@ -344,7 +344,12 @@ pub struct ReceiverConfig {
 
 const RECEIVER_TYPES: &str = "email, webhook, alertmanager, wecom, dingtalk, feishu, slack";
 
-fn positive(issues: &mut Issues, key: String, value: Option<Duration>, default: Duration) -> Duration {
+fn positive(
+    issues: &mut Issues,
+    key: String,
+    value: Option<Duration>,
+    default: Duration,
+) -> Duration {
     match value {
         Some(d) if d.is_zero() => {
             issues.add(key, "must be more than 0");
@@ -355,8 +360,17 @@ fn positive(issues: &mut Issues, key: String, value: Option<Duration>, default: 
     }
 }
 
-fn compile(issues: &mut Issues, key: String, pattern: &str, anchored: bool) -> Option<regex::Regex> {
-    let full = if anchored { format!("^(?:{pattern})$") } else { pattern.to_owned() };
+fn compile(
+    issues: &mut Issues,
+    key: String,
+    pattern: &str,
+    anchored: bool,
+) -> Option<regex::Regex> {
+    let full = if anchored {
+        format!("^(?:{pattern})$")
+    } else {
+        pattern.to_owned()
+    };
     match regex::Regex::new(&full) {
         Ok(re) => Some(re),
         Err(e) => {
@@ -423,7 +437,9 @@ pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts) -> AlertsConfig {
     for (i, r) in raw.routes.iter().enumerate() {
         let key = format!("alerts.routes[{i}]");
         let receiver = match &r.receiver {
-            Some(name) if config.receivers.contains_key(name) || raw.receivers.contains_key(name) => {
+            Some(name)
+                if config.receivers.contains_key(name) || raw.receivers.contains_key(name) =>
+            {
                 name.clone()
             }
             Some(name) => {
@@ -457,8 +473,18 @@ pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts) -> AlertsConfig {
             matchers,
             group_by,
             group_wait: r.group_wait.unwrap_or(Duration::from_secs(30)),
-            group_interval: positive(issues, format!("{key}.group_interval"), r.group_interval, Duration::from_secs(300)),
-            repeat_interval: positive(issues, format!("{key}.repeat_interval"), r.repeat_interval, Duration::from_secs(4 * 3600)),
+            group_interval: positive(
+                issues,
+                format!("{key}.group_interval"),
+                r.group_interval,
+                Duration::from_secs(300),
+            ),
+            repeat_interval: positive(
+                issues,
+                format!("{key}.repeat_interval"),
+                r.repeat_interval,
+                Duration::from_secs(4 * 3600),
+            ),
             continue_matching: r.continue_.unwrap_or(false),
         });
     }
@@ -498,7 +524,10 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
         ("smtp_port", r.smtp_port.is_some()),
         ("tls", r.tls.is_some()),
         ("username", r.username.is_some()),
-        ("password", r.password.is_some() || r.password_file.is_some()),
+        (
+            "password",
+            r.password.is_some() || r.password_file.is_some(),
+        ),
         ("from", r.from.is_some()),
         ("to", r.to.is_some()),
         ("templates.html", r.templates.html.is_some()),
@@ -507,24 +536,44 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
         ("send_resolved", r.send_resolved.is_some()),
     ];
     let allowed: &[&str] = match r.kind.as_deref() {
-        Some("email") => &["smtp_host", "smtp_port", "tls", "username", "password", "from", "to", "templates.html", "templates.title", "templates.body"],
+        Some("email") => &[
+            "smtp_host",
+            "smtp_port",
+            "tls",
+            "username",
+            "password",
+            "from",
+            "to",
+            "templates.html",
+            "templates.title",
+            "templates.body",
+        ],
         Some("webhook") => &["url", "secret"],
         Some("alertmanager") => &["urls", "resend_delay", "resolve_resend"],
         Some("wecom" | "slack") => &["url", "templates.title", "templates.body"],
         Some("dingtalk" | "feishu") => &["url", "secret", "templates.title", "templates.body"],
         Some(other) => {
-            issues.add(format!("{key}.type"), format!("`{other}` is not a receiver type: use one of {RECEIVER_TYPES}"));
+            issues.add(
+                format!("{key}.type"),
+                format!("`{other}` is not a receiver type: use one of {RECEIVER_TYPES}"),
+            );
             return None;
         }
         None => {
-            issues.add(format!("{key}.type"), format!("required: one of {RECEIVER_TYPES}"));
+            issues.add(
+                format!("{key}.type"),
+                format!("required: one of {RECEIVER_TYPES}"),
+            );
             return None;
         }
     };
     let kind_name = r.kind.as_deref().unwrap_or_default();
     for (field, is_set) in set {
         if is_set && field != "send_resolved" && !allowed.contains(&field) {
-            issues.add(format!("{key}.{field}"), format!("not a setting of type = \"{kind_name}\""));
+            issues.add(
+                format!("{key}.{field}"),
+                format!("not a setting of type = \"{kind_name}\""),
+            );
         }
     }
     let templates = Templates {
@@ -532,7 +581,11 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
         body: r.templates.body.clone(),
         html: r.templates.html.clone(),
     };
-    for (field, text) in [("title", &templates.title), ("body", &templates.body), ("html", &templates.html)] {
+    for (field, text) in [
+        ("title", &templates.title),
+        ("body", &templates.body),
+        ("html", &templates.html),
+    ] {
         if let Some(text) = text
             && let Err(e) = crate::alert::render::check_template(text)
         {
@@ -556,7 +609,10 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
                 "starttls" => Some(SmtpTls::StartTls),
                 "tls" => Some(SmtpTls::Tls),
                 other => {
-                    issues.add(format!("{key}.tls"), format!("`{other}`: use \"none\", \"starttls\" or \"tls\""));
+                    issues.add(
+                        format!("{key}.tls"),
+                        format!("`{other}`: use \"none\", \"starttls\" or \"tls\""),
+                    );
                     None
                 }
             };
@@ -565,7 +621,10 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
             if let Some(f) = &from
                 && f.parse::<lettre::message::Mailbox>().is_err()
             {
-                issues.add(format!("{key}.from"), format!("`{f}` is not an email address"));
+                issues.add(
+                    format!("{key}.from"),
+                    format!("`{f}` is not an email address"),
+                );
             }
             let to = r.to.clone().unwrap_or_default();
             if to.is_empty() {
@@ -573,7 +632,10 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
             }
             for (i, t) in to.iter().enumerate() {
                 if t.parse::<lettre::message::Mailbox>().is_err() {
-                    issues.add(format!("{key}.to[{i}]"), format!("`{t}` is not an email address"));
+                    issues.add(
+                        format!("{key}.to[{i}]"),
+                        format!("`{t}` is not an email address"),
+                    );
                 }
             }
             let password = issues.secret(&key, "password", &r.password, &r.password_file);
@@ -609,16 +671,28 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
                         }
                     }
                 }
-                _ => issues.add(format!("{key}.urls"), "required: the Alertmanager base URLs, e.g. [\"http://alertmanager:9093\"]"),
+                _ => issues.add(
+                    format!("{key}.urls"),
+                    "required: the Alertmanager base URLs, e.g. [\"http://alertmanager:9093\"]",
+                ),
             }
             ReceiverKind::Alertmanager {
                 urls,
-                resend_delay: positive(issues, format!("{key}.resend_delay"), r.resend_delay, Duration::from_secs(60)),
+                resend_delay: positive(
+                    issues,
+                    format!("{key}.resend_delay"),
+                    r.resend_delay,
+                    Duration::from_secs(60),
+                ),
                 resolve_resend: r.resolve_resend.unwrap_or(Duration::from_secs(300)),
             }
         }
-        "wecom" => ReceiverKind::Wecom { url: secret_url(issues)? },
-        "slack" => ReceiverKind::Slack { url: secret_url(issues)? },
+        "wecom" => ReceiverKind::Wecom {
+            url: secret_url(issues)?,
+        },
+        "slack" => ReceiverKind::Slack {
+            url: secret_url(issues)?,
+        },
         "dingtalk" => ReceiverKind::Dingtalk {
             url: secret_url(issues)?,
             secret: issues.secret(&key, "secret", &r.secret, &r.secret_file),
@@ -636,8 +710,18 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
         name: name.to_owned(),
         kind,
         send_resolved: r.send_resolved.unwrap_or(true),
-        timeout: positive(issues, format!("{key}.timeout"), r.timeout, Duration::from_secs(10)),
-        retry_for: positive(issues, format!("{key}.retry_for"), r.retry_for, Duration::from_secs(24 * 3600)),
+        timeout: positive(
+            issues,
+            format!("{key}.timeout"),
+            r.timeout,
+            Duration::from_secs(10),
+        ),
+        retry_for: positive(
+            issues,
+            format!("{key}.retry_for"),
+            r.retry_for,
+            Duration::from_secs(24 * 3600),
+        ),
         templates,
     })
 }

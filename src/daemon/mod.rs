@@ -15,9 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::Alerting;
 use crate::config::{CheckConfig, Config};
-use crate::notify::Dispatcher;
 use crate::metrics::Metrics;
 use crate::model::{ExecutionState, Host, TriggerStatus};
+use crate::notify::Dispatcher;
 use crate::platform::Platform;
 use crate::store::{Store, StoreError};
 use crate::tracker::report::Origin;
@@ -258,8 +258,21 @@ impl Runner {
         Ok(report)
     }
 
-    /// Resumes every execution the store has not seen end. Returns how many.
+    /// Resumes every execution the store has not seen end. Returns how many. Executions that
+    /// ended while their logs were being fetched are closed without those logs (saying so),
+    /// which lets their outcome alerts fire.
     pub async fn resume_all(self: &Arc<Self>) -> Result<usize, StoreError> {
+        for mut report in self.store.logs_pending().await? {
+            report.logs_pending = false;
+            for h in report
+                .hosts
+                .iter_mut()
+                .filter(|h| h.log.is_empty() && h.log_error.is_none())
+            {
+                h.log_error = Some("not fetched: jobwatch stopped while fetching the logs".into());
+            }
+            self.record(&report, false).await?;
+        }
         let unfinished = self.store.unfinished().await?;
         let mut resumed = 0;
         for report in unfinished {

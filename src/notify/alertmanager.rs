@@ -31,7 +31,11 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// To every Alertmanager in `urls`.
     pub fn new(client: reqwest::Client, urls: Vec<Url>, resend_delay: Duration) -> Self {
-        Alertmanager { client, urls, resend_delay }
+        Alertmanager {
+            client,
+            urls,
+            resend_delay,
+        }
     }
 
     /// The API v2 body for `view` at `now_ms`.

@@ -62,7 +62,10 @@ pub fn classify(v: &serde_json::Value) -> Delivery {
 impl Notifier for Dingtalk {
     async fn notify(&self, view: &NotificationView) -> Delivery {
         let (title, text) = match self.renderer.render(view) {
-            Ok(r) => (r.title.clone(), super::cut_bytes(&format!("### {}\n\n{}", r.title, r.body), MAX_TEXT_BYTES)),
+            Ok(r) => (
+                r.title.clone(),
+                super::cut_bytes(&format!("### {}\n\n{}", r.title, r.body), MAX_TEXT_BYTES),
+            ),
             Err(e) => return Delivery::Rejected(e),
         };
         let url = match &self.secret {

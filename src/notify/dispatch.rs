@@ -37,7 +37,9 @@ pub struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("receivers", &self.wakers.len()).finish()
+        f.debug_struct("Dispatcher")
+            .field("receivers", &self.wakers.len())
+            .finish()
     }
 }
 
@@ -74,12 +76,16 @@ impl Dispatcher {
         let known: Vec<String> = config.receivers.keys().cloned().collect();
         match store.reject_orphans(&known, crate::now_ms()).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(notifications = n, "Notifications for receivers no longer configured were rejected."),
+            Ok(n) => tracing::warn!(
+                notifications = n,
+                "Notifications for receivers no longer configured were rejected."
+            ),
             Err(e) => tracing::error!(error = %e, "Cannot check the outbox for removed receivers."),
         }
         let mut wakers = Vec::new();
         for receiver in config.receivers.values() {
-            let notifier = super::build(receiver).map_err(|e| format!("receiver {}: {e}", receiver.name))?;
+            let notifier =
+                super::build(receiver).map_err(|e| format!("receiver {}: {e}", receiver.name))?;
             let wake = Arc::new(Notify::new());
             wakers.push(wake.clone());
             let worker = Worker {
@@ -182,7 +188,9 @@ impl Worker {
         let view = NotificationView::new(&self.name, &alerts);
         let delivery = tokio::time::timeout(self.attempt_limit, self.notifier.notify(&view))
             .await
-            .unwrap_or_else(|_| Delivery::Errored(format!("no answer within {:?}", self.attempt_limit)));
+            .unwrap_or_else(|_| {
+                Delivery::Errored(format!("no answer within {:?}", self.attempt_limit))
+            });
         let delivery = match delivery {
             Delivery::Delivered => Delivery::Delivered,
             Delivery::Errored(e) => Delivery::Errored(self.scrub(&e)),
@@ -194,13 +202,17 @@ impl Worker {
         let mut gave_up = false;
         let finish = match &delivery {
             Delivery::Delivered => Finish::Delivered,
-            Delivery::Rejected(error) => Finish::Rejected { error: error.clone() },
+            Delivery::Rejected(error) => Finish::Rejected {
+                error: error.clone(),
+            },
             Delivery::Errored(error) if now - queued_at >= self.retry_for_ms => {
                 gave_up = true;
                 Finish::Rejected {
                     error: format!(
                         "gave up after {attempts} attempts over {}: {error}",
-                        humantime::format_duration(Duration::from_secs(((now - queued_at) / 1000) as u64))
+                        humantime::format_duration(Duration::from_secs(
+                            ((now - queued_at) / 1000) as u64
+                        ))
                     ),
                 }
             }

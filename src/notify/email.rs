@@ -39,7 +39,9 @@ impl Email {
         };
         crate::install_crypto_provider();
         let builder = match tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host.as_str()),
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host.as_str())
+            }
             SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(smtp_host)
                 .map_err(|e| format!("SMTP {smtp_host}: {e}"))?,
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(smtp_host)
@@ -47,7 +49,10 @@ impl Email {
         };
         let mut builder = builder.port(*smtp_port).timeout(Some(receiver.timeout));
         if let Some(user) = username {
-            let pass = password.as_ref().map(|p| p.expose_secret().to_owned()).unwrap_or_default();
+            let pass = password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default();
             builder = builder.credentials(Credentials::new(user.clone(), pass));
         }
         let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("`{a}`: {e}"));
@@ -84,7 +89,10 @@ impl Notifier for Email {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        let message = match builder.multipart(MultiPart::alternative_plain_html(rendered.body, rendered.html)) {
+        let message = match builder.multipart(MultiPart::alternative_plain_html(
+            rendered.body,
+            rendered.html,
+        )) {
             Ok(m) => m,
             Err(e) => return Delivery::Rejected(format!("cannot build the message: {e}")),
         };

@@ -55,7 +55,10 @@ pub fn sign(secret: &str, timestamp_s: i64) -> String {
 /// Classifies a Feishu answer body (`code`, or `StatusCode` on older bots).
 pub fn classify(v: &serde_json::Value) -> Delivery {
     let code = v["code"].as_i64().or_else(|| v["StatusCode"].as_i64());
-    let msg = v["msg"].as_str().or_else(|| v["StatusMessage"].as_str()).unwrap_or_default();
+    let msg = v["msg"]
+        .as_str()
+        .or_else(|| v["StatusMessage"].as_str())
+        .unwrap_or_default();
     classify_code(code, msg, &RETRY_CODES)
 }
 
@@ -66,7 +69,11 @@ impl Notifier for Feishu {
             Ok(r) => (r.title.clone(), super::cut_bytes(&r.body, MAX_TEXT_BYTES)),
             Err(e) => return Delivery::Rejected(e),
         };
-        let color = if view.status == AlertStatus::Firing { "red" } else { "green" };
+        let color = if view.status == AlertStatus::Firing {
+            "red"
+        } else {
+            "green"
+        };
         let mut body = serde_json::json!({
             "msg_type": "interactive",
             "card": {

@@ -27,8 +27,7 @@ pub(super) struct Answer {
 
 /// Whether an HTTP status is worth retrying.
 pub(super) fn retryable(status: StatusCode) -> bool {
-    status.is_server_error()
-        || matches!(status.as_u16(), 408 | 425 | 429)
+    status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429)
 }
 
 /// Classifies a non-2xx answer; `None` for 2xx (the caller may look into the body).

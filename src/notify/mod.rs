@@ -79,9 +79,14 @@ impl OutboxState {
 
     /// Parses a stored name.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Pending, Self::Errored, Self::Delivered, Self::Rejected]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        [
+            Self::Pending,
+            Self::Errored,
+            Self::Delivered,
+            Self::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
@@ -177,9 +182,11 @@ pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, 
     let client = || http::client(receiver.timeout);
     Ok(match &receiver.kind {
         ReceiverKind::Email { .. } => Arc::new(email::Email::new(receiver)?),
-        ReceiverKind::Webhook { url, secret } => {
-            Arc::new(webhook::Webhook::new(client()?, url.clone(), secret.clone()))
-        }
+        ReceiverKind::Webhook { url, secret } => Arc::new(webhook::Webhook::new(
+            client()?,
+            url.clone(),
+            secret.clone(),
+        )),
         ReceiverKind::Alertmanager {
             urls, resend_delay, ..
         } => Arc::new(alertmanager::Alertmanager::new(
@@ -187,7 +194,9 @@ pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, 
             urls.clone(),
             *resend_delay,
         )),
-        ReceiverKind::Wecom { url } => Arc::new(wecom::Wecom::new(client()?, url.clone(), receiver)?),
+        ReceiverKind::Wecom { url } => {
+            Arc::new(wecom::Wecom::new(client()?, url.clone(), receiver)?)
+        }
         ReceiverKind::Dingtalk { url, secret } => Arc::new(dingtalk::Dingtalk::new(
             client()?,
             url.clone(),
@@ -200,6 +209,8 @@ pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, 
             secret.clone(),
             receiver,
         )?),
-        ReceiverKind::Slack { url } => Arc::new(slack::Slack::new(client()?, url.clone(), receiver)?),
+        ReceiverKind::Slack { url } => {
+            Arc::new(slack::Slack::new(client()?, url.clone(), receiver)?)
+        }
     })
 }

@@ -22,7 +22,11 @@ pub struct Slack {
 
 impl Slack {
     /// To the webhook `url`.
-    pub fn new(client: reqwest::Client, url: SecretString, receiver: &ReceiverConfig) -> Result<Self, String> {
+    pub fn new(
+        client: reqwest::Client,
+        url: SecretString,
+        receiver: &ReceiverConfig,
+    ) -> Result<Self, String> {
         Ok(Slack {
             client,
             url,
@@ -35,10 +39,20 @@ impl Slack {
 impl Notifier for Slack {
     async fn notify(&self, view: &NotificationView) -> Delivery {
         let text = match self.renderer.render(view) {
-            Ok(r) => super::cut(&format!("*{}*\n{}", r.title, r.body.replace("**", "*")), MAX_TEXT_CHARS),
+            Ok(r) => super::cut(
+                &format!("*{}*\n{}", r.title, r.body.replace("**", "*")),
+                MAX_TEXT_CHARS,
+            ),
             Err(e) => return Delivery::Rejected(e),
         };
         // Slack answers plain text, not JSON: any 2xx is a delivery.
-        post_robot(&self.client, &self.url, &serde_json::json!({ "text": text }), |_| Delivery::Delivered, true).await
+        post_robot(
+            &self.client,
+            &self.url,
+            &serde_json::json!({ "text": text }),
+            |_| Delivery::Delivered,
+            true,
+        )
+        .await
     }
 }

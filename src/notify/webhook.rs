@@ -42,7 +42,11 @@ pub struct Webhook {
 impl Webhook {
     /// To `url`, signed with `secret` when set.
     pub fn new(client: reqwest::Client, url: SecretString, secret: Option<SecretString>) -> Self {
-        Webhook { client, url, secret }
+        Webhook {
+            client,
+            url,
+            secret,
+        }
     }
 }
 
@@ -62,7 +66,10 @@ impl Notifier for Webhook {
         let mut headers = Vec::new();
         if let Some(secret) = &self.secret {
             let ts = (crate::now_ms() / 1000).to_string();
-            headers.push((SIGNATURE_HEADER, signature(secret.expose_secret().as_bytes(), &ts, &body)));
+            headers.push((
+                SIGNATURE_HEADER,
+                signature(secret.expose_secret().as_bytes(), &ts, &body),
+            ));
             headers.push((TIMESTAMP_HEADER, ts));
         }
         match post_json(&self.client, self.url.expose_secret(), &headers, body).await {

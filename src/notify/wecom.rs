@@ -23,7 +23,11 @@ pub struct Wecom {
 
 impl Wecom {
     /// To the robot `url`.
-    pub fn new(client: reqwest::Client, url: SecretString, receiver: &ReceiverConfig) -> Result<Self, String> {
+    pub fn new(
+        client: reqwest::Client,
+        url: SecretString,
+        receiver: &ReceiverConfig,
+    ) -> Result<Self, String> {
         Ok(Wecom {
             client,
             url,

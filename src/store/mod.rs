@@ -221,6 +221,10 @@ pub trait Store: Send + Sync {
     /// Every execution not yet ended (to resume at start).
     async fn unfinished(&self) -> Result<Vec<ExecutionReport>, StoreError>;
 
+    /// Ended executions whose logs were still being fetched when jobwatch stopped
+    /// (`logs_pending`): their outcome alerts have not been evaluated yet.
+    async fn logs_pending(&self) -> Result<Vec<ExecutionReport>, StoreError>;
+
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 

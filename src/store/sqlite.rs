@@ -78,7 +78,6 @@ impl SqliteStore {
         migrator().run(&pool).await?;
         Ok(SqliteStore { pool })
     }
-
 }
 
 /// Writes the execution row: one atomic statement (no read-then-write: in WAL mode a deferred
@@ -145,7 +144,10 @@ fn to_json(id: &str, value: &impl serde::Serialize) -> Result<String, StoreError
 
 /// The stored alert, or `None` (also when its row cannot be read: it is then rewritten from
 /// the change, rather than blocking the execution's state change).
-async fn load_alert(conn: &mut SqliteConnection, fingerprint: &str) -> Result<Option<Alert>, StoreError> {
+async fn load_alert(
+    conn: &mut SqliteConnection,
+    fingerprint: &str,
+) -> Result<Option<Alert>, StoreError> {
     let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM alerts WHERE fingerprint = ?")
         .bind(fingerprint)
         .fetch_optional(&mut *conn)
@@ -178,7 +180,12 @@ async fn save_alert(conn: &mut SqliteConnection, a: &Alert) -> Result<(), StoreE
 /// When a new notification of group `t.group_key` is due: with the group's waiting ones;
 /// else `group_interval` after the group's last delivery; else after `group_wait` (a new
 /// group), as in Alertmanager.
-async fn group_due(conn: &mut SqliteConnection, receiver: &str, t: &Target, now: i64) -> Result<i64, StoreError> {
+async fn group_due(
+    conn: &mut SqliteConnection,
+    receiver: &str,
+    t: &Target,
+    now: i64,
+) -> Result<i64, StoreError> {
     let waiting: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(due_at) FROM notifications WHERE receiver = ? AND group_key = ? AND outcome IN ('pending', 'errored')",
     )
@@ -253,10 +260,11 @@ async fn enqueue(
 
 fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, StoreError> {
     let id: i64 = row.get("id");
-    let alert: Alert = serde_json::from_str(row.get::<&str, _>("alert")).map_err(|e| StoreError::Corrupt {
-        id: format!("notification {id}"),
-        error: e.to_string(),
-    })?;
+    let alert: Alert =
+        serde_json::from_str(row.get::<&str, _>("alert")).map_err(|e| StoreError::Corrupt {
+            id: format!("notification {id}"),
+            error: e.to_string(),
+        })?;
     Ok(Notification {
         id,
         version: row.get("version"),
@@ -269,7 +277,8 @@ fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, St
         created_at_ms: row.get("created_at"),
         due_at_ms: row.get("due_at"),
         attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(0),
-        outcome: OutboxState::from_name(row.get::<&str, _>("outcome")).unwrap_or(OutboxState::Pending),
+        outcome: OutboxState::from_name(row.get::<&str, _>("outcome"))
+            .unwrap_or(OutboxState::Pending),
         last_error: row.get("last_error"),
         last_attempt_at_ms: row.get("last_attempt_at"),
         delivered_at_ms: row.get("delivered_at"),
@@ -568,6 +577,15 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id, doc FROM executions WHERE active = 1 ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
+        rows_to_reports(rows)
+    }
+
+    async fn logs_pending(&self) -> Result<Vec<ExecutionReport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, doc FROM executions WHERE active = 0 AND json_extract(doc, '$.logs_pending') = 1 ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows_to_reports(rows)
     }
 

@@ -985,10 +985,13 @@ impl<'a> Execution<'a> {
         report.finish(state, reason, started.elapsed());
         report.mark_unreported_unknown();
         // The end is recorded before the logs are fetched.
+        let fetch = !matches!(end, PollEnd::NotFound { .. });
+        report.logs_pending = fetch;
         self.save(&report).await;
-        if !matches!(end, PollEnd::NotFound { .. }) {
+        if fetch {
             observer.on_event(&TrackerEvent::FetchingLogs { hosts: hosts.len() });
             self.fetch_logs(&job, &mut report).await;
+            report.logs_pending = false;
             self.save(&report).await;
         }
         report

@@ -101,6 +101,10 @@ pub struct ExecutionReport {
     /// The job's own timeout, seconds (the deadline is counted from `started_at_ms`).
     #[serde(default)]
     pub timeout_seconds: u64,
+    /// The end is recorded and the hosts' logs are being fetched: outcome alerts wait for
+    /// them, so that they carry the log tails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logs_pending: bool,
 }
 
 /// One host's result.
@@ -224,6 +228,7 @@ impl ExecutionReport {
                 .collect(),
             started_at_ms,
             timeout_seconds: check.timeout.as_secs(),
+            logs_pending: false,
         }
     }
 

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -190,7 +190,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
-        let mut child = jobwatch_bk()
+        Self::start_with(jobwatch_bk(), config)
+    }
+
+    /// Starts `jobwatch run` from `cmd` (with its environment).
+    pub fn start_with(mut cmd: Command, config: &Path) -> Daemon {
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(config)
             .env("JOBWATCH__API__TOKEN", TOKEN)
@@ -272,4 +277,3 @@ pub async fn get_json(base: &str, path: &str) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
-
