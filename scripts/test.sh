@@ -11,6 +11,10 @@ command -v perl >/dev/null || missing+=(perl)
 command -v python3 >/dev/null || missing+=(python3)
 # promtool checks the /metrics exposition.
 command -v promtool >/dev/null || missing+=(prometheus)
+# A real Alertmanager and a real SMTP server (Debian's python3, not another interpreter on PATH)
+# receive jobwatch's alerts.
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -35,6 +35,11 @@ max_concurrent_requests = 64
 [platforms.local]
 kind = "local"
 
+# Declared (its metric series exist) but routed nothing: no route names it.
+[alerts.receivers.ops-webhook]
+type = "webhook"
+url = "http://127.0.0.1:9/unused"
+
 {checks}
 "#,
         data = dir.join("data").display(),
@@ -804,6 +809,8 @@ fn live_metrics_pass_promtool_and_carry_every_family() {
             "jobwatch_last_success_timestamp_seconds",
             "jobwatch_last_trigger_timestamp_seconds",
             "jobwatch_build_info",
+            "jobwatch_alert_notifications_total",
+            "jobwatch_alert_outbox_depth",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),
