@@ -721,3 +721,6 @@ fn truncate(text: &str, max_chars: usize) -> String {
     out.push('…');
     out
 }
+
+#[cfg(test)]
+mod tests;
