@@ -1,9 +1,11 @@
 //! The store's contract, on a real SQLite file. Written against `&dyn Store` so every store
 //! implementation runs the same suite.
 
+use jobwatch::alert::{AlertCause, AlertChange, AlertStatus, Target};
 use jobwatch::config::CheckConfig;
 use jobwatch::model::{ExecutionState, Host, TriggerStatus};
-use jobwatch::store::{ListQuery, SqliteStore, Store, StoreError, Which};
+use jobwatch::notify::{OutboxState, Resend};
+use jobwatch::store::{Finish, ListQuery, SqliteStore, Store, StoreError, Which};
 use jobwatch::tracker::ExecutionReport;
 use jobwatch::tracker::report::Origin;
 
@@ -151,4 +153,310 @@ async fn sqlite_store_survives_reopening() {
         r.execution_id
     );
     assert!(dir.path().join("jobwatch.sqlite3").is_file());
+}
+
+fn hold(fp_check: &str, holder: &str, report: &ExecutionReport, hold: bool) -> AlertChange {
+    let labels: std::collections::BTreeMap<String, String> =
+        [("alertname", "ExecutionFailed"), ("check", fp_check)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    AlertChange {
+        fingerprint: jobwatch::alert::fingerprint(&labels),
+        labels,
+        holder: holder.into(),
+        cause: hold.then(|| AlertCause {
+            summary: format!("check {fp_check} failed"),
+            description: "x".into(),
+            execution_id: report.execution_id.clone(),
+            job_instance_id: None,
+            state: report.state,
+            started_at: report.started_at.clone(),
+            hosts: vec![],
+            hosts_total: 0,
+            hosts_failed: 0,
+            log_tails: vec![],
+        }),
+        note: "recovered".into(),
+        targets: vec![Target {
+            receiver: "r".into(),
+            group_key: format!("0:{fp_check}"),
+            group_wait_ms: 0,
+            group_interval_ms: 60_000,
+            repeat_interval_ms: 3_600_000,
+            send_resolved: true,
+        }],
+    }
+}
+
+fn ended(check: &str, state: ExecutionState) -> ExecutionReport {
+    let mut r = report(check);
+    r.state = state;
+    r
+}
+
+/// The outbox's contract: notifications are written with the state change or not at all;
+/// one waiting notification per alert and receiver takes the newest state; group timers;
+/// stale deliveries do not mark newer states; repeats; orphans.
+async fn outbox_conformance(store: &dyn Store) {
+    let now = jobwatch::now_ms();
+    let failed = ended("disk", ExecutionState::Failed);
+    let rec = store
+        .record(&failed, &[hold("disk", "check", &failed, true)], false)
+        .await
+        .unwrap();
+    assert!(rec.written);
+    assert_eq!((rec.queued, rec.transitions.len()), (1, 1));
+    assert_eq!(rec.transitions[0].status, AlertStatus::Firing);
+    let due = store
+        .due_notifications("r", jobwatch::now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].status, due[0].outcome, due[0].kind.as_str()),
+        (AlertStatus::Firing, OutboxState::Pending, "new")
+    );
+    assert!(
+        store
+            .due_notifications("other", jobwatch::now_ms(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // All or nothing: a refused state change writes no alert and no notification.
+    let mut reopened = failed.clone();
+    reopened.state = ExecutionState::Running;
+    assert!(
+        store
+            .record(&reopened, &[hold("acct", "check", &reopened, true)], false)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.list_alerts().await.unwrap().len(), 1);
+    assert_eq!(store.outbox_depth("r").await.unwrap(), 1);
+
+    // Held again by a later failure: no new notification.
+    let again = ended("disk", ExecutionState::Failed);
+    assert_eq!(
+        store
+            .record(&again, &[hold("disk", "check", &again, true)], false)
+            .await
+            .unwrap()
+            .queued,
+        0
+    );
+    // Released before delivery: the waiting notification takes the resolved state.
+    let ok = ended("disk", ExecutionState::Succeeded);
+    let rec = store
+        .record(&ok, &[hold("disk", "check", &ok, false)], false)
+        .await
+        .unwrap();
+    assert_eq!(rec.transitions[0].status, AlertStatus::Resolved);
+    let due = store
+        .due_notifications("r", jobwatch::now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "one waiting notification per alert and receiver"
+    );
+    assert_eq!((due[0].status, due[0].version), (AlertStatus::Resolved, 2));
+    assert_eq!(due[0].alert.resolution.as_deref(), Some("recovered"));
+
+    // A delivery of the older version does not mark the newer one delivered.
+    store
+        .finish_notifications(&[(due[0].id, 1)], &Finish::Delivered, jobwatch::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_depth("r").await.unwrap(), 1);
+    store
+        .finish_notifications(&[(due[0].id, 2)], &Finish::Delivered, jobwatch::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_depth("r").await.unwrap(), 0);
+    let log = store.list_notifications(Some("r"), 10).await.unwrap();
+    assert_eq!(
+        (log[0].outcome, log[0].attempts),
+        (OutboxState::Delivered, 1)
+    );
+    assert!(log[0].delivered_at_ms.is_some());
+
+    // Fires again soon after: due one group_interval after the group's last delivery.
+    let third = ended("disk", ExecutionState::Failed);
+    store
+        .record(&third, &[hold("disk", "check", &third, true)], false)
+        .await
+        .unwrap();
+    let waiting = store
+        .list_notifications(Some("r"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        waiting.due_at_ms >= now + 59_000,
+        "group_interval applies: due {} now {now}",
+        waiting.due_at_ms
+    );
+    assert!(
+        store
+            .due_notifications("r", jobwatch::now_ms(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due("r").await.unwrap(), Some(waiting.due_at_ms));
+
+    // Errored: due later, reason kept; then delivered.
+    let error = Finish::Errored {
+        due_at_ms: waiting.due_at_ms + 5_000,
+        error: "HTTP 503".into(),
+    };
+    store
+        .finish_notifications(&[(waiting.id, waiting.version)], &error, jobwatch::now_ms())
+        .await
+        .unwrap();
+    let n = store
+        .list_notifications(Some("r"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (n.outcome, n.attempts, n.last_error.as_deref()),
+        (OutboxState::Errored, 1, Some("HTTP 503"))
+    );
+    assert_eq!(n.due_at_ms, waiting.due_at_ms + 5_000);
+    store
+        .finish_notifications(&[(n.id, n.version)], &Finish::Delivered, jobwatch::now_ms())
+        .await
+        .unwrap();
+
+    // Repeats: nothing before repeat_interval, one after it (and only one).
+    let resend = Resend::default();
+    assert_eq!(
+        store
+            .enqueue_repeats("r", resend, jobwatch::now_ms())
+            .await
+            .unwrap(),
+        0
+    );
+    let later = jobwatch::now_ms() + 3_600_000;
+    assert_eq!(store.enqueue_repeats("r", resend, later).await.unwrap(), 1);
+    assert_eq!(store.enqueue_repeats("r", resend, later).await.unwrap(), 0);
+    let repeat = store
+        .list_notifications(Some("r"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (repeat.kind.as_str(), repeat.status),
+        ("repeat", AlertStatus::Firing)
+    );
+    // A receiver's own resend of resolved alerts (Alertmanager's resolve_resend).
+    let ok = ended("disk", ExecutionState::Succeeded);
+    store
+        .record(&ok, &[hold("disk", "check", &ok, false)], false)
+        .await
+        .unwrap();
+    store
+        .finish_notifications(
+            &[(repeat.id, repeat.version + 1)],
+            &Finish::Delivered,
+            jobwatch::now_ms(),
+        )
+        .await
+        .unwrap();
+    // (The repeat above was queued at `later`; the resolved one is re-sent after it.)
+    let am = Resend {
+        firing_every_ms: Some(1_000),
+        resolved_every_ms: 1_000,
+        resolved_for_ms: 7_200_000,
+    };
+    assert_eq!(
+        store
+            .enqueue_repeats("r", Resend::default(), later + 2_000)
+            .await
+            .unwrap(),
+        0,
+        "no resolved re-send by default"
+    );
+    assert_eq!(
+        store.enqueue_repeats("r", am, later + 2_000).await.unwrap(),
+        1
+    );
+    let resent = store
+        .list_notifications(Some("r"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (resent.kind.as_str(), resent.status),
+        ("repeat", AlertStatus::Resolved)
+    );
+    store
+        .finish_notifications(
+            &[(resent.id, resent.version)],
+            &Finish::Delivered,
+            later + 2_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.enqueue_repeats("r", am, later + 4_000).await.unwrap(),
+        1,
+        "every resend_delay…"
+    );
+    let resent = store
+        .list_notifications(Some("r"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .finish_notifications(
+            &[(resent.id, resent.version)],
+            &Finish::Delivered,
+            later + 4_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue_repeats("r", am, later + 8_000_000)
+            .await
+            .unwrap(),
+        0,
+        "…only within resolve_resend"
+    );
+    // Keep one waiting for the orphan check below.
+    let f = ended("disk", ExecutionState::Failed);
+    store
+        .record(&f, &[hold("disk", "check", &f, true)], false)
+        .await
+        .unwrap();
+
+    // A receiver removed from the configuration: its waiting notifications are rejected.
+    assert_eq!(
+        store
+            .reject_orphans(&["other".into()], jobwatch::now_ms())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.outbox_depth("r").await.unwrap(), 0);
+    let n = store
+        .list_notifications(Some("r"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(n.outcome, OutboxState::Rejected);
+    assert!(n.last_error.unwrap().contains("no longer configured"));
+}
+
+#[tokio::test]
+async fn sqlite_outbox_keeps_its_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    outbox_conformance(&store).await;
 }
