@@ -703,6 +703,7 @@ log = "back\n"
         // used: states only move forward, so if the last read (the GET) says running, the
         // earlier list and page reads must have had it active.
         let (mut seen_in_get, mut seen_in_list, mut seen_on_page) = (false, false, false);
+        let mut seen_alert_on_page = false;
         let final_report = loop {
             let active_list = list(&base, "active").await;
             let html = client().get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
@@ -726,6 +727,8 @@ log = "back\n"
                 .iter()
                 .any(|x| x["execution_id"] == id.as_str() && x["conditions"] == serde_json::json!(["stuck", "stragglers"]));
             seen_on_page |= html.contains("stragglers: 1 of 3 hosts still running");
+            seen_alert_on_page |= html.contains("<td>ExecutionStuck</td><td>part</td><td>warning</td>")
+                && html.contains("<td>HostStragglers</td><td>part</td>");
             if !running {
                 break e;
             }
@@ -740,6 +743,15 @@ log = "back\n"
             "cleared at the end"
         );
         assert_eq!(common::host(&final_report, 103)["status"], 9);
+        // The conditions' alerts fired while they held (shown on the page) and resolved
+        // with the true end.
+        assert!(seen_alert_on_page, "the stuck and stragglers alerts were shown firing");
+        let (_, alerts) = get_json(&base, "/v1/alerts").await;
+        for name in ["ExecutionStuck", "HostStragglers"] {
+            let a = alerts["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == name && a["labels"]["check"] == "part").unwrap_or_else(|| panic!("{name}: {alerts:#}"));
+            assert_eq!(a["status"], "resolved", "{a:#}");
+            assert!(a["resolution"].as_str().unwrap().contains("ended succeeded"), "{a:#}");
+        }
     });
 }
 

@@ -612,10 +612,10 @@ impl Alerting {
         let condition = event
             .condition()
             .and_then(|k| r.conditions.iter().find(|c| c.kind == k));
-        let description = match condition {
-            Some(c) => c.detail.clone(),
-            None => r.reason.clone(),
-        };
+        let description = self.redact(match condition {
+            Some(c) => &c.detail,
+            None => &r.reason,
+        });
         let what = match event {
             AlertEvent::TriggerFailed => "could not start a job",
             AlertEvent::Failed => "failed",

@@ -533,7 +533,9 @@ async fn list_notifications(
 #[utoipa::path(get, path = "/", responses((status = 200, description = "Status page: active and history executions.", content_type = "text/html")))]
 async fn status_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     let (active, history) = state.runner.store().active_and_history(100).await?;
+    let alerts = state.runner.store().list_alerts().await?;
     Ok(Html(page::render(
+        &alerts,
         &active,
         &history,
         state.runner.accepting(),

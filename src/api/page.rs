@@ -1,8 +1,11 @@
-//! The status page: two server-rendered tables, active and history, from one store read.
+//! The status page: server-rendered tables of firing alerts, then active and history
+//! executions (these two from one store read).
 
 use std::fmt::Write as _;
 
+use crate::alert::{Alert, AlertStatus};
 use crate::tracker::ExecutionReport;
+use crate::tracker::report::rfc3339_ms;
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -49,8 +52,40 @@ fn table(title: &str, id: &str, rows: &[ExecutionReport]) -> String {
     html
 }
 
-/// The page: active executions, then history, newest first.
-pub fn render(active: &[ExecutionReport], history: &[ExecutionReport], accepting: bool) -> String {
+fn firing(alerts: &[Alert]) -> String {
+    let firing: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect();
+    let mut html = format!(
+        "<h2>Firing alerts ({})</h2>\n<table id=\"alerts\">\n<tr><th>alert</th><th>check</th><th>severity</th><th>since</th><th>summary</th></tr>\n",
+        firing.len()
+    );
+    for a in firing {
+        let label = |name: &str| escape(a.labels.get(name).map_or("", String::as_str));
+        let _ = writeln!(
+            html,
+            "<tr data-fingerprint=\"{fp}\" class=\"failed\"><td>{name}</td><td>{check}</td><td>{severity}</td><td>{since}</td><td><a href=\"/v1/executions/{exec}\">{summary}</a></td></tr>",
+            fp = escape(&a.fingerprint),
+            name = label("alertname"),
+            check = label("check"),
+            severity = label("severity"),
+            since = rfc3339_ms(a.starts_at_ms),
+            exec = escape(&a.cause.execution_id),
+            summary = escape(&a.cause.summary),
+        );
+    }
+    html.push_str("</table>\n");
+    html
+}
+
+/// The page: firing alerts, active executions, then history, newest first.
+pub fn render(
+    alerts: &[Alert],
+    active: &[ExecutionReport],
+    history: &[ExecutionReport],
+    accepting: bool,
+) -> String {
     let banner = if accepting {
         ""
     } else {
@@ -60,8 +95,9 @@ pub fn render(active: &[ExecutionReport], history: &[ExecutionReport], accepting
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>jobwatch</title>\
 <style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}\
 .failed,.timed_out,.lost,.trigger_failed{{background:#fdd}}.succeeded{{background:#dfd}}.skipped{{background:#eee}}.warn{{color:#a00}}</style></head>\
-<body><h1>jobwatch {version}</h1>{banner}\n{active}{history}<p><a href=\"/v1/executions\">JSON</a> · <a href=\"/openapi.json\">OpenAPI</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n",
+<body><h1>jobwatch {version}</h1>{banner}\n{alerts}{active}{history}<p><a href=\"/v1/executions\">JSON</a> · <a href=\"/v1/alerts\">alerts</a> · <a href=\"/v1/notifications\">notifications</a> · <a href=\"/openapi.json\">OpenAPI</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
+        alerts = firing(alerts),
         active = table("Active", "active", active),
         history = table("History", "history", history),
     )
