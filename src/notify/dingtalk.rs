@@ -9,7 +9,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::http::{classify_code, post_robot};
+use super::http::{classify_errcode, post_robot};
 use super::{Delivery, Notifier};
 use crate::alert::render::{BodyStyle, NotificationView, Renderer};
 use crate::config::ReceiverConfig;
@@ -51,11 +51,7 @@ pub fn sign(secret: &str, timestamp_ms: i64) -> String {
 
 /// Classifies a DingTalk answer body.
 pub fn classify(v: &serde_json::Value) -> Delivery {
-    classify_code(
-        v["errcode"].as_i64(),
-        v["errmsg"].as_str().unwrap_or_default(),
-        &RETRY_CODES,
-    )
+    classify_errcode(v, &RETRY_CODES)
 }
 
 #[async_trait::async_trait]

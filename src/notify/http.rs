@@ -125,3 +125,12 @@ pub(super) fn classify_code(code: Option<i64>, message: &str, retry: &[i64]) -> 
         None => Delivery::Errored(format!("answer without an error code: {message}")),
     }
 }
+
+/// The `{"errcode": …, "errmsg": …}` answer of WeCom and DingTalk robots.
+pub(super) fn classify_errcode(v: &serde_json::Value, retry: &[i64]) -> Delivery {
+    classify_code(
+        v["errcode"].as_i64(),
+        v["errmsg"].as_str().unwrap_or_default(),
+        retry,
+    )
+}

@@ -6,7 +6,7 @@
 
 use secrecy::SecretString;
 
-use super::http::{classify_code, post_robot};
+use super::http::{classify_errcode, post_robot};
 use super::{Delivery, Notifier};
 use crate::alert::render::{BodyStyle, NotificationView, Renderer};
 use crate::config::ReceiverConfig;
@@ -38,11 +38,7 @@ impl Wecom {
 
 /// Classifies a WeCom answer body.
 pub fn classify(v: &serde_json::Value) -> Delivery {
-    classify_code(
-        v["errcode"].as_i64(),
-        v["errmsg"].as_str().unwrap_or_default(),
-        &RETRY_CODES,
-    )
+    classify_errcode(v, &RETRY_CODES)
 }
 
 #[async_trait::async_trait]
