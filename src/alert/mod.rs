@@ -392,11 +392,21 @@ pub fn apply(prev: Option<Alert>, change: &AlertChange, now_ms: i64) -> Applied 
 }
 
 /// The alert rules, routes and redactions of a configuration, ready to evaluate reports.
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` leaves the secrets out.
+#[derive(Clone, Default)]
 pub struct Alerting {
     config: AlertsConfig,
     /// Configured secret values, masked wherever they appear in log tails.
     secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting")
+            .field("config", &self.config)
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .finish()
+    }
 }
 
 impl Alerting {
