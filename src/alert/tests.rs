@@ -383,7 +383,10 @@ fn log_tails_are_bounded_and_redacted() {
         assert!(!tail.text.contains(secret), "{secret} in {}", tail.text);
     }
     assert!(tail.text.contains("Bearer [REDACTED]"), "{}", tail.text);
-    assert!(!format!("{a:?}").contains("api-token-abcdef"), "Debug leaves secrets out");
+    assert!(
+        !format!("{a:?}").contains("api-token-abcdef"),
+        "Debug leaves secrets out"
+    );
     let long = "é".repeat(200);
     let r = report(
         "disk",
