@@ -227,10 +227,37 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
         )
         .await;
         assert_eq!(status, 202, "{watch}");
-        let history = wait_all_ended(&base, 2, Duration::from_secs(30)).await;
-        let watched = history.iter().find(|e| e["origin"] == "watch").unwrap();
-        assert_eq!(watched["state"], "succeeded");
-        assert_eq!(watched["hosts"], 2);
+        // …or as a configured check (its name and poll policy).
+        let (status, as_check) = post(
+            &base,
+            "/v1/watches",
+            r#"{"platform":"bk","job_instance_id":10000,"check":"disk"}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 202, "{as_check}");
+        let (status, _) = post(
+            &base,
+            "/v1/watches",
+            r#"{"platform":"bk","job_instance_id":10000,"check":"nope"}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 404);
+        let history = wait_all_ended(&base, 3, Duration::from_secs(30)).await;
+        let watched: Vec<&Value> = history.iter().filter(|e| e["origin"] == "watch").collect();
+        assert_eq!(watched.len(), 2);
+        assert!(
+            watched
+                .iter()
+                .all(|w| w["state"] == "succeeded" && w["hosts"] == 2)
+        );
+        let mut checks: Vec<&str> = watched
+            .iter()
+            .map(|w| w["check"].as_str().unwrap())
+            .collect();
+        checks.sort();
+        assert_eq!(checks, ["disk", "watch"]);
 
         // Every route is in the OpenAPI document.
         let (_, doc) = get_json(&base, "/openapi.json").await;
@@ -250,6 +277,8 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
             "/v1/executions/{id}",
             "/v1/executions/{id}/hosts/{host}/log",
             "/v1/watches",
+            "/v1/alerts",
+            "/v1/notifications",
         ] {
             assert!(paths.contains(route), "{route} missing from /openapi.json");
         }
@@ -267,7 +296,7 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
             .unwrap();
         assert!(
             metrics.contains(
-                r#"jobwatch_executions_total{check="disk",outcome="succeeded",platform="bk"} 1"#
+                r#"jobwatch_executions_total{check="disk",outcome="succeeded",platform="bk"} 2"#
             ),
             "{metrics}"
         );

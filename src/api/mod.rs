@@ -113,6 +113,7 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         match e {
+            RunError::CheckPlatform { .. } => ApiError::bad_request(e.to_string()),
             RunError::UnknownCheck(_) | RunError::UnknownPlatform(_) => {
                 ApiError::not_found(e.to_string())
             }
@@ -182,8 +183,11 @@ pub struct NewWatch {
     pub platform: String,
     /// The job to follow.
     pub job_instance_id: u64,
-    /// The job's own timeout in seconds (default 7200, bk-job's default).
+    /// The job's own timeout in seconds (default: the check's, else 7200, bk-job's default).
     pub timeout_seconds: Option<u64>,
+    /// Follow it as this configured check (its name, poll policy and `fail_when`); default:
+    /// the check `watch` with the default poll policy.
+    pub check: Option<String>,
 }
 
 /// The answer to an accepted start.
@@ -391,10 +395,17 @@ async fn create_watch(
             "`job_instance_id` must be at least 1",
         ));
     }
-    let timeout = Duration::from_secs(request.timeout_seconds.unwrap_or(7200).clamp(1, 259_200));
+    let timeout = request
+        .timeout_seconds
+        .map(|s| Duration::from_secs(s.clamp(1, 259_200)));
     let report = state
         .runner
-        .watch(&request.platform, request.job_instance_id, timeout)
+        .watch(
+            &request.platform,
+            request.job_instance_id,
+            timeout,
+            request.check.as_deref(),
+        )
         .await?;
     Ok(accepted(&report))
 }

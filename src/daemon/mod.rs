@@ -32,6 +32,14 @@ pub enum RunError {
     /// No platform by that name.
     #[error("no platform named `{0}`")]
     UnknownPlatform(String),
+    /// A watch named a check of another platform.
+    #[error("check `{check}` runs on platform `{platform}`")]
+    CheckPlatform {
+        /// The check.
+        check: String,
+        /// Its platform.
+        platform: String,
+    },
     /// The agent is shutting down.
     #[error("jobwatch is shutting down")]
     ShuttingDown,
@@ -68,6 +76,9 @@ pub struct Runner {
 /// The check a watched job is followed with: no script, default polling, the job's timeout
 /// as given.
 pub const WATCH_CHECK: &str = "watch";
+
+/// A watched job's timeout when none is given: bk-job's default (API.md §3).
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(7200);
 
 impl Runner {
     /// A runner over `store` with the configured platforms.
@@ -229,12 +240,15 @@ impl Runner {
         Ok(inserted)
     }
 
-    /// Starts following a job started elsewhere.
+    /// Starts following a job started elsewhere: with the default poll policy under the
+    /// check name `watch`, or with a configured check's name, poll policy and `fail_when`
+    /// (`check`, which must be on `platform_name`); `timeout` defaults to the check's.
     pub async fn watch(
         self: &Arc<Self>,
         platform_name: &str,
         job_instance_id: u64,
-        timeout: Duration,
+        timeout: Option<Duration>,
+        check: Option<&str>,
     ) -> Result<ExecutionReport, RunError> {
         if !self.accepting() {
             return Err(RunError::ShuttingDown);
@@ -244,7 +258,31 @@ impl Runner {
             .get(platform_name)
             .cloned()
             .ok_or_else(|| RunError::UnknownPlatform(platform_name.to_owned()))?;
-        let check = Arc::new(watch_check(platform_name, Vec::new(), timeout));
+        let check = Arc::new(match check {
+            None => watch_check(
+                platform_name,
+                Vec::new(),
+                timeout.unwrap_or(DEFAULT_WATCH_TIMEOUT),
+            ),
+            Some(name) => {
+                let c = self
+                    .config
+                    .check(name)
+                    .ok_or_else(|| RunError::UnknownCheck(name.to_owned()))?;
+                if c.platform != platform_name {
+                    return Err(RunError::CheckPlatform {
+                        check: name.to_owned(),
+                        platform: c.platform.clone(),
+                    });
+                }
+                CheckConfig {
+                    hosts: Vec::new(),
+                    timeout: timeout.unwrap_or(c.timeout),
+                    allow_overlap: true,
+                    ..c.clone()
+                }
+            }
+        });
         let mut report = Execution::new(&check, platform_name, platform.clone()).new_report();
         report.origin = Origin::Watch;
         report.task_name = String::new();
@@ -282,6 +320,14 @@ impl Runner {
             };
             let check = match self.config.check(&report.check) {
                 Some(c) if report.origin != Origin::Watch => c.clone(),
+                // A watch that named a check resumes with its policy; hosts and timeout
+                // are the job's.
+                Some(c) => CheckConfig {
+                    hosts: report.hosts.iter().map(|h| h.identity.clone()).collect(),
+                    timeout: Duration::from_secs(report.timeout_seconds.max(1)),
+                    allow_overlap: true,
+                    ..c.clone()
+                },
                 _ => watch_check(
                     &report.platform,
                     report.hosts.iter().map(|h| h.identity.clone()).collect(),

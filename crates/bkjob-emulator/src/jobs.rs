@@ -140,6 +140,17 @@ impl Job {
         (status, views)
     }
 
+    /// When the job ends (epoch ms), if no terminate changes it: the last host end; `None`
+    /// while a host hangs unhealed.
+    pub fn natural_end_ms(&self) -> Option<i64> {
+        let far = Duration::from_secs(u64::MAX / 4_000);
+        let mut last = Duration::ZERO;
+        for h in &self.hosts {
+            last = last.max(self.host_at(h, far).ended?);
+        }
+        Some(self.ms(last))
+    }
+
     /// Whether the job status is finished (API.md §9.1 `FINISHED_STATUS_SET`).
     pub fn finished(status: i64) -> bool {
         matches!(status, 3 | 4 | 5 | 6 | 8 | 9 | 11 | 13 | 14)

@@ -123,6 +123,43 @@ impl State {
         self.jobs.lock().expect("jobs lock").len()
     }
 
+    /// Creates a job instance as `fast_execute_script` would, without a request (load
+    /// harnesses seed many at once): its hosts follow `hosts` from now. Returns its
+    /// `job_instance_id`.
+    pub fn seed_job(
+        &self,
+        name: &str,
+        timeout: Duration,
+        hosts: Vec<crate::scenario::HostSpec>,
+    ) -> u64 {
+        let id = self.next_id.fetch_add(2, Ordering::SeqCst);
+        let created_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let job = Job {
+            id,
+            step_id: id + 1,
+            name: name.to_owned(),
+            created: Instant::now(),
+            created_ms,
+            timeout,
+            hosts,
+            terminated: None,
+            spec: self.scenario.job.clone(),
+        };
+        self.jobs.lock().expect("jobs lock").insert(id, job);
+        id
+    }
+
+    /// When job `id` ends (epoch ms) by its hosts' timelines; `None` if unknown or hanging.
+    pub fn job_end_ms(&self, id: u64) -> Option<i64> {
+        self.jobs
+            .lock()
+            .expect("jobs lock")
+            .get(&id)?
+            .natural_end_ms()
+    }
+
     /// Names of the jobs created so far, in id order.
     pub fn job_names(&self) -> Vec<String> {
         let jobs = self.jobs.lock().expect("jobs lock");
