@@ -6,10 +6,10 @@ use std::time::Duration;
 /// A check's poll policy. Durations are wall-clock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
-    /// Delay from submit to the first status poll (default 500 ms).
+    /// Delay from submit to the first status poll (default 250 ms).
     pub first_poll: Duration,
     /// Delay after the first poll; each later delay is the previous one × `backoff_factor`
-    /// (default 2 s).
+    /// (default 1 s: a job that ends in 1 s is seen by about 1.35 s).
     pub interval: Duration,
     /// Growth of the delay between polls; 1 keeps `interval` fixed (default 2).
     pub backoff_factor: f64,
@@ -51,8 +51,8 @@ pub enum OnDeadline {
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
-            first_poll: Duration::from_millis(500),
-            interval: Duration::from_secs(2),
+            first_poll: Duration::from_millis(250),
+            interval: Duration::from_secs(1),
             backoff_factor: 2.0,
             max_interval: Duration::from_secs(30),
             jitter: 0.1,
@@ -111,16 +111,18 @@ mod tests {
         let delays: Vec<u64> = (0..7).map(|n| p.base_delay(n).as_millis() as u64).collect();
         assert_eq!(
             delays,
-            vec![500, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
+            vec![250, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000]
         );
         assert!(p.delay(0, 0.99) <= Duration::from_secs(1));
+        // A job that ends in 1 s is seen by the second poll, at most 1.35 s after submit.
+        assert!(p.delay(0, 0.0) + p.delay(1, 0.999) <= Duration::from_millis(1350));
     }
 
     #[test]
     fn jitter_stays_within_bounds_and_under_the_cap() {
         let p = PollPolicy::default();
         for unit in [0.0, 0.25, 0.5, 0.999] {
-            let d = p.delay(1, unit).as_secs_f64();
+            let d = p.delay(2, unit).as_secs_f64();
             assert!((1.8..=2.2).contains(&d), "{d}");
             assert!(p.delay(20, unit) <= p.max_interval);
         }

@@ -1,0 +1,619 @@
+//! jobwatch-bench: the load harness. Starts the bk-job emulator (in this process, one
+//! thread) and a real `jobwatch run` daemon (a child process, release build, SQLite store),
+//! and measures, in one run:
+//!
+//! 1. **ceiling**: the emulator's status endpoint under `wrk` (closed loop, keep-alive) —
+//!    the loopback limit of this machine;
+//! 2. **capacity**: M executions polled every second (more than can be served): status
+//!    polls/s sustained, ratio to the ceiling, agent CPU (cores, CPU s per 1 000 polls);
+//! 3. **scale**: N executions at a poll interval that keeps the demand at about half the
+//!    capacity, jobs ending over a minute: RSS per tracked execution, peak RSS, detection
+//!    latency (job end at the emulator → final state stored) p50/p99, platform requests per
+//!    execution, and the time to resume all N after a `kill -9`;
+//! 4. **first result**: a 1 s job, submit → final state.
+//!
+//! Prints a table and one JSON line. Figures depend on the machine; say which.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bkjob_emulator::{Emulator, Scenario};
+use clap::Parser;
+use serde_json::{Value, json};
+
+const SECRET: &str = "bench-secret-0f3c";
+
+#[derive(Parser, Debug)]
+#[command(about = "jobwatch load harness (see the crate docs)")]
+struct Args {
+    /// Executions tracked in the scale phase.
+    #[arg(long, default_value_t = 100_000)]
+    executions: usize,
+    /// Executions in the capacity phase (each polled every 200 ms: far more than the
+    /// platform can serve).
+    #[arg(long, default_value_t = 20_000)]
+    capacity_executions: usize,
+    /// Length of each measurement window, seconds.
+    #[arg(long, default_value_t = 15)]
+    window: u64,
+    /// The jobwatch binary (default: `jobwatch` next to this one).
+    #[arg(long)]
+    jobwatch: Option<PathBuf>,
+    /// Concurrent API calls used to register watches.
+    #[arg(long, default_value_t = 32)]
+    register_concurrency: usize,
+}
+
+const SCENARIO: &str = r#"
+[auth]
+app_code = "jobwatch"
+app_secret = "bench-secret-0f3c"
+
+[[hosts]]
+bk_host_id = 101
+ip = "10.0.0.1"
+duration = "1s"
+status = 9
+log = "ok\n"
+"#;
+
+/// A running daemon.
+struct Agent {
+    child: Child,
+    base: String,
+    resumed: usize,
+    listening_after: Duration,
+}
+
+impl Agent {
+    fn start(binary: &Path, config: &Path) -> anyhow::Result<Agent> {
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let (base, resumed) = loop {
+            let Some(line) = lines.next() else {
+                bail!("the daemon exited before listening")
+            };
+            let line = line?;
+            if let Some(rest) = line.strip_prefix("jobwatch: listening on ") {
+                let mut words = rest.split_whitespace();
+                let base = words
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned();
+                let resumed = words
+                    .next()
+                    .unwrap_or("(0")
+                    .trim_start_matches('(')
+                    .parse()?;
+                break (base, resumed);
+            }
+        };
+        let listening_after = started.elapsed();
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Agent {
+            child,
+            base,
+            resumed,
+            listening_after,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (user + system CPU seconds, RSS MiB, peak RSS MiB).
+    fn usage(&self) -> (f64, f64, f64) {
+        let pid = self.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the `(comm)`: state is field 3; utime 14, stime 15.
+        let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let cpu = fields
+            .get(11)
+            .and_then(|u| u.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kb = |key: &str| -> f64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        (cpu / ticks, kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, url: &str, interval: Duration) -> anyhow::Result<PathBuf> {
+    let path = dir.join("jobwatch.toml");
+    let i = format!("{}ms", interval.as_millis());
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[agent]
+data_dir = "{data}"
+shutdown_grace = "5s"
+
+[api]
+listen = "127.0.0.1:0"
+
+[platforms.bk]
+kind = "bkjob"
+endpoints = ["{url}"]
+app_code = "jobwatch"
+app_secret = "{SECRET}"
+username = "admin"
+scope_id = "2"
+request_timeout = "30s"
+max_concurrent_requests = 64
+max_requests_per_second = 10000000
+endpoint_failures_before_cooldown = 1000000
+
+[[checks]]
+name = "bench"
+platform = "bk"
+script = "true"
+hosts = [101]
+account_alias = "root"
+timeout = "2h"
+[checks.poll]
+first_poll = "{i}"
+interval = "{i}"
+backoff_factor = 1.0
+max_interval = "{i}"
+jitter = 0.1
+stuck_after = "1h"
+straggler_after = "1h"
+
+[[checks]]
+name = "first"
+platform = "bk"
+script = "sleep 1"
+hosts = [101]
+account_alias = "root"
+timeout = "1m"
+"#,
+            data = dir.join("data").display(),
+        ),
+    )?;
+    Ok(path)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client")
+}
+
+/// Registers a watch for each job id, `concurrency` at a time. Returns the seconds taken.
+async fn watch_all(base: &str, ids: Vec<u64>, concurrency: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let client = client();
+    let mut set = tokio::task::JoinSet::new();
+    let url = format!("{base}/v1/watches");
+    for id in ids {
+        if set.len() >= concurrency
+            && let Some(r) = set.join_next().await
+        {
+            r??;
+        }
+        let (client, url) = (client.clone(), url.clone());
+        set.spawn(async move {
+            let body = json!({"platform": "bk", "job_instance_id": id, "check": "bench"});
+            let resp = client.post(&url).json(&body).send().await?;
+            if resp.status().as_u16() != 202 {
+                bail!("watch {id}: HTTP {}", resp.status());
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn seed(emulator: &Emulator, host: &bkjob_emulator::scenario::HostSpec, duration: Duration) -> u64 {
+    let mut h = host.clone();
+    h.duration = duration;
+    emulator
+        .state()
+        .seed_job("bench", Duration::from_secs(7200), vec![h])
+}
+
+/// The emulator's status endpoint under wrk: requests/s.
+fn ceiling(
+    emulator: &Emulator,
+    host: &bkjob_emulator::scenario::HostSpec,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let id = seed(emulator, host, Duration::from_secs(3600));
+    let url = format!(
+        "{}/api/v3/get_job_instance_status?bk_scope_type=biz&bk_scope_id=2&job_instance_id={id}&return_ip_result=true",
+        emulator.apigw_url()
+    );
+    let auth = json!({"bk_app_code": "jobwatch", "bk_app_secret": SECRET, "bk_username": "admin"});
+    let out = Command::new("wrk")
+        .args(["-t1", "-c64", &format!("-d{seconds}s")])
+        .args(["-H", &format!("X-Bkapi-Authorization: {auth}")])
+        .args(["-H", "Content-Type: application/json"])
+        .arg(&url)
+        .output()
+        .context("wrk (Debian package `wrk`; scripts/bench.sh installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") {
+        bail!("wrk saw errors: {text}");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk output: {text}"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn parse_ms(rfc3339: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+async fn active_count(base: &str) -> usize {
+    let Ok(resp) = client()
+        .get(format!("{base}/v1/executions?state=active&limit=1000"))
+        .send()
+        .await
+    else {
+        return usize::MAX;
+    };
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    v["executions"].as_array().map_or(usize::MAX, Vec::len)
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    jobwatch::install_crypto_provider();
+    let binary = match &args.jobwatch {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("jobwatch"),
+    };
+    let emulator_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulator")
+        .enable_all()
+        .build()?;
+    let emulator = emulator_rt.block_on(Emulator::start(
+        "127.0.0.1:0".parse()?,
+        Scenario::from_toml(SCENARIO)?,
+    ))?;
+    let host = emulator.state().scenario().hosts[0].clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let url = emulator.apigw_url();
+    let polls = || emulator.state().stats.requests("get_job_instance_status");
+    let all_requests = || {
+        [
+            "fast_execute_script",
+            "get_job_instance_status",
+            "batch_get_job_instance_ip_log",
+            "get_job_instance_ip_log",
+            "get_job_instance_list",
+            "operate_job_instance",
+        ]
+        .iter()
+        .map(|a| emulator.state().stats.requests(a))
+        .sum::<u64>()
+    };
+
+    eprintln!("jobwatch-bench: ceiling (wrk, {} s)…", args.window);
+    let ceiling = ceiling(&emulator, &host, args.window)?;
+
+    // Capacity: every execution polled every 200 ms, more than the platform can serve.
+    eprintln!(
+        "jobwatch-bench: capacity ({} executions polled every 200 ms)…",
+        args.capacity_executions
+    );
+    let dir = std::env::temp_dir().join(format!("jobwatch-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cap_dir = dir.join("capacity");
+    std::fs::create_dir_all(&cap_dir)?;
+    let config = write_config(&cap_dir, &url, Duration::from_millis(200))?;
+    let agent = Agent::start(&binary, &config)?;
+    let ids: Vec<u64> = (0..args.capacity_executions)
+        .map(|_| seed(&emulator, &host, Duration::from_secs(3600)))
+        .collect();
+    let reg_seconds = rt.block_on(watch_all(&agent.base, ids, args.register_concurrency))?;
+    let registration_rate = args.capacity_executions as f64 / reg_seconds;
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu0, _, _) = agent.usage();
+    let (p0, t0) = (polls(), Instant::now());
+    std::thread::sleep(Duration::from_secs(args.window));
+    let (cpu1, _, _) = agent.usage();
+    let (p1, elapsed) = (polls(), t0.elapsed().as_secs_f64());
+    agent.kill();
+    let capacity = (p1 - p0) as f64 / elapsed;
+    let cpu_cores = (cpu1 - cpu0) / elapsed;
+    let cpu_per_1000 = (cpu1 - cpu0) / ((p1 - p0) as f64 / 1000.0);
+
+    // Scale: N executions, demand about half the capacity, jobs ending over a minute.
+    let n = args.executions;
+    let interval_s = ((n as f64 / (0.5 * capacity)).ceil() as u64).max(1);
+    let interval = Duration::from_secs(interval_s);
+    eprintln!("jobwatch-bench: scale ({n} executions polled every {interval_s} s)…");
+    let scale_dir = dir.join("scale");
+    std::fs::create_dir_all(&scale_dir)?;
+    let config = write_config(&scale_dir, &url, interval)?;
+    let agent = Agent::start(&binary, &config)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, rss_base, _) = agent.usage();
+    let requests_before = all_requests();
+    // Every job ends after registration and the restart: base + up to 60 s.
+    let registration_estimate = n as f64 / registration_rate.max(1.0);
+    let ends_from = Instant::now() + Duration::from_secs_f64(registration_estimate * 1.5 + 30.0);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let end = ends_from + Duration::from_millis((i as u64 * 60_000) / n as u64);
+        ids.push(seed(
+            &emulator,
+            &host,
+            end.saturating_duration_since(Instant::now()),
+        ));
+    }
+    let reg_seconds_scale = rt.block_on(watch_all(
+        &agent.base,
+        ids.clone(),
+        args.register_concurrency,
+    ))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, rss_tracked, peak_first) = agent.usage();
+    // kill -9, restart, time until every execution is resumed.
+    drop(agent);
+    let agent = Agent::start(&binary, &config)?;
+    let resume_seconds = agent.listening_after.as_secs_f64();
+    let resumed = agent.resumed;
+    if Instant::now() > ends_from {
+        eprintln!(
+            "jobwatch-bench: warning: registration and restart took longer than planned; early jobs' latency includes the restart"
+        );
+    }
+    let (cpu_s0, _, _) = agent.usage();
+    let scale_started = Instant::now();
+    // Wait for every job to end and every execution to be final.
+    let last_end = ends_from + Duration::from_secs(60);
+    std::thread::sleep(last_end.saturating_duration_since(Instant::now()));
+    let deadline = Instant::now() + interval * 3 + Duration::from_secs(120);
+    while rt.block_on(active_count(&agent.base)) != 0 {
+        if Instant::now() > deadline {
+            bail!("executions still active long after their jobs ended");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (cpu_s1, _, peak_second) = agent.usage();
+    let scale_cpu_cores = (cpu_s1 - cpu_s0) / scale_started.elapsed().as_secs_f64();
+    let requests_per_execution = (all_requests() - requests_before) as f64 / n as f64;
+
+    // Detection latency, from the store.
+    let store = rt.block_on(jobwatch::store::SqliteStore::open(&scale_dir.join("data")))?;
+    let mut latencies = Vec::with_capacity(n);
+    let mut cursor = None;
+    loop {
+        let page = rt.block_on(jobwatch::store::Store::list(
+            &store,
+            &jobwatch::store::ListQuery {
+                which: jobwatch::store::Which::History,
+                check: Some("bench".into()),
+                limit: 1000,
+                cursor: cursor.clone(),
+            },
+        ))?;
+        for r in &page {
+            let (Some(job), Some(ended)) = (r.job_instance_id, parse_ms(&r.ended_at)) else {
+                continue;
+            };
+            if let Some(end) = emulator.state().job_end_ms(job) {
+                latencies.push((ended - end) as f64);
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        cursor = page.last().map(|r| r.execution_id.clone());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p99, max) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
+
+    // First result of a job that ends in 1 s (default poll policy).
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let v: Value = rt.block_on(async {
+            let resp = client()
+                .post(format!("{}/v1/executions", agent.base))
+                .json(&json!({"check": "first"}))
+                .send()
+                .await?;
+            anyhow::Ok(resp.json().await?)
+        })?;
+        let id = v["execution_id"]
+            .as_str()
+            .context("execution_id")?
+            .to_owned();
+        let until = Instant::now() + Duration::from_secs(30);
+        let report = loop {
+            let r: Value = rt.block_on(async {
+                anyhow::Ok(
+                    client()
+                        .get(format!("{}/v1/executions/{id}", agent.base))
+                        .send()
+                        .await?
+                        .json()
+                        .await?,
+                )
+            })?;
+            if r["state"] != "pending" && r["state"] != "running" {
+                break r;
+            }
+            if Instant::now() > until {
+                bail!("the 1 s job never ended");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let (Some(s), Some(e)) = (
+            report["started_at"].as_str().and_then(parse_ms),
+            report["ended_at"].as_str().and_then(parse_ms),
+        ) else {
+            bail!("no start/end in {report}");
+        };
+        first.push((e - s) as f64 / 1000.0);
+    }
+    let first_result = first.iter().copied().fold(0.0, f64::max);
+    let peak = peak_first.max(peak_second);
+    drop(agent);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let rss_per_execution_kb = (rss_tracked - rss_base) * 1024.0 / n as f64;
+    let target_latency_ms = interval_s as f64 * 1000.0 + 100.0;
+    let result = json!({
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "cpu_model": std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines()
+                .find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()),
+        },
+        "ceiling_polls_per_s": round(ceiling, 0),
+        "capacity": {
+            "executions": args.capacity_executions,
+            "polls_per_s": round(capacity, 0),
+            "ratio_to_ceiling": round(capacity / ceiling, 3),
+            "agent_cpu_cores": round(cpu_cores, 2),
+            "cpu_seconds_per_1000_polls": round(cpu_per_1000, 4),
+            "watch_registrations_per_s": round(registration_rate, 0),
+        },
+        "scale": {
+            "executions": n,
+            "poll_interval_s": interval_s,
+            "watch_registration_s": round(reg_seconds_scale, 1),
+            "rss_baseline_mib": round(rss_base, 1),
+            "rss_tracking_mib": round(rss_tracked, 1),
+            "rss_per_execution_kib": round(rss_per_execution_kb, 2),
+            "peak_rss_mib": round(peak, 1),
+            "agent_cpu_cores": round(scale_cpu_cores, 2),
+            "detection_latency_ms": {"p50": round(p50, 0), "p99": round(p99, 0), "max": round(max, 0), "measured": latencies.len()},
+            "requests_per_execution": round(requests_per_execution, 2),
+            "resume_seconds": round(resume_seconds, 2),
+            "resumed": resumed,
+        },
+        "first_result_s": round(first_result, 3),
+        "targets": {
+            "rss_100k_le_256mib": peak <= 256.0 && n >= 100_000,
+            "polls_ge_0_8_ceiling": capacity >= 0.8 * ceiling,
+            "agent_le_1_core": cpu_cores <= 1.0,
+            "detection_p99_le_interval_plus_100ms": p99 <= target_latency_ms,
+            "resume_100k_le_5s": resume_seconds <= 5.0 && resumed >= 100_000,
+            "first_result_le_1_5s": first_result <= 1.5,
+        },
+    });
+    println!(
+        "{:<44} {}",
+        "loopback ceiling (wrk), status polls/s",
+        round(ceiling, 0)
+    );
+    println!(
+        "{:<44} {} ({} executions, every 1 s)",
+        "agent status polls/s sustained",
+        round(capacity, 0),
+        args.capacity_executions
+    );
+    println!("{:<44} {}", "  ÷ ceiling", round(capacity / ceiling, 3));
+    println!(
+        "{:<44} {} cores, {} CPU s per 1 000 polls",
+        "  agent CPU",
+        round(cpu_cores, 2),
+        round(cpu_per_1000, 4)
+    );
+    println!("{:<44} {n} executions, poll every {interval_s} s", "scale");
+    println!(
+        "{:<44} {} MiB → {} MiB ({} KiB per execution), peak {} MiB",
+        "  agent RSS",
+        round(rss_base, 1),
+        round(rss_tracked, 1),
+        round(rss_per_execution_kb, 2),
+        round(peak, 1)
+    );
+    println!(
+        "{:<44} p50 {} ms, p99 {} ms, max {} ms (target p99 ≤ {} ms)",
+        "  detection latency",
+        round(p50, 0),
+        round(p99, 0),
+        round(max, 0),
+        target_latency_ms
+    );
+    println!(
+        "{:<44} {}",
+        "  platform requests per execution",
+        round(requests_per_execution, 2)
+    );
+    println!(
+        "{:<44} {} s ({resumed} executions)",
+        "  resume after kill -9",
+        round(resume_seconds, 2)
+    );
+    println!(
+        "{:<44} {} s",
+        "first result of a 1 s job",
+        round(first_result, 3)
+    );
+    println!("{result}");
+    Ok(())
+}
