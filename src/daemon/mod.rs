@@ -71,6 +71,10 @@ pub struct Runner {
     active: Mutex<HashMap<String, usize>>,
     alerting: Alerting,
     dispatcher: OnceLock<Arc<Dispatcher>>,
+    /// One shared configuration per check (executions hold an `Arc`, not a copy).
+    checks: HashMap<String, Arc<CheckConfig>>,
+    /// One shared configuration per (check or `watch`, platform) for watched jobs.
+    watch_checks: Mutex<HashMap<(String, String), Arc<CheckConfig>>>,
 }
 
 /// The check a watched job is followed with: no script, default polling, the job's timeout
@@ -98,6 +102,12 @@ impl Runner {
             active: Mutex::default(),
             alerting: Alerting::new(&config),
             dispatcher: OnceLock::new(),
+            checks: config
+                .checks
+                .iter()
+                .map(|c| (c.name.clone(), Arc::new(c.clone())))
+                .collect(),
+            watch_checks: Mutex::default(),
             config,
         })
     }
@@ -168,12 +178,15 @@ impl Runner {
             .unwrap_or(0)
     }
 
-    fn check_for(&self, name: &str, overrides: &Overrides) -> Result<CheckConfig, RunError> {
-        let mut check = self
-            .config
-            .check(name)
-            .cloned()
+    fn check_for(&self, name: &str, overrides: &Overrides) -> Result<Arc<CheckConfig>, RunError> {
+        let shared = self
+            .checks
+            .get(name)
             .ok_or_else(|| RunError::UnknownCheck(name.to_owned()))?;
+        if overrides.hosts.is_none() && overrides.params.is_none() && overrides.script.is_none() {
+            return Ok(shared.clone());
+        }
+        let mut check = CheckConfig::clone(shared);
         if let Some(hosts) = &overrides.hosts {
             check.hosts = hosts.clone();
         }
@@ -183,7 +196,45 @@ impl Runner {
         if let Some(script) = &overrides.script {
             check.script = script.clone();
         }
-        Ok(check)
+        Ok(Arc::new(check))
+    }
+
+    /// The shared configuration watched jobs of `check` (or of no check: `watch`, default
+    /// polling) on `platform` are followed with. No hosts (they come from the job) and no
+    /// timeout of its own: the execution's `timeout_seconds` is the job's.
+    fn watch_config(
+        &self,
+        platform: &str,
+        check: Option<&str>,
+    ) -> Result<Arc<CheckConfig>, RunError> {
+        let key = (check.unwrap_or(WATCH_CHECK).to_owned(), platform.to_owned());
+        let mut cache = self.watch_checks.lock().expect("watch checks lock");
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let config = match check {
+            None => watch_check(platform, Vec::new(), DEFAULT_WATCH_TIMEOUT),
+            Some(name) => {
+                let c = self
+                    .config
+                    .check(name)
+                    .ok_or_else(|| RunError::UnknownCheck(name.to_owned()))?;
+                if c.platform != platform {
+                    return Err(RunError::CheckPlatform {
+                        check: name.to_owned(),
+                        platform: c.platform.clone(),
+                    });
+                }
+                CheckConfig {
+                    hosts: Vec::new(),
+                    allow_overlap: true,
+                    ..c.clone()
+                }
+            }
+        };
+        let config = Arc::new(config);
+        cache.insert(key, config.clone());
+        Ok(config)
     }
 
     /// Records and starts an execution of `check_name`. The record exists when this returns.
@@ -197,7 +248,7 @@ impl Runner {
         if !self.accepting() {
             return Err(RunError::ShuttingDown);
         }
-        let check = Arc::new(self.check_for(check_name, overrides)?);
+        let check = self.check_for(check_name, overrides)?;
         let platform = self
             .platforms
             .get(&check.platform)
@@ -258,32 +309,9 @@ impl Runner {
             .get(platform_name)
             .cloned()
             .ok_or_else(|| RunError::UnknownPlatform(platform_name.to_owned()))?;
-        let check = Arc::new(match check {
-            None => watch_check(
-                platform_name,
-                Vec::new(),
-                timeout.unwrap_or(DEFAULT_WATCH_TIMEOUT),
-            ),
-            Some(name) => {
-                let c = self
-                    .config
-                    .check(name)
-                    .ok_or_else(|| RunError::UnknownCheck(name.to_owned()))?;
-                if c.platform != platform_name {
-                    return Err(RunError::CheckPlatform {
-                        check: name.to_owned(),
-                        platform: c.platform.clone(),
-                    });
-                }
-                CheckConfig {
-                    hosts: Vec::new(),
-                    timeout: timeout.unwrap_or(c.timeout),
-                    allow_overlap: true,
-                    ..c.clone()
-                }
-            }
-        });
+        let check = self.watch_config(platform_name, check)?;
         let mut report = Execution::new(&check, platform_name, platform.clone()).new_report();
+        report.timeout_seconds = timeout.unwrap_or(check.timeout).as_secs();
         report.origin = Origin::Watch;
         report.task_name = String::new();
         report.triggered(&crate::platform::JobRef {
@@ -311,31 +339,35 @@ impl Runner {
             }
             self.record(&report, false).await?;
         }
-        let unfinished = self.store.unfinished().await?;
+        // In pages, so that resuming many executions never holds them all twice.
         let mut resumed = 0;
-        for report in unfinished {
-            let Some(platform) = self.platforms.get(&report.platform).cloned() else {
-                tracing::error!(execution_id = %report.execution_id, platform = %report.platform, "Cannot resume: its platform is no longer configured.");
-                continue;
-            };
-            let check = match self.config.check(&report.check) {
-                Some(c) if report.origin != Origin::Watch => c.clone(),
-                // A watch that named a check resumes with its policy; hosts and timeout
-                // are the job's.
-                Some(c) => CheckConfig {
-                    hosts: report.hosts.iter().map(|h| h.identity.clone()).collect(),
-                    timeout: Duration::from_secs(report.timeout_seconds.max(1)),
-                    allow_overlap: true,
-                    ..c.clone()
-                },
-                _ => watch_check(
-                    &report.platform,
-                    report.hosts.iter().map(|h| h.identity.clone()).collect(),
-                    Duration::from_secs(report.timeout_seconds.max(1)),
-                ),
-            };
-            self.spawn(Arc::new(check), platform, report, true);
-            resumed += 1;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.unfinished_page(after.as_deref(), 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.execution_id.clone());
+            for report in page {
+                let Some(platform) = self.platforms.get(&report.platform).cloned() else {
+                    tracing::error!(execution_id = %report.execution_id, platform = %report.platform, "Cannot resume: its platform is no longer configured.");
+                    continue;
+                };
+                let check = match self.checks.get(&report.check) {
+                    Some(c) if report.origin != Origin::Watch => c.clone(),
+                    // A watch resumes with its check's policy (or the default one); hosts and
+                    // timeout are the job's, in the report.
+                    Some(_) => match self.watch_config(&report.platform, Some(&report.check)) {
+                        Ok(c) => c,
+                        Err(_) => self
+                            .watch_config(&report.platform, None)
+                            .expect("the default watch check"),
+                    },
+                    None => self
+                        .watch_config(&report.platform, None)
+                        .expect("the default watch check"),
+                };
+                self.spawn(check, platform, report, true);
+                resumed += 1;
+            }
         }
         Ok(resumed)
     }

@@ -218,8 +218,27 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<(Vec<ExecutionReport>, Vec<ExecutionReport>), StoreError>;
 
-    /// Every execution not yet ended (to resume at start).
-    async fn unfinished(&self) -> Result<Vec<ExecutionReport>, StoreError>;
+    /// Up to `limit` executions not yet ended, in id order, after the id `after` (to resume
+    /// at start, page by page).
+    async fn unfinished_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ExecutionReport>, StoreError>;
+
+    /// Every execution not yet ended.
+    async fn unfinished(&self) -> Result<Vec<ExecutionReport>, StoreError> {
+        let mut all: Vec<ExecutionReport> = Vec::new();
+        loop {
+            let after = all.last().map(|r| r.execution_id.clone());
+            let page = self.unfinished_page(after.as_deref(), 1000).await?;
+            let done = page.len() < 1000;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
 
     /// Ended executions whose logs were still being fetched when jobwatch stopped
     /// (`logs_pending`): their outcome alerts have not been evaluated yet.

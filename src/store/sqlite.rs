@@ -34,6 +34,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/sqlite/0002_alerts.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "logs pending index".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0003_logs_pending.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -573,15 +580,24 @@ impl Store for SqliteStore {
         Ok((rows_to_reports(active)?, rows_to_reports(history)?))
     }
 
-    async fn unfinished(&self) -> Result<Vec<ExecutionReport>, StoreError> {
-        let rows = sqlx::query("SELECT id, doc FROM executions WHERE active = 1 ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+    async fn unfinished_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ExecutionReport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, doc FROM executions WHERE active = 1 AND (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+        )
+        .bind(after)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
         rows_to_reports(rows)
     }
 
     async fn logs_pending(&self) -> Result<Vec<ExecutionReport>, StoreError> {
         let rows = sqlx::query(
+            // Served by the partial index `executions_logs_pending` (same condition).
             "SELECT id, doc FROM executions WHERE active = 0 AND json_extract(doc, '$.logs_pending') = 1 ORDER BY id",
         )
         .fetch_all(&self.pool)

@@ -557,7 +557,7 @@ impl<'a> Execution<'a> {
                 }
                 // The budget is spent but a submit may have created a job: never end while
                 // that is unknown. Ask until the platform answers.
-                return match self.reconcile(&request.task_name, since_ms).await {
+                return match Box::pin(self.reconcile(&request.task_name, since_ms)).await {
                     Some(Some(job)) => Trigger::Triggered(job),
                     Some(None) => Trigger::Failed(PlatformError {
                         message: format!(
@@ -661,7 +661,9 @@ impl<'a> Execution<'a> {
             return report;
         }
         let request = self.request(&report);
-        let job = match self.trigger(&request, observer).await {
+        // Boxed: the trigger's retry state lives on the heap only while it runs, so a
+        // followed execution at rest stays small (many thousands are at rest at once).
+        let job = match Box::pin(self.trigger(&request, observer)).await {
             Trigger::Triggered(job) => job,
             Trigger::Failed(e) => {
                 report.trigger_failed(TriggerStatus::TriggerFailed, &e, started.elapsed());
@@ -827,7 +829,7 @@ impl<'a> Execution<'a> {
             }
             report.polls += 1;
             let polled_ms = now_ms();
-            match self.snapshot_with_retries(&job).await {
+            match Box::pin(self.snapshot_with_retries(&job)).await {
                 Ok(snapshot) => {
                     answered += 1;
                     not_found = 0;
@@ -968,7 +970,7 @@ impl<'a> Execution<'a> {
         report.conditions.clear();
         detect::update_log(&mut report.condition_log, &[], now_ms());
         if end == PollEnd::Cancelled {
-            self.stop_after_cancel(&job, &mut hosts, &mut last).await;
+            Box::pin(self.stop_after_cancel(&job, &mut hosts, &mut last)).await;
         }
         if let Some(s) = &last {
             report.record_snapshot(s, &hosts, job.step_instance_id);
@@ -990,7 +992,7 @@ impl<'a> Execution<'a> {
         self.save(&report).await;
         if fetch {
             observer.on_event(&TrackerEvent::FetchingLogs { hosts: hosts.len() });
-            self.fetch_logs(&job, &mut report).await;
+            Box::pin(self.fetch_logs(&job, &mut report)).await;
             report.logs_pending = false;
             self.save(&report).await;
         }
