@@ -187,10 +187,10 @@ impl fmt::Display for HostOutcome {
 /// spell them, or a generated text for a code jobwatch does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Label {
-    /// English label.
-    pub en: String,
+    /// English label (borrowed from the code tables for known codes: no allocation per poll).
+    pub en: std::borrow::Cow<'static, str>,
     /// Chinese label.
-    pub zh: String,
+    pub zh: std::borrow::Cow<'static, str>,
 }
 
 /// One host as seen in one status snapshot.

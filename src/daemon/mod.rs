@@ -388,6 +388,8 @@ impl Runner {
         self.metrics
             .set_active(&report.check, self.active_count(&report.check));
         let runner = self.clone();
+        // Boxed: the task's future then holds a pointer, not the report itself.
+        let report = Box::new(report);
         self.tasks.spawn(async move {
             let check_name = report.check.clone();
             let journal: &dyn crate::tracker::Journal = runner.as_ref();
@@ -397,9 +399,9 @@ impl Runner {
                 ..Execution::new(&check, &check.platform, platform)
             };
             let report = if resume {
-                execution.resume(report, &mut Silent).await
+                execution.resume(*report, &mut Silent).await
             } else {
-                execution.start(report, &mut Silent).await
+                execution.start(*report, &mut Silent).await
             };
             if report.state.is_final() {
                 runner.metrics.execution_ended(&report);

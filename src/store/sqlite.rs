@@ -292,6 +292,24 @@ fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, St
     })
 }
 
+impl SqliteStore {
+    /// Whether any alert named in `changes` is firing now.
+    async fn any_firing(&self, changes: &[AlertChange]) -> Result<bool, StoreError> {
+        for c in changes {
+            let firing: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM alerts WHERE fingerprint = ? AND status = 'firing'",
+            )
+            .bind(&c.fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+            if firing.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 fn list_sql(query: &ListQuery) -> String {
     let mut sql = String::from("SELECT id, doc FROM executions WHERE 1 = 1");
     match query.which {
@@ -317,7 +335,12 @@ impl Store for SqliteStore {
         changes: &[AlertChange],
         insert_only: bool,
     ) -> Result<Recorded, StoreError> {
-        if changes.is_empty() {
+        // Releases of alerts that do not fire change nothing (the common case: a success
+        // releasing the check's outcome alerts): skip the alert transaction.
+        let only_idle_releases = !changes.is_empty()
+            && changes.iter().all(|c| c.cause.is_none())
+            && !self.any_firing(changes).await?;
+        if changes.is_empty() || only_idle_releases {
             let mut conn = self.pool.acquire().await?;
             let written = write_execution(&mut conn, report, insert_only).await?;
             return Ok(Recorded {

@@ -645,11 +645,23 @@ impl<'a> Execution<'a> {
 
     /// Runs `report` (from [`Execution::new_report`], never submitted): records it, submits,
     /// follows. If it cannot be recorded, nothing is submitted.
-    pub async fn start(
+    ///
+    /// The report is boxed before the future is made, so that it is not stored in each
+    /// nested state of the future (many thousands of executions wait at once).
+    pub fn start<'s>(
+        &'s self,
+        report: ExecutionReport,
+        observer: &'s mut dyn Observer,
+    ) -> impl Future<Output = ExecutionReport> + 's {
+        let report = Box::new(report);
+        async move { *self.start_boxed(report, observer).await }
+    }
+
+    async fn start_boxed(
         &self,
-        mut report: ExecutionReport,
+        mut report: Box<ExecutionReport>,
         observer: &mut dyn Observer,
-    ) -> ExecutionReport {
+    ) -> Box<ExecutionReport> {
         let started = started_instant(&report);
         if !self.save(&report).await {
             report.finish(
@@ -701,11 +713,20 @@ impl<'a> Execution<'a> {
     ///   stopped).
     /// * triggered and `running`: polling goes on; the deadline still counts from the start.
     /// * anything final is returned as it is.
-    pub async fn resume(
+    pub fn resume<'s>(
+        &'s self,
+        report: ExecutionReport,
+        observer: &'s mut dyn Observer,
+    ) -> impl Future<Output = ExecutionReport> + 's {
+        let report = Box::new(report);
+        async move { *self.resume_boxed(report, observer).await }
+    }
+
+    async fn resume_boxed(
         &self,
-        mut report: ExecutionReport,
+        mut report: Box<ExecutionReport>,
         observer: &mut dyn Observer,
-    ) -> ExecutionReport {
+    ) -> Box<ExecutionReport> {
         if report.state.is_final() {
             return report;
         }
@@ -782,10 +803,10 @@ impl<'a> Execution<'a> {
     /// Polls a triggered job to its end, saving every change, then fetches the logs.
     async fn follow(
         &self,
-        mut report: ExecutionReport,
+        mut report: Box<ExecutionReport>,
         mut job: JobRef,
         observer: &mut dyn Observer,
-    ) -> ExecutionReport {
+    ) -> Box<ExecutionReport> {
         let check = self.check;
         let started = started_instant(&report);
         let report_started_ms = report.started_at_ms;
@@ -1098,8 +1119,8 @@ mod tests {
         JobSnapshot {
             status,
             label: Label {
-                en: format!("S{status}"),
-                zh: String::new(),
+                en: format!("S{status}").into(),
+                zh: "".into(),
             },
             finished,
             step_instance_id: Some(1),

@@ -149,8 +149,8 @@ impl HostReport {
             host: t.host.to_string(),
             identity: t.host.clone(),
             status: s.map(|s| s.status),
-            status_label: s.map_or_else(|| "Not reported".to_owned(), |s| s.label.en.clone()),
-            status_label_zh: s.map_or_else(|| "未上报".to_owned(), |s| s.label.zh.clone()),
+            status_label: s.map_or_else(|| "Not reported".to_owned(), |s| s.label.en.to_string()),
+            status_label_zh: s.map_or_else(|| "未上报".to_owned(), |s| s.label.zh.to_string()),
             outcome: t.outcome(),
             exit_code: s.and_then(|s| s.exit_code),
             error_code: s.and_then(|s| s.error_code),
@@ -240,7 +240,7 @@ impl ExecutionReport {
         step: Option<u64>,
     ) {
         self.job_status = Some(s.status);
-        self.job_status_label = Some(s.label.en.clone());
+        self.job_status_label = Some(s.label.en.to_string());
         self.step_instance_id = step.or(self.step_instance_id);
         let logs: Vec<(Host, String)> = self
             .hosts

@@ -291,8 +291,8 @@ pub fn host_status(code: i64) -> Option<&'static HostStatusInfo> {
 pub fn job_label(code: i64) -> Label {
     match job_status(code) {
         Some(s) => Label {
-            en: s.en.to_owned(),
-            zh: s.zh.to_owned(),
+            en: s.en.into(),
+            zh: s.zh.into(),
         },
         None => {
             UnknownStatusCode {
@@ -301,8 +301,8 @@ pub fn job_label(code: i64) -> Label {
             }
             .emit();
             Label {
-                en: format!("Unrecognised job status {code}"),
-                zh: format!("未识别的作业状态 {code}"),
+                en: format!("Unrecognised job status {code}").into(),
+                zh: format!("未识别的作业状态 {code}").into(),
             }
         }
     }
@@ -315,8 +315,8 @@ pub fn host_outcome(code: i64) -> (HostOutcome, Label) {
         Some(s) => (
             s.outcome,
             Label {
-                en: s.en.to_owned(),
-                zh: s.zh.to_owned(),
+                en: s.en.into(),
+                zh: s.zh.into(),
             },
         ),
         None => {
@@ -328,8 +328,8 @@ pub fn host_outcome(code: i64) -> (HostOutcome, Label) {
             (
                 HostOutcome::Unknown,
                 Label {
-                    en: format!("Unrecognised host status {code}"),
-                    zh: format!("未识别的主机状态 {code}"),
+                    en: format!("Unrecognised host status {code}").into(),
+                    zh: format!("未识别的主机状态 {code}").into(),
                 },
             )
         }
