@@ -820,7 +820,19 @@ impl<'a> Execution<'a> {
         let mut answered = 0u32;
         let mut not_found = 0u32;
         let mut poll_index = 0u32;
-        let mut next_poll = Instant::now() + policy.delay(0, 0.0);
+        // A resumed execution (it was polled before) looks again within one interval, at a
+        // random point: a restart with many executions in flight spreads their polls instead
+        // of sending them all at once.
+        let first_delay = if report.polls > 0 {
+            policy
+                .interval
+                .max(policy.first_poll)
+                .mul_f64(rand::random_range(0.0..1.0))
+                .max(policy.first_poll.min(Duration::from_millis(100)))
+        } else {
+            policy.delay(0, 0.0)
+        };
+        let mut next_poll = Instant::now() + first_delay;
         // What the detectors need: the last change, when each host was first seen ended,
         // and since when no poll got an answer.
         let mut progress_ms: Option<i64> = None;

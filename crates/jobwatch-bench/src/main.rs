@@ -71,7 +71,15 @@ struct Agent {
 impl Agent {
     fn start(binary: &Path, config: &Path) -> anyhow::Result<Agent> {
         let started = Instant::now();
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // SAFETY: prctl is async-signal-safe; the agent dies with the harness, never orphaned.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")
@@ -474,7 +482,18 @@ fn main() -> anyhow::Result<()> {
         latencies.last().copied().unwrap_or(f64::NAN),
     );
 
-    // First result of a job that ends in 1 s (default poll policy).
+    // First result of a job that ends in 1 s (default poll policy), once the agent is idle
+    // (the ended executions' log fetches are done: no platform request for 2 s).
+    let idle_by = Instant::now() + Duration::from_secs(300);
+    let mut seen = all_requests();
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = all_requests();
+        if now == seen || Instant::now() > idle_by {
+            break;
+        }
+        seen = now;
+    }
     let mut first = Vec::new();
     for _ in 0..3 {
         let v: Value = rt.block_on(async {

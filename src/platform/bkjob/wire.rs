@@ -22,7 +22,8 @@ struct Envelope {
     code: Option<Value>,
     message: Option<String>,
     code_name: Option<String>,
-    data: Option<Value>,
+    /// Kept raw and decoded once into the API's own type (no intermediate `Value` tree).
+    data: Option<Box<serde_json::value::RawValue>>,
 }
 
 fn as_i64(v: &Value) -> Option<i64> {
@@ -123,8 +124,11 @@ pub fn decode<T: DeserializeOwned>(a: Answer<'_>) -> Result<T, PlatformError> {
         }
         return Err(err);
     }
-    let data = envelope.data.unwrap_or(Value::Null);
-    serde_json::from_value(data).map_err(|e| {
+    let data = envelope
+        .data
+        .as_deref()
+        .map_or("null", serde_json::value::RawValue::get);
+    serde_json::from_str(data).map_err(|e| {
         err.message = format!("malformed `data`: {e}");
         err
     })
