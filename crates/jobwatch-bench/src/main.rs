@@ -589,7 +589,7 @@ fn main() -> anyhow::Result<()> {
         round(ceiling, 0)
     );
     println!(
-        "{:<44} {} ({} executions, every 1 s)",
+        "{:<44} {} ({} executions, every 200 ms)",
         "agent status polls/s sustained",
         round(capacity, 0),
         args.capacity_executions
