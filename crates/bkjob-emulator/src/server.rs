@@ -123,9 +123,9 @@ impl State {
         self.jobs.lock().expect("jobs lock").len()
     }
 
-    /// Creates a job instance as `fast_execute_script` would, without a request (load
-    /// harnesses seed many at once): its hosts follow `hosts` from now. Returns its
-    /// `job_instance_id`.
+    /// Creates a job instance (what `fast_execute_script` does; load harnesses call it
+    /// directly to seed many at once): its hosts follow `hosts` from now. Returns its
+    /// `job_instance_id` (its step instance is the id + 1).
     pub fn seed_job(
         &self,
         name: &str,
@@ -411,22 +411,7 @@ fn fast_execute_script(state: &State, p: &Map<String, Value>) -> Result<Value, R
     if hosts.is_empty() {
         return Err(Reply::JobError(1244001, "主机为空".into()));
     }
-    let id = state.next_id.fetch_add(2, Ordering::Relaxed);
-    let created_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let job = Job {
-        id,
-        step_id: id + 1,
-        name: name.clone(),
-        created: Instant::now(),
-        created_ms,
-        timeout: Duration::from_secs(timeout as u64),
-        hosts,
-        terminated: None,
-        spec: state.scenario.job.clone(),
-    };
-    state.jobs.lock().expect("jobs lock").insert(id, job);
+    let id = state.seed_job(&name, Duration::from_secs(timeout as u64), hosts);
     Ok(json!({ "job_instance_name": name, "job_instance_id": id, "step_instance_id": id + 1 }))
 }
 
