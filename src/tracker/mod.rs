@@ -549,7 +549,13 @@ impl<'a> Execution<'a> {
                     }
                 }
             };
-            let delay = backoff.next().filter(|d| Instant::now() + *d < give_up_at);
+            // The whole budget is used: the last wait is cut to what is left of it, rather
+            // than giving up early because the next backoff step would overshoot.
+            let left = give_up_at.saturating_duration_since(Instant::now());
+            let delay = backoff
+                .next()
+                .map(|d| d.min(left))
+                .filter(|_| !left.is_zero());
             let Some(delay) = delay else {
                 self.note_failure(&error, None);
                 if !must_reconcile {
