@@ -293,20 +293,18 @@ fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, St
 }
 
 impl SqliteStore {
-    /// Whether any alert named in `changes` is firing now.
+    /// Whether any alert named in `changes` is firing now (one query).
     async fn any_firing(&self, changes: &[AlertChange]) -> Result<bool, StoreError> {
+        // The SQL text is fixed fragments and placeholders; the fingerprints are bound.
+        let placeholders = vec!["?"; changes.len()].join(", ");
+        let sql = format!(
+            "SELECT 1 FROM alerts WHERE status = 'firing' AND fingerprint IN ({placeholders}) LIMIT 1"
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
         for c in changes {
-            let firing: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM alerts WHERE fingerprint = ? AND status = 'firing'",
-            )
-            .bind(&c.fingerprint)
-            .fetch_optional(&self.pool)
-            .await?;
-            if firing.is_some() {
-                return Ok(true);
-            }
+            q = q.bind(&c.fingerprint);
         }
-        Ok(false)
+        Ok(q.fetch_optional(&self.pool).await?.is_some())
     }
 }
 
