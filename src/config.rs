@@ -381,10 +381,6 @@ pub fn load(
         || "embedded default".to_owned(),
         |p| p.display().to_string(),
     );
-    let parse_error = |e: config::ConfigError| ConfigError::Parse {
-        source_name: source_name.clone(),
-        message: e.to_string(),
-    };
     let text = match path {
         Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError::Parse {
             source_name: source_name.clone(),
@@ -392,7 +388,21 @@ pub fn load(
         })?,
         None => EMBEDDED_DEFAULT.to_owned(),
     };
-    let file = config::File::from_str(&text, config::FileFormat::Toml);
+    load_text(&text, &source_name, env)
+}
+
+/// Like [`load`], from TOML `text`; `source_name` names it in errors.
+pub fn load_text(
+    text: &str,
+    source_name: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let source_name = source_name.to_owned();
+    let parse_error = |e: config::ConfigError| ConfigError::Parse {
+        source_name: source_name.clone(),
+        message: e.to_string(),
+    };
+    let file = config::File::from_str(text, config::FileFormat::Toml);
     let env: std::collections::HashMap<String, String> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("JOBWATCH__"))
@@ -990,11 +1000,9 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("jobwatch.toml");
-        std::fs::write(&path, text).unwrap();
-        load(
-            Some(&path),
+        load_text(
+            text,
+            "test",
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
     }

@@ -453,11 +453,6 @@ impl Alerting {
         &self.secrets
     }
 
-    /// The alert configuration.
-    pub fn config(&self) -> &AlertsConfig {
-        &self.config
-    }
-
     /// Masks secret-looking parts of `text`: the configured secrets, the built-in and the
     /// configured redaction patterns (the first group is kept, the rest becomes
     /// `[REDACTED]`).

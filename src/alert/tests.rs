@@ -10,12 +10,7 @@ use crate::tracker::report::HostReport;
 
 fn config(alerts: &str) -> Config {
     let text = format!("[platforms.local]\nkind = \"local\"\n{alerts}");
-    let path =
-        std::env::temp_dir().join(format!("jobwatch-alert-test-{}.toml", uuid::Uuid::now_v7()));
-    std::fs::write(&path, text).unwrap();
-    let config = crate::config::load(Some(&path), Vec::new()).unwrap();
-    let _ = std::fs::remove_file(path);
-    config
+    crate::config::load_text(&text, "test", Vec::new()).unwrap()
 }
 
 const ROUTED: &str = r#"

@@ -74,7 +74,7 @@ pub struct Runner {
     /// One shared configuration per check (executions hold an `Arc`, not a copy).
     checks: HashMap<String, Arc<CheckConfig>>,
     /// One shared configuration per (check or `watch`, platform) for watched jobs.
-    watch_checks: Mutex<HashMap<(String, String), Arc<CheckConfig>>>,
+    watch_checks: Mutex<HashMap<(Option<String>, String), Arc<CheckConfig>>>,
 }
 
 /// The check a watched job is followed with: no script, default polling, the job's timeout
@@ -200,20 +200,24 @@ impl Runner {
     }
 
     /// The shared configuration watched jobs of `check` (or of no check: `watch`, default
-    /// polling) on `platform` are followed with. No hosts (they come from the job) and no
-    /// timeout of its own: the execution's `timeout_seconds` is the job's.
+    /// polling) on `platform` are followed with. No hosts (they come from the job); the
+    /// execution's `timeout_seconds` is the job's.
     fn watch_config(
         &self,
         platform: &str,
         check: Option<&str>,
     ) -> Result<Arc<CheckConfig>, RunError> {
-        let key = (check.unwrap_or(WATCH_CHECK).to_owned(), platform.to_owned());
+        let key = (check.map(str::to_owned), platform.to_owned());
         let mut cache = self.watch_checks.lock().expect("watch checks lock");
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
         let config = match check {
-            None => watch_check(platform, Vec::new(), DEFAULT_WATCH_TIMEOUT),
+            None => CheckConfig {
+                timeout: DEFAULT_WATCH_TIMEOUT,
+                allow_overlap: true,
+                ..CheckConfig::new(WATCH_CHECK, platform, String::new(), Vec::new())
+            },
             Some(name) => {
                 let c = self
                     .config
@@ -351,19 +355,18 @@ impl Runner {
                     tracing::error!(execution_id = %report.execution_id, platform = %report.platform, "Cannot resume: its platform is no longer configured.");
                     continue;
                 };
+                // A watch resumes with its check's policy (or, that check gone, the default
+                // one); hosts and timeout are the job's, in the report.
                 let check = match self.checks.get(&report.check) {
-                    Some(c) if report.origin != Origin::Watch => c.clone(),
-                    // A watch resumes with its check's policy (or the default one); hosts and
-                    // timeout are the job's, in the report.
-                    Some(_) => match self.watch_config(&report.platform, Some(&report.check)) {
-                        Ok(c) => c,
-                        Err(_) => self
-                            .watch_config(&report.platform, None)
-                            .expect("the default watch check"),
-                    },
-                    None => self
+                    Some(c) if report.origin != Origin::Watch => Ok(c.clone()),
+                    Some(_) => self.watch_config(&report.platform, Some(&report.check)),
+                    None => self.watch_config(&report.platform, None),
+                };
+                let check = match check {
+                    Ok(c) => c,
+                    Err(_) => self
                         .watch_config(&report.platform, None)
-                        .expect("the default watch check"),
+                        .expect("the default watch configuration always exists"),
                 };
                 self.spawn(check, platform, report, true);
                 resumed += 1;
@@ -431,12 +434,20 @@ impl crate::tracker::Journal for Runner {
     }
 }
 
-fn watch_check(platform: &str, hosts: Vec<Host>, timeout: Duration) -> CheckConfig {
-    CheckConfig {
-        timeout,
-        allow_overlap: true,
-        ..CheckConfig::new(WATCH_CHECK, platform, String::new(), hosts)
-    }
+/// The line `jobwatch run` prints on stderr once it serves (scripts and tests wait for it):
+/// `jobwatch: listening on http://<addr>/ (<n> execution(s) resumed)`.
+pub fn listening_line(addr: std::net::SocketAddr, resumed: usize) -> String {
+    format!("jobwatch: listening on http://{addr}/ ({resumed} execution(s) resumed)")
+}
+
+/// Reads a [`listening_line`]: the base URL (no trailing slash) and how many executions were
+/// resumed; `None` for any other line.
+pub fn parse_listening_line(line: &str) -> Option<(String, usize)> {
+    let rest = line.strip_prefix("jobwatch: listening on ")?;
+    let mut words = rest.split_whitespace();
+    let base = words.next()?.trim_end_matches('/').to_owned();
+    let resumed = words.next()?.trim_start_matches('(').parse().ok()?;
+    Some((base, resumed))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or `shutdown` is cancelled), then shuts down.
@@ -476,7 +487,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .context("cannot read unfinished executions")?;
     tracing::info!(%addr, resumed, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
-    eprintln!("jobwatch: listening on http://{addr}/ ({resumed} execution(s) resumed)");
+    eprintln!("{}", listening_line(addr, resumed));
     scheduler::start(&runner);
     let app = crate::api::router(crate::api::AppState::new(runner.clone(), metrics));
     let server_stop = CancellationToken::new();
@@ -502,4 +513,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     server_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_listening_line_reads_back() {
+        let addr = "127.0.0.1:9464".parse().unwrap();
+        let line = super::listening_line(addr, 3);
+        assert_eq!(
+            line,
+            "jobwatch: listening on http://127.0.0.1:9464/ (3 execution(s) resumed)"
+        );
+        assert_eq!(
+            super::parse_listening_line(&line),
+            Some(("http://127.0.0.1:9464".to_owned(), 3))
+        );
+        assert_eq!(super::parse_listening_line("jobwatch: shutting down"), None);
+    }
 }

@@ -9,21 +9,16 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::http::{classify_errcode, post_robot};
+use super::http::{Robot, classify_errcode, json_answer};
 use super::{Delivery, Notifier};
-use crate::alert::render::{BodyStyle, NotificationView, Renderer};
+use crate::alert::render::NotificationView;
 use crate::config::ReceiverConfig;
 
 const MAX_TEXT_BYTES: usize = 18_000;
 const RETRY_CODES: [i64; 2] = [-1, 130101];
 
 /// A DingTalk robot.
-pub struct Dingtalk {
-    client: reqwest::Client,
-    url: SecretString,
-    secret: Option<SecretString>,
-    renderer: Renderer,
-}
+pub struct Dingtalk(Robot);
 
 impl Dingtalk {
     /// To the robot `url`, signed with `secret` when set.
@@ -33,12 +28,7 @@ impl Dingtalk {
         secret: Option<SecretString>,
         receiver: &ReceiverConfig,
     ) -> Result<Self, String> {
-        Ok(Dingtalk {
-            client,
-            url,
-            secret,
-            renderer: Renderer::new(&receiver.templates, BodyStyle::Markdown)?,
-        })
+        Robot::new(client, url, secret, receiver).map(Dingtalk)
     }
 }
 
@@ -57,18 +47,18 @@ pub fn classify(v: &serde_json::Value) -> Delivery {
 #[async_trait::async_trait]
 impl Notifier for Dingtalk {
     async fn notify(&self, view: &NotificationView) -> Delivery {
-        let (title, text) = match self.renderer.render(view) {
+        let (title, text) = match self.0.render(view) {
             Ok(r) => (
                 r.title.clone(),
                 super::cut_bytes(&format!("### {}\n\n{}", r.title, r.body), MAX_TEXT_BYTES),
             ),
-            Err(e) => return Delivery::Rejected(e),
+            Err(d) => return d,
         };
-        let url = match &self.secret {
+        let url = match &self.0.secret {
             Some(secret) => {
                 let ts = crate::now_ms();
                 let sign = sign(secret.expose_secret(), ts);
-                let mut u = match url::Url::parse(self.url.expose_secret()) {
+                let mut u = match url::Url::parse(self.0.url.expose_secret()) {
                     Ok(u) => u,
                     Err(_) => return Delivery::Rejected("the robot URL is not a URL".into()),
                 };
@@ -77,9 +67,12 @@ impl Notifier for Dingtalk {
                     .append_pair("sign", &sign);
                 SecretString::from(u.to_string())
             }
-            None => self.url.clone(),
+            None => self.0.url.clone(),
         };
         let body = serde_json::json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } });
-        post_robot(&self.client, &url, &body, classify, false).await
+        match self.0.post(&url, &body).await {
+            Ok(answer) => json_answer(&answer, classify),
+            Err(d) => d,
+        }
     }
 }

@@ -58,11 +58,6 @@ pub fn backoff(attempts: u32) -> Duration {
 }
 
 impl Dispatcher {
-    /// No receivers: nothing to wake.
-    pub fn none() -> Arc<Self> {
-        Arc::new(Dispatcher { wakers: Vec::new() })
-    }
-
     /// Starts one worker per receiver on `tasks`; they stop when `stop` is cancelled.
     /// `secrets` are masked in stored errors. Waiting notifications of receivers no longer
     /// configured are rejected first.

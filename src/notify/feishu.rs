@@ -11,22 +11,17 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::http::{classify_code, post_robot};
+use super::http::{Robot, classify_code, json_answer};
 use super::{Delivery, Notifier};
 use crate::alert::AlertStatus;
-use crate::alert::render::{BodyStyle, NotificationView, Renderer};
+use crate::alert::render::NotificationView;
 use crate::config::ReceiverConfig;
 
 const MAX_TEXT_BYTES: usize = 20_000;
 const RETRY_CODES: [i64; 3] = [11232, 230020, 2200];
 
 /// A Feishu bot.
-pub struct Feishu {
-    client: reqwest::Client,
-    url: SecretString,
-    secret: Option<SecretString>,
-    renderer: Renderer,
-}
+pub struct Feishu(Robot);
 
 impl Feishu {
     /// To the bot `url`, signed with `secret` when set.
@@ -36,12 +31,7 @@ impl Feishu {
         secret: Option<SecretString>,
         receiver: &ReceiverConfig,
     ) -> Result<Self, String> {
-        Ok(Feishu {
-            client,
-            url,
-            secret,
-            renderer: Renderer::new(&receiver.templates, BodyStyle::Markdown)?,
-        })
+        Robot::new(client, url, secret, receiver).map(Feishu)
     }
 }
 
@@ -65,9 +55,9 @@ pub fn classify(v: &serde_json::Value) -> Delivery {
 #[async_trait::async_trait]
 impl Notifier for Feishu {
     async fn notify(&self, view: &NotificationView) -> Delivery {
-        let (title, text) = match self.renderer.render(view) {
+        let (title, text) = match self.0.render(view) {
             Ok(r) => (r.title.clone(), super::cut_bytes(&r.body, MAX_TEXT_BYTES)),
-            Err(e) => return Delivery::Rejected(e),
+            Err(d) => return d,
         };
         let color = if view.status == AlertStatus::Firing {
             "red"
@@ -81,11 +71,14 @@ impl Notifier for Feishu {
                 "elements": [ { "tag": "markdown", "content": text } ],
             },
         });
-        if let Some(secret) = &self.secret {
+        if let Some(secret) = &self.0.secret {
             let ts = crate::now_ms() / 1000;
             body["timestamp"] = ts.to_string().into();
             body["sign"] = sign(secret.expose_secret(), ts).into();
         }
-        post_robot(&self.client, &self.url, &body, classify, false).await
+        match self.0.post(&self.0.url, &body).await {
+            Ok(answer) => json_answer(&answer, classify),
+            Err(d) => d,
+        }
     }
 }

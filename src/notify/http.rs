@@ -86,30 +86,69 @@ pub(super) async fn post_json(
     })
 }
 
-/// POSTs JSON to a robot URL (a secret) and classifies the answer: HTTP status first, then
-/// the body by `errcode` (robots answer HTTP 200 with an error code inside).
-pub(super) async fn post_robot(
-    client: &reqwest::Client,
-    url: &SecretString,
-    body: &serde_json::Value,
-    classify_body: impl Fn(&serde_json::Value) -> Delivery,
-    plain_text_answer: bool,
+/// What every chat robot holds: a client, its webhook URL (a secret: it carries the token),
+/// its sign secret if it signs, and its Markdown templates.
+pub(super) struct Robot {
+    pub client: reqwest::Client,
+    pub url: SecretString,
+    pub secret: Option<SecretString>,
+    renderer: crate::alert::render::Renderer,
+}
+
+impl Robot {
+    pub fn new(
+        client: reqwest::Client,
+        url: SecretString,
+        secret: Option<SecretString>,
+        receiver: &crate::config::ReceiverConfig,
+    ) -> Result<Self, String> {
+        Ok(Robot {
+            client,
+            url,
+            secret,
+            renderer: crate::alert::render::Renderer::new(
+                &receiver.templates,
+                crate::alert::render::BodyStyle::Markdown,
+            )?,
+        })
+    }
+
+    /// The texts of `view`; a template that fails is a rejection (retrying cannot help).
+    pub fn render(
+        &self,
+        view: &crate::alert::render::NotificationView,
+    ) -> Result<crate::alert::render::Rendered, Delivery> {
+        self.renderer.render(view).map_err(Delivery::Rejected)
+    }
+
+    /// POSTs `body` as JSON to `url` (the robot's own, or a signed variant of it). The HTTP
+    /// status is classified here; a 2xx answer is returned for the robot to read.
+    pub async fn post(
+        &self,
+        url: &SecretString,
+        body: &serde_json::Value,
+    ) -> Result<Answer, Delivery> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let answer = post_json(&self.client, url.expose_secret(), &[], bytes).await?;
+        match classify_status(&answer) {
+            Some(d) => Err(d),
+            None => Ok(answer),
+        }
+    }
+}
+
+/// A robot's 2xx JSON answer classified by `classify` (robots answer errors with HTTP 200
+/// and an error code inside); an answer that is not JSON is retried (a proxy is the likely
+/// cause).
+pub(super) fn json_answer(
+    answer: &Answer,
+    classify: impl Fn(&serde_json::Value) -> Delivery,
 ) -> Delivery {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let answer = match post_json(client, url.expose_secret(), &[], bytes).await {
-        Ok(a) => a,
-        Err(d) => return d,
-    };
-    if let Some(d) = classify_status(&answer) {
-        return d;
-    }
-    if plain_text_answer {
-        return Delivery::Delivered;
-    }
     match serde_json::from_str::<serde_json::Value>(&answer.body) {
-        Ok(v) => classify_body(&v),
+        Ok(v) => classify(&v),
         Err(_) => Delivery::Errored(format!(
-            "HTTP 200 with an unreadable answer: {}",
+            "HTTP {} with an unreadable answer: {}",
+            answer.status.as_u16(),
             answer.body.chars().take(200).collect::<String>()
         )),
     }

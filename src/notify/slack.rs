@@ -5,20 +5,16 @@
 
 use secrecy::SecretString;
 
-use super::http::post_robot;
+use super::http::Robot;
 use super::{Delivery, Notifier};
-use crate::alert::render::{BodyStyle, NotificationView, Renderer};
+use crate::alert::render::NotificationView;
 use crate::config::ReceiverConfig;
 
 /// Slack's limit for `text` is 40 000 characters; stay well below.
 const MAX_TEXT_CHARS: usize = 35_000;
 
 /// A Slack receiver.
-pub struct Slack {
-    client: reqwest::Client,
-    url: SecretString,
-    renderer: Renderer,
-}
+pub struct Slack(Robot);
 
 impl Slack {
     /// To the webhook `url`.
@@ -27,32 +23,28 @@ impl Slack {
         url: SecretString,
         receiver: &ReceiverConfig,
     ) -> Result<Self, String> {
-        Ok(Slack {
-            client,
-            url,
-            renderer: Renderer::new(&receiver.templates, BodyStyle::Markdown)?,
-        })
+        Robot::new(client, url, None, receiver).map(Slack)
     }
 }
 
 #[async_trait::async_trait]
 impl Notifier for Slack {
     async fn notify(&self, view: &NotificationView) -> Delivery {
-        let text = match self.renderer.render(view) {
+        let text = match self.0.render(view) {
             Ok(r) => super::cut(
                 &format!("*{}*\n{}", r.title, r.body.replace("**", "*")),
                 MAX_TEXT_CHARS,
             ),
-            Err(e) => return Delivery::Rejected(e),
+            Err(d) => return d,
         };
         // Slack answers plain text, not JSON: any 2xx is a delivery.
-        post_robot(
-            &self.client,
-            &self.url,
-            &serde_json::json!({ "text": text }),
-            |_| Delivery::Delivered,
-            true,
-        )
-        .await
+        match self
+            .0
+            .post(&self.0.url, &serde_json::json!({ "text": text }))
+            .await
+        {
+            Ok(_) => Delivery::Delivered,
+            Err(d) => d,
+        }
     }
 }

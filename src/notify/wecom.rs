@@ -6,20 +6,16 @@
 
 use secrecy::SecretString;
 
-use super::http::{classify_errcode, post_robot};
+use super::http::{Robot, classify_errcode, json_answer};
 use super::{Delivery, Notifier};
-use crate::alert::render::{BodyStyle, NotificationView, Renderer};
+use crate::alert::render::NotificationView;
 use crate::config::ReceiverConfig;
 
 const MAX_CONTENT_BYTES: usize = 4096;
 const RETRY_CODES: [i64; 2] = [-1, 45009];
 
 /// A WeCom robot.
-pub struct Wecom {
-    client: reqwest::Client,
-    url: SecretString,
-    renderer: Renderer,
-}
+pub struct Wecom(Robot);
 
 impl Wecom {
     /// To the robot `url`.
@@ -28,11 +24,7 @@ impl Wecom {
         url: SecretString,
         receiver: &ReceiverConfig,
     ) -> Result<Self, String> {
-        Ok(Wecom {
-            client,
-            url,
-            renderer: Renderer::new(&receiver.templates, BodyStyle::Markdown)?,
-        })
+        Robot::new(client, url, None, receiver).map(Wecom)
     }
 }
 
@@ -44,11 +36,14 @@ pub fn classify(v: &serde_json::Value) -> Delivery {
 #[async_trait::async_trait]
 impl Notifier for Wecom {
     async fn notify(&self, view: &NotificationView) -> Delivery {
-        let content = match self.renderer.render(view) {
+        let content = match self.0.render(view) {
             Ok(r) => super::cut_bytes(&format!("### {}\n{}", r.title, r.body), MAX_CONTENT_BYTES),
-            Err(e) => return Delivery::Rejected(e),
+            Err(d) => return d,
         };
         let body = serde_json::json!({ "msgtype": "markdown", "markdown": { "content": content } });
-        post_robot(&self.client, &self.url, &body, classify, false).await
+        match self.0.post(&self.0.url, &body).await {
+            Ok(answer) => json_answer(&answer, classify),
+            Err(d) => d,
+        }
     }
 }

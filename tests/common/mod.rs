@@ -209,16 +209,8 @@ impl Daemon {
                 .next()
                 .expect("the daemon exited before listening")
                 .unwrap();
-            if let Some(rest) = line.strip_prefix("jobwatch: listening on ") {
-                let mut words = rest.split_whitespace();
-                let base = words.next().unwrap().trim_end_matches('/').to_owned();
-                let resumed = words
-                    .next()
-                    .unwrap()
-                    .trim_start_matches('(')
-                    .parse()
-                    .unwrap();
-                break (base, resumed);
+            if let Some(found) = jobwatch::daemon::parse_listening_line(&line) {
+                break found;
             }
         };
         // Keep draining stderr so the daemon never blocks on a full pipe.

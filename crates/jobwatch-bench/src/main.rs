@@ -93,19 +93,8 @@ impl Agent {
                 bail!("the daemon exited before listening")
             };
             let line = line?;
-            if let Some(rest) = line.strip_prefix("jobwatch: listening on ") {
-                let mut words = rest.split_whitespace();
-                let base = words
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-                    .to_owned();
-                let resumed = words
-                    .next()
-                    .unwrap_or("(0")
-                    .trim_start_matches('(')
-                    .parse()?;
-                break (base, resumed);
+            if let Some(found) = jobwatch::daemon::parse_listening_line(&line) {
+                break found;
             }
         };
         let listening_after = started.elapsed();
