@@ -113,8 +113,11 @@ struct RawPlatform {
     request_timeout: Option<Duration>,
     /// bkjob: requests in flight at once per endpoint (default 16).
     max_concurrent_requests: Option<usize>,
-    /// bkjob: requests started per second per endpoint (default 20).
+    /// bkjob: requests started per second per endpoint (default 20), submits not counted.
     max_requests_per_second: Option<u32>,
+    /// bkjob: submits started per second per endpoint (default 10): their own budget, so
+    /// that polls never hold back new jobs.
+    max_submits_per_second: Option<u32>,
     /// bkjob: transport failures in a row before an endpoint is skipped (default 3).
     endpoint_failures_before_cooldown: Option<u32>,
     /// bkjob: how long a failing endpoint is skipped (default 30s).
@@ -585,6 +588,7 @@ fn validate_platform(issues: &mut Issues, name: &str, p: &RawPlatform) -> Option
                     "max_requests_per_second",
                     p.max_requests_per_second.is_some(),
                 ),
+                ("max_submits_per_second", p.max_submits_per_second.is_some()),
                 (
                     "endpoint_failures_before_cooldown",
                     p.endpoint_failures_before_cooldown.is_some(),
@@ -688,6 +692,7 @@ fn validate_bkjob(
     let flow = crate::platform::bkjob::endpoints::FlowSettings {
         max_concurrent: p.max_concurrent_requests.unwrap_or(d.max_concurrent),
         max_per_second: p.max_requests_per_second.unwrap_or(d.max_per_second),
+        max_submits_per_second: p.max_submits_per_second.unwrap_or(d.max_submits_per_second),
         failures_before_cooldown: p
             .endpoint_failures_before_cooldown
             .unwrap_or(d.failures_before_cooldown),
@@ -696,6 +701,7 @@ fn validate_bkjob(
     for (field, zero) in [
         ("max_concurrent_requests", flow.max_concurrent == 0),
         ("max_requests_per_second", flow.max_per_second == 0),
+        ("max_submits_per_second", flow.max_submits_per_second == 0),
         (
             "endpoint_failures_before_cooldown",
             flow.failures_before_cooldown == 0,

@@ -42,13 +42,17 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Builds the adapter for a configured platform.
-pub fn build_platform(config: &PlatformConfig) -> Result<Arc<dyn Platform>, PlatformError> {
+/// Builds the adapter for a configured platform; the local platform keeps its script files
+/// under `<data_dir>/local` (and sweeps what a process that is gone left there).
+pub fn build_platform(
+    config: &PlatformConfig,
+    data_dir: &std::path::Path,
+) -> Result<Arc<dyn Platform>, PlatformError> {
     Ok(match config {
         PlatformConfig::BkJob(settings) => {
             Arc::new(platform::bkjob::BkJob::new(settings.as_ref().clone())?)
         }
-        PlatformConfig::Local => Arc::new(platform::local::Local::new()),
+        PlatformConfig::Local => Arc::new(platform::local::Local::new(&data_dir.join("local"))?),
     })
 }
 

@@ -186,7 +186,10 @@ async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize
         );
         return ExitCode::from(exit::CONFIG);
     };
-    let platform = match jobwatch::build_platform(&config.platforms[&check.platform]) {
+    let platform = match jobwatch::build_platform(
+        &config.platforms[&check.platform],
+        &config.agent.data_dir,
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("jobwatch: {e}");

@@ -233,8 +233,11 @@ pub struct JobSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerStatus {
-    /// Recorded, not yet submitted.
+    /// Recorded; its submit has surely not left yet (after a crash it is submitted then).
     Pending,
+    /// The submit was let go to the platform (recorded at the last moment before it left);
+    /// no answer yet. After a crash it is reconciled, never submitted again.
+    Submitting,
     /// The platform accepted it and returned a job instance.
     Triggered,
     /// The platform refused it (its code and message are kept), or it could not be reached.
@@ -251,6 +254,7 @@ impl TriggerStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TriggerStatus::Pending => "pending",
+            TriggerStatus::Submitting => "submitting",
             TriggerStatus::Triggered => "triggered",
             TriggerStatus::TriggerFailed => "trigger_failed",
             TriggerStatus::TriggerUnknown => "trigger_unknown",

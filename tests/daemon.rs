@@ -1042,3 +1042,249 @@ fn local_scripts_do_not_outlive_the_daemon() {
         assert!(!alive(pid), "the local script {pid} outlived the daemon");
     });
 }
+
+/// [`write_config`] with the platform's **default** rate and concurrency limits.
+fn write_config_default_limits(dir: &Path, emulator: &common::Platform, checks: &str) -> PathBuf {
+    let path = write_config(dir, emulator, checks);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.starts_with("max_requests_per_second") && !l.starts_with("max_concurrent_requests")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn executions_accepted_during_repeated_kill_9_all_reach_the_platform_exactly_once() {
+    let platform = common::emulator(
+        &TWO_HOSTS
+            .replace("1500ms", "800ms")
+            .replace("\"2s\"", "\"1s\""),
+    );
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let check = bk_check("intake")
+            .replace("first_poll = \"100ms\"", "first_poll = \"500ms\"")
+            .replace("interval = \"200ms\"", "interval = \"1s\"")
+            .replace("max_interval = \"500ms\"", "max_interval = \"2s\"");
+        let config = write_config_default_limits(dir.path(), &platform, &check);
+        let mut accepted = HashSet::new();
+        // Four rounds: a burst of POSTs, kill -9 as soon as the burst is accepted (most
+        // submits still waiting for their slot), restart. Each restart resumes the earlier
+        // rounds' executions while the next burst arrives.
+        for round in 0..4 {
+            let daemon = Daemon::start(&config);
+            let posts: Vec<_> = (0..30)
+                .map(|_| {
+                    let base = daemon.base.clone();
+                    tokio::spawn(async move {
+                        post(&base, "/v1/executions", r#"{"check":"intake"}"#, Some(TOKEN)).await
+                    })
+                })
+                .collect();
+            for p in posts {
+                let (status, body) = p.await.unwrap();
+                assert_eq!(status, 202, "round {round}: {body}");
+                accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+            }
+            daemon.signal(libc::SIGKILL);
+            drop(daemon);
+        }
+        assert_eq!(accepted.len(), 120);
+        let before_last_start = platform.emulator.state().jobs_created();
+        assert!(
+            before_last_start < accepted.len(),
+            "every kill came after all submits had left ({before_last_start}): the test proves nothing"
+        );
+        let daemon = Daemon::start(&config);
+        let history = wait_all_ended(&daemon.base, accepted.len(), Duration::from_secs(120)).await;
+        let names = platform.emulator.state().job_names();
+        let unique: HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "a job was submitted twice");
+        assert_eq!(names.len(), accepted.len(), "every accepted execution reached the platform once");
+        let mut ended = 0;
+        for e in history.iter().filter(|e| accepted.contains(e["execution_id"].as_str().unwrap())) {
+            assert_eq!(e["trigger_status"], "triggered", "{e:#}");
+            assert_eq!(e["state"], "succeeded", "{e:#}");
+            let (_, full) = get_json(
+                &daemon.base,
+                &format!("/v1/executions/{}", e["execution_id"].as_str().unwrap()),
+            )
+            .await;
+            assert!(names.contains(&full["task_name"].as_str().unwrap().to_owned()), "{full:#}");
+            ended += 1;
+        }
+        assert_eq!(ended, accepted.len());
+    });
+}
+
+/// Waits (bounded) until execution `id` has ended, and returns it.
+async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        let (status, e) = get_json(base, &format!("/v1/executions/{id}")).await;
+        assert_eq!(status, 200, "{e}");
+        if e["state"] != "pending" && e["state"] != "running" {
+            return e;
+        }
+        assert!(Instant::now() < until, "{id} did not end: {e:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_local_job_stopped_at_shutdown_is_lost_never_taken_for_a_new_one() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = r#"
+[[checks]]
+name = "slow"
+platform = "local"
+script = "sleep 20; echo slow done"
+hosts = ["localhost"]
+[checks.poll]
+first_poll = "100ms"
+interval = "200ms"
+max_interval = "500ms"
+
+[[checks]]
+name = "quick"
+platform = "local"
+script = "echo quick done"
+hosts = ["localhost"]
+[checks.poll]
+first_poll = "50ms"
+interval = "100ms"
+"#;
+        let config = write_config(dir.path(), &platform, checks);
+        let mut daemon = Daemon::start(&config);
+        let (status, body) = post(
+            &daemon.base,
+            "/v1/executions",
+            r#"{"check":"slow"}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let slow = body["execution_id"].as_str().unwrap().to_owned();
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, e) = get_json(&daemon.base, &format!("/v1/executions/{slow}")).await;
+            if e["state"] == "running" && e["polls"].as_u64().unwrap_or(0) > 0 {
+                break;
+            }
+            assert!(Instant::now() < until, "the slow job never ran: {e:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(daemon.child.wait().unwrap().code(), Some(0));
+        drop(daemon);
+        let daemon = Daemon::start(&config);
+        assert_eq!(daemon.resumed, 1);
+        // New local jobs start at once; before, they reused the ids 1, 2, … of the stopped one.
+        let mut quick = Vec::new();
+        for _ in 0..10 {
+            let (status, body) = post(
+                &daemon.base,
+                "/v1/executions",
+                r#"{"check":"quick"}"#,
+                Some(TOKEN),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            quick.push(body["execution_id"].as_str().unwrap().to_owned());
+        }
+        let e = wait_ended(&daemon.base, &slow, Duration::from_secs(30)).await;
+        assert_eq!(e["state"], "lost", "{e:#}");
+        assert!(
+            e["reason"].as_str().unwrap().contains("no longer knows"),
+            "{e:#}"
+        );
+        let log = e["hosts"][0]["log"].as_str().unwrap_or("");
+        assert!(
+            !log.contains("quick done"),
+            "another job's log was taken: {e:#}"
+        );
+        let mut ids = HashSet::new();
+        for id in &quick {
+            let q = wait_ended(&daemon.base, id, Duration::from_secs(30)).await;
+            assert_eq!(q["state"], "succeeded", "{q:#}");
+            assert!(
+                ids.insert(q["job_instance_id"].as_u64().unwrap()),
+                "an id was reused"
+            );
+        }
+        assert!(
+            !ids.contains(&e["job_instance_id"].as_u64().unwrap()),
+            "the stopped job's id was reused"
+        );
+    });
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn after_kill_9_no_local_script_process_or_file_is_left_once_restarted() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let checks = format!(
+            "[[checks]]\nname = \"long\"\nplatform = \"local\"\nscript = '''\nsleep 300 &\necho $$ $! > {}\nwait\n'''\nhosts = [\"localhost\"]\n",
+            pids.display()
+        );
+        let config = write_config(dir.path(), &platform, &checks);
+        let daemon = Daemon::start(&config);
+        let daemon_pid = daemon.child.id();
+        assert_eq!(post(&daemon.base, "/v1/executions", r#"{"check":"long"}"#, Some(TOKEN)).await.0, 202);
+        let until = Instant::now() + Duration::from_secs(10);
+        let (script, child): (i32, i32) = loop {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let nums: Vec<i32> = text.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+            if nums.len() == 2 {
+                break (nums[0], nums[1]);
+            }
+            assert!(Instant::now() < until, "the script never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(alive(script) && alive(child));
+        let local = dir.path().join("data").join("local");
+        assert!(!files_under(&local).is_empty(), "the script file lives under data_dir/local");
+        daemon.signal(libc::SIGKILL);
+        drop(daemon);
+        let _daemon = Daemon::start(&config);
+        let until = Instant::now() + Duration::from_secs(5);
+        while (alive(script) || alive(child)) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(script), "the script {script} outlived the daemon's kill -9 and restart");
+        assert!(!alive(child), "the script's child {child} outlived the daemon's kill -9 and restart");
+        assert_eq!(files_under(&local), Vec::<PathBuf>::new(), "temporary files were left");
+        let prefix = format!("jobwatch-{daemon_pid}-");
+        let in_tmp: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .collect();
+        assert!(in_tmp.is_empty(), "files left in the system temp directory: {in_tmp:?}");
+    });
+}

@@ -468,7 +468,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     for (name, p) in &config.platforms {
         platforms.insert(
             name.clone(),
-            crate::build_platform(p).with_context(|| format!("platform {name}"))?,
+            crate::build_platform(p, &config.agent.data_dir)
+                .with_context(|| format!("platform {name}"))?,
         );
     }
     let metrics = crate::metrics::global();

@@ -141,6 +141,31 @@ impl PlatformError {
     }
 }
 
+/// Told when a submit is about to leave, so that the caller can record durably that it may
+/// have left: an execution without that mark surely never reached the platform and may be
+/// submitted after a crash; one with it is reconciled, never submitted again.
+#[async_trait]
+pub trait SubmitGate: Send + Sync {
+    /// Called once per endpoint attempt, right before the request is sent. `Err(why)` keeps
+    /// the request from leaving.
+    async fn leaving(&self) -> Result<(), String>;
+}
+
+/// A gate that records nothing (tests, tools).
+pub struct NoGate;
+
+#[async_trait]
+impl SubmitGate for NoGate {
+    async fn leaving(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The error a submit returns when its gate refused to let it leave: nothing was sent.
+pub fn gate_refused(api: &'static str, why: &str) -> PlatformError {
+    PlatformError::transient(api, format!("not sent: {why}"))
+}
+
 /// A job platform: the four questions every adapter answers (DESIGN.md §4).
 ///
 /// Adapters classify their errors and never retry by themselves; the tracker owns retries,
@@ -152,7 +177,15 @@ pub trait Platform: Send + Sync {
 
     /// Submits a script. An error with [`ErrorClass::Transient`] and `maybe_applied` means a
     /// job may exist anyway: reconcile with [`Platform::find_job`] before submitting again.
-    async fn submit(&self, request: &SubmitRequest) -> Result<JobRef, PlatformError>;
+    ///
+    /// `gate` is told at the last moment before the request leaves (after every rate and
+    /// concurrency limit let it go); if it refuses, nothing is sent and the error is transient
+    /// with `maybe_applied = false`.
+    async fn submit(
+        &self,
+        request: &SubmitRequest,
+        gate: &dyn SubmitGate,
+    ) -> Result<JobRef, PlatformError>;
 
     /// The job's status and every host's status.
     async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError>;

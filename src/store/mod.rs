@@ -9,8 +9,9 @@
 //!   alert to one receiver, with its due time, attempts, outcome and last error.
 //!
 //! **Invariants**
-//! * An execution is recorded (`trigger_status = pending`) *before* its submit leaves, and
-//!   each state change is saved before the side effects it causes (log fetch; alerts later).
+//! * An execution is recorded (`trigger_status = pending`) when it is accepted, and marked
+//!   `submitting` at the last moment before its submit leaves (after the rate limits let it
+//!   go); each state change is saved before the side effects it causes (log fetch, alerts).
 //! * `active` is 1 exactly while `state` is `pending` or `running`: every execution is in
 //!   exactly one of *active* or *history*, by construction of one column.
 //! * A final state is never left: a save that would change a final state to another state is
@@ -26,8 +27,9 @@
 //!
 //! **What survives a crash** (`kill -9`, power loss with SQLite's WAL and `synchronous =
 //! NORMAL`: the last transactions before the loss may roll back, never half-apply): every
-//! execution recorded; an execution whose submit may have left is `pending` and is reconciled
-//! on the next start, never submitted again; a running one resumes polling.
+//! execution recorded; a `pending` one never left and is submitted on the next start; one
+//! whose submit may have left (`submitting`, `trigger_unknown`) is reconciled, never submitted
+//! again; a running one resumes polling.
 //!
 //! **Retention**: nothing is deleted yet; history grows with every execution.
 

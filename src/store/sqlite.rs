@@ -41,6 +41,13 @@ fn migrator() -> Migrator {
             include_str!("migrations/sqlite/0003_logs_pending.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            "submitting mark".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0004_submitting.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

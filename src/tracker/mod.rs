@@ -25,7 +25,7 @@ use crate::internal_events::PlatformRequestFailed;
 use crate::model::{
     ExecutionState, Host, HostOutcome, HostStatus, JobSnapshot, LogTail, TriggerStatus,
 };
-use crate::platform::{ErrorClass, JobRef, Platform, PlatformError, SubmitRequest};
+use crate::platform::{ErrorClass, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest};
 
 /// bk-job's `task_name` limit (API.md §3).
 const TASK_NAME_MAX_CHARS: usize = 512;
@@ -448,6 +448,55 @@ impl Journal for NoJournal {
 
 static NO_JOURNAL: NoJournal = NoJournal;
 
+/// The submit's gate: at the last moment before the request leaves, the execution is saved
+/// as [`TriggerStatus::Submitting`] (once). A crash before that leaves it `pending` — it never
+/// left and is submitted at the next start; a crash after leaves it `submitting` — it is
+/// reconciled, never submitted again. If the mark cannot be saved, nothing is sent.
+struct MarkSubmitting<'a> {
+    journal: &'a dyn Journal,
+    marked_report: ExecutionReport,
+    marked: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> MarkSubmitting<'a> {
+    fn new(journal: &'a dyn Journal, report: &ExecutionReport) -> Self {
+        let mut marked_report = report.clone();
+        marked_report.trigger_status = TriggerStatus::Submitting;
+        MarkSubmitting {
+            journal,
+            marked_report,
+            marked: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn marked(&self) -> bool {
+        self.marked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl SubmitGate for MarkSubmitting<'_> {
+    async fn leaving(&self) -> Result<(), String> {
+        if self.marked() {
+            return Ok(());
+        }
+        match self.journal.save(&self.marked_report).await {
+            Ok(()) => {
+                self.marked.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                crate::internal_events::StoreWriteFailed {
+                    execution_id: &self.marked_report.execution_id,
+                    error: &e,
+                }
+                .emit();
+                Err(format!("the submit could not be recorded first ({e})"))
+            }
+        }
+    }
+}
+
 /// One execution of a check on a platform.
 pub struct Execution<'a> {
     /// The check.
@@ -510,8 +559,13 @@ impl<'a> Execution<'a> {
     /// Submits, retrying transient failures; a failure that may have created a job is
     /// reconciled through [`Platform::find_job`] before any resubmit, and never resubmitted
     /// while that stays unknown.
-    async fn trigger(&self, request: &SubmitRequest, observer: &mut dyn Observer) -> Trigger {
-        let since_ms = crate::now_ms();
+    async fn trigger(
+        &self,
+        request: &SubmitRequest,
+        gate: &dyn SubmitGate,
+        since_ms: i64,
+        observer: &mut dyn Observer,
+    ) -> Trigger {
         let give_up_at = Instant::now() + TRIGGER_RETRY_BUDGET;
         let backoff_builder = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -537,7 +591,7 @@ impl<'a> Execution<'a> {
                 observer.on_event(&TrackerEvent::Submitting {
                     task_name: &request.task_name,
                 });
-                match self.platform.submit(request).await {
+                match self.platform.submit(request, gate).await {
                     Ok(job) => return Trigger::Triggered(job),
                     Err(e) if e.class != ErrorClass::Transient => {
                         self.note_failure(&e, None);
@@ -665,23 +719,43 @@ impl<'a> Execution<'a> {
 
     async fn start_boxed(
         &self,
-        mut report: Box<ExecutionReport>,
+        report: Box<ExecutionReport>,
         observer: &mut dyn Observer,
     ) -> Box<ExecutionReport> {
-        let started = started_instant(&report);
+        let mut report = report;
         if !self.save(&report).await {
+            let elapsed = started_instant(&report).elapsed();
             report.finish(
                 ExecutionState::TriggerFailed,
                 "the execution could not be recorded before its submit, so nothing was submitted"
                     .into(),
-                started.elapsed(),
+                elapsed,
             );
             return report;
         }
+        self.submit_and_follow(report, observer).await
+    }
+
+    /// Submits a recorded `pending` execution (its submit surely never left), then follows.
+    async fn submit_and_follow(
+        &self,
+        mut report: Box<ExecutionReport>,
+        observer: &mut dyn Observer,
+    ) -> Box<ExecutionReport> {
+        let started = started_instant(&report);
         let request = self.request(&report);
+        let gate = MarkSubmitting::new(self.journal, &report);
+        // Reconciling looks for the job from the execution's start on (a resumed one was
+        // accepted before the restart).
+        let since_ms = report.started_at_ms.min(crate::now_ms());
         // Boxed: the trigger's retry state lives on the heap only while it runs, so a
         // followed execution at rest stays small (many thousands are at rest at once).
-        let job = match Box::pin(self.trigger(&request, observer)).await {
+        let outcome = Box::pin(self.trigger(&request, &gate, since_ms, observer)).await;
+        if gate.marked() && report.trigger_status == TriggerStatus::Pending {
+            report.trigger_status = TriggerStatus::Submitting;
+        }
+        drop(gate);
+        let job = match outcome {
             Trigger::Triggered(job) => job,
             Trigger::Failed(e) => {
                 report.trigger_failed(TriggerStatus::TriggerFailed, &e, started.elapsed());
@@ -712,7 +786,9 @@ impl<'a> Execution<'a> {
 
     /// Resumes a stored execution that had not ended (after a restart or a takeover):
     ///
-    /// * `pending` or `trigger_unknown`: the submit may have left. It is reconciled through
+    /// * `pending`: its submit never left (the mark [`TriggerStatus::Submitting`] is written
+    ///   before it leaves): it is submitted now.
+    /// * `submitting` or `trigger_unknown`: the submit may have left. It is reconciled through
     ///   [`Platform::find_job`] (its `task_name` carries the execution id) — the job found is
     ///   adopted, or the execution ends `trigger_failed` "not found on the platform". It is
     ///   never submitted again. While the platform cannot answer, reconciling goes on (until
@@ -746,6 +822,9 @@ impl<'a> Execution<'a> {
             };
             return self.follow(report, job, observer).await;
         }
+        if report.trigger_status == TriggerStatus::Pending {
+            return self.submit_and_follow(report, observer).await;
+        }
         // Whether the submit left is unknown until the platform says.
         if report.trigger_status != TriggerStatus::TriggerUnknown {
             report.trigger_status = TriggerStatus::TriggerUnknown;
@@ -763,7 +842,7 @@ impl<'a> Execution<'a> {
                 report.finish(
                     ExecutionState::TriggerFailed,
                     format!(
-                        "not found on the platform: jobwatch stopped before its submit of \"{}\" reached the platform; it was not submitted again",
+                        "not found on the platform: the submit of \"{}\" had left when jobwatch stopped, but the platform has no such job; it was not submitted again",
                         report.task_name
                     ),
                     elapsed,

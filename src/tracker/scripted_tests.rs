@@ -13,7 +13,9 @@ use super::{Execution, PollPolicy, Silent};
 use crate::config::CheckConfig;
 use crate::model::{ExecutionState, Host, JobSnapshot, TriggerStatus};
 use crate::platform::bkjob::codes;
-use crate::platform::{ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitRequest};
+use crate::platform::{
+    ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest,
+};
 
 type Answer<T> = Result<T, PlatformError>;
 
@@ -66,7 +68,10 @@ impl Platform for Scripted {
         "scripted"
     }
 
-    async fn submit(&self, _: &SubmitRequest) -> Answer<JobRef> {
+    async fn submit(&self, _: &SubmitRequest, gate: &dyn SubmitGate) -> Answer<JobRef> {
+        gate.leaving()
+            .await
+            .map_err(|why| crate::platform::gate_refused("fast_execute_script", &why))?;
         self.record("fast_execute_script");
         next(&self.submits)
     }
@@ -616,4 +621,110 @@ async fn a_permanent_poll_error_is_not_unreachable_and_the_deadline_still_decide
         report.reason
     );
     assert!(report.condition_log.iter().all(|c| c.condition.kind != crate::tracker::detect::ConditionKind::PlatformUnreachable));
+}
+
+/// Records each save's trigger status with how many submits the platform had seen by then;
+/// refuses saves of `submitting` while `refuse_mark` is set.
+struct MarkJournal {
+    platform: Arc<Scripted>,
+    saves: Mutex<Vec<(TriggerStatus, usize)>>,
+    refuse_mark: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl super::Journal for MarkJournal {
+    async fn save(&self, report: &super::ExecutionReport) -> Result<(), crate::store::StoreError> {
+        if report.trigger_status == TriggerStatus::Submitting
+            && self.refuse_mark.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(crate::store::StoreError::Corrupt {
+                id: report.execution_id.clone(),
+                error: "disk full".into(),
+            });
+        }
+        self.saves.lock().unwrap().push((
+            report.trigger_status,
+            self.platform.count("fast_execute_script"),
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_submitting_mark_is_saved_before_the_submit_leaves_and_without_it_nothing_leaves() {
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    let journal = MarkJournal {
+        platform: p.clone(),
+        saves: Mutex::default(),
+        refuse_mark: std::sync::atomic::AtomicBool::new(false),
+    };
+    let check = check(PollPolicy::default());
+    let execution = Execution {
+        journal: &journal,
+        ..Execution::new(&check, "scripted", p.clone())
+    };
+    let report = execution.run(&mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Succeeded);
+    let saves = journal.saves.lock().unwrap().clone();
+    assert_eq!(
+        saves[0],
+        (TriggerStatus::Pending, 0),
+        "recorded first: {saves:?}"
+    );
+    assert_eq!(
+        saves[1],
+        (TriggerStatus::Submitting, 0),
+        "marked before the submit left: {saves:?}"
+    );
+    assert_eq!(saves[2].0, TriggerStatus::Triggered);
+
+    // The mark cannot be written: nothing is sent (the store is retried like a platform
+    // blip, within the trigger budget), and the execution ends trigger_failed, not unknown.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    let journal = MarkJournal {
+        platform: p.clone(),
+        saves: Mutex::default(),
+        refuse_mark: std::sync::atomic::AtomicBool::new(true),
+    };
+    let execution = Execution {
+        journal: &journal,
+        ..Execution::new(&check, "scripted", p.clone())
+    };
+    let report = execution.run(&mut Silent).await;
+    assert_eq!(p.count("fast_execute_script"), 0);
+    assert_eq!(
+        report.state,
+        ExecutionState::TriggerFailed,
+        "{}",
+        report.reason
+    );
+    assert!(
+        report.reason.contains("could not be recorded"),
+        "{}",
+        report.reason
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_pending_execution_is_submitted_and_a_submitting_one_reconciled() {
+    let check = check(PollPolicy::default());
+    // pending: it never left; submitted now.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    let execution = Execution::new(&check, "scripted", p.clone());
+    let report = execution.new_report();
+    let report = execution.resume(report, &mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert_eq!(p.count("fast_execute_script"), 1);
+    assert_eq!(p.count("get_job_instance_list"), 0);
+
+    // submitting: it may have left; found on the platform, adopted, never resubmitted.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.finds.lock().unwrap().push_back(Ok(Some(job())));
+    let execution = Execution::new(&check, "scripted", p.clone());
+    let mut report = execution.new_report();
+    report.trigger_status = TriggerStatus::Submitting;
+    let report = execution.resume(report, &mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert_eq!(p.count("fast_execute_script"), 0);
+    assert_eq!(p.count("get_job_instance_list"), 1);
 }

@@ -21,8 +21,12 @@ pub struct FlowSettings {
     /// Requests in flight at once per endpoint (default 16).
     pub max_concurrent: usize,
     /// Requests started per second per endpoint (default 20; bk-job sets no limit itself,
-    /// gateways often allow 100/s per app: API.md §10).
+    /// gateways often allow 100/s per app: API.md §10). Submits are not counted here.
     pub max_per_second: u32,
+    /// Submits (`fast_execute_script`) started per second per endpoint (default 10): their
+    /// own budget, with their own concurrency limit of `max_concurrent`, so that polls of
+    /// many running jobs never hold back the start of new ones.
+    pub max_submits_per_second: u32,
     /// Transport failures in a row before an endpoint is skipped (default 3).
     pub failures_before_cooldown: u32,
     /// How long a failing endpoint is skipped (default 30 s).
@@ -34,6 +38,7 @@ impl Default for FlowSettings {
         FlowSettings {
             max_concurrent: 16,
             max_per_second: 20,
+            max_submits_per_second: 10,
             failures_before_cooldown: 3,
             cooldown: Duration::from_secs(30),
         }
@@ -46,6 +51,17 @@ struct Endpoint {
     skip_until: Mutex<Option<Instant>>,
     permits: Semaphore,
     limiter: DefaultDirectRateLimiter,
+    submit_permits: Semaphore,
+    submit_limiter: DefaultDirectRateLimiter,
+}
+
+/// Which budget of an endpoint a request draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Submits: their own rate and concurrency limits.
+    Submit,
+    /// Everything else (polls, logs, lists, terminates).
+    Other,
 }
 
 /// The endpoints, their health, and their limits.
@@ -86,7 +102,11 @@ pub fn order(current: usize, cooling: &[bool]) -> Vec<usize> {
 impl Endpoints {
     /// Endpoints for `urls` (at least one).
     pub fn new(urls: &[Url], settings: FlowSettings) -> Self {
-        let per_second = NonZeroU32::new(settings.max_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let rate = |n: u32| {
+            RateLimiter::direct(Quota::per_second(
+                NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN),
+            ))
+        };
         let list = urls
             .iter()
             .map(|url| Endpoint {
@@ -94,7 +114,9 @@ impl Endpoints {
                 failures: AtomicU32::new(0),
                 skip_until: Mutex::new(None),
                 permits: Semaphore::new(settings.max_concurrent.max(1)),
-                limiter: RateLimiter::direct(Quota::per_second(per_second)),
+                limiter: rate(settings.max_per_second),
+                submit_permits: Semaphore::new(settings.max_concurrent.max(1)),
+                submit_limiter: rate(settings.max_submits_per_second),
             })
             .collect();
         Endpoints {
@@ -135,12 +157,16 @@ impl Endpoints {
         order(self.current.load(Ordering::Relaxed), &cooling)
     }
 
-    /// Waits for a request slot on endpoint `i` (rate limit, then concurrency limit); the
-    /// slot is held until the permit is dropped.
-    pub async fn acquire(&self, i: usize) -> SemaphorePermit<'_> {
+    /// Waits for a request slot of `budget` on endpoint `i` (rate limit, then concurrency
+    /// limit); the slot is held until the permit is dropped.
+    pub async fn acquire(&self, i: usize, budget: Budget) -> SemaphorePermit<'_> {
         let e = &self.list[i];
-        e.limiter.until_ready().await;
-        e.permits
+        let (limiter, permits) = match budget {
+            Budget::Submit => (&e.submit_limiter, &e.submit_permits),
+            Budget::Other => (&e.limiter, &e.permits),
+        };
+        limiter.until_ready().await;
+        permits
             .acquire()
             .await
             .expect("endpoint semaphores are never closed")

@@ -24,7 +24,9 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use self::wire::{Answer, BatchLogData, ListData, OperateData, StatusData, SubmitData};
 use crate::model::{Host, JobSnapshot};
-use crate::platform::{ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitRequest};
+use crate::platform::{
+    ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest,
+};
 
 /// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
 pub const LOG_BATCH_MAX_HOSTS: usize = 500;
@@ -178,17 +180,31 @@ impl BkJob {
     /// on errors that say nothing reached that endpoint's backend (connect failures), or, for
     /// read-only calls, on any transient error. A mutating call whose effect is unknown is
     /// returned at once so the caller reconciles instead of submitting twice.
+    ///
+    /// A submit (`gate` given) draws from the endpoints' submit budget, and its gate is told
+    /// right before each attempt leaves.
     async fn call<T: DeserializeOwned>(
         &self,
         api: &'static str,
         verb: Verb,
         mutating: bool,
         params: Map<String, Value>,
+        gate: Option<&dyn SubmitGate>,
     ) -> Result<T, PlatformError> {
         let params = self.scoped(params);
         let mut last_error = None;
+        let budget = if gate.is_some() {
+            endpoints::Budget::Submit
+        } else {
+            endpoints::Budget::Other
+        };
         for i in self.endpoints.try_order() {
-            let permit = self.endpoints.acquire(i).await;
+            let permit = self.endpoints.acquire(i, budget).await;
+            if let Some(gate) = gate
+                && let Err(why) = gate.leaving().await
+            {
+                return Err(crate::platform::gate_refused(api, &why));
+            }
             let began = std::time::Instant::now();
             let result = self
                 .call_once(self.endpoints.url(i), api, verb, mutating, &params)
@@ -322,7 +338,11 @@ impl Platform for BkJob {
         "bkjob"
     }
 
-    async fn submit(&self, r: &SubmitRequest) -> Result<JobRef, PlatformError> {
+    async fn submit(
+        &self,
+        r: &SubmitRequest,
+        gate: &dyn SubmitGate,
+    ) -> Result<JobRef, PlatformError> {
         // Hosts go by id (host_id_list) when every host has one, else by control area + IP
         // (ip_list); config refuses a mix, since bk-job ignores ip_list next to host_id_list.
         let (key, list) = host_list(&r.hosts);
@@ -346,7 +366,7 @@ impl Platform for BkJob {
             body.insert("account_alias".into(), json!(account));
         }
         let data: SubmitData = self
-            .call("fast_execute_script", Verb::Post, true, body)
+            .call("fast_execute_script", Verb::Post, true, body, Some(gate))
             .await?;
         Ok(data.into())
     }
@@ -355,7 +375,7 @@ impl Platform for BkJob {
         let params =
             object(json!({ "job_instance_id": job.job_instance_id, "return_ip_result": true }));
         let data: StatusData = self
-            .call("get_job_instance_status", Verb::Query, false, params)
+            .call("get_job_instance_status", Verb::Query, false, params, None)
             .await?;
         Ok(data.into_snapshot(job.step_instance_id))
     }
@@ -375,7 +395,13 @@ impl Platform for BkJob {
                 object(json!({ "job_instance_id": job.job_instance_id, "step_instance_id": step }));
             params.insert(key.into(), list);
             let data: BatchLogData = self
-                .call("batch_get_job_instance_ip_log", Verb::Post, false, params)
+                .call(
+                    "batch_get_job_instance_ip_log",
+                    Verb::Post,
+                    false,
+                    params,
+                    None,
+                )
                 .await?;
             logs.extend(data.into_logs());
         }
@@ -385,7 +411,7 @@ impl Platform for BkJob {
     async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
         let params = object(json!({ "job_instance_id": job.job_instance_id, "operation_code": 1 }));
         let _: OperateData = self
-            .call("operate_job_instance", Verb::Post, true, params)
+            .call("operate_job_instance", Verb::Post, true, params, None)
             .await?;
         Ok(())
     }
@@ -409,7 +435,7 @@ impl Platform for BkJob {
                 "length": LIST_PAGE_MAX,
             }));
             let page: ListData = self
-                .call("get_job_instance_list", Verb::Query, false, params)
+                .call("get_job_instance_list", Verb::Query, false, params, None)
                 .await?;
             let items = page.data.unwrap_or_default();
             if let Some(found) = items.iter().find(|i| i.name.as_deref() == Some(task_name)) {

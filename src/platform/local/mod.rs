@@ -11,6 +11,14 @@
 //! | the job's own timeout ran out (process group killed) | 102 | 4 |
 //! | terminated on request (process group killed)         | 103 | 11 |
 //!
+//! Nothing outlives jobwatch: each script's interpreter gets a parent-death signal (SIGKILL
+//! when jobwatch dies, even by `kill -9`), carries `JOBWATCH_LOCAL_RUN=<this process's work
+//! directory>` in its environment (inherited by everything it starts), and its file lives in
+//! that directory under `<data_dir>/local/`. At start, the directories of jobwatch processes
+//! that are gone are swept: every process still carrying their mark is killed, and the
+//! directories are removed. Job ids start at the process's start time in microseconds, so an
+//! id from an earlier process is never taken for a job of this one (it is not found: `lost`).
+//!
 //! Output (stdout and stderr through one pipe, so their order is kept) is captured as bytes,
 //! the last [`CAPTURE_MAX_BYTES`] kept, and decoded as UTF-8, else GB18030, else UTF-8 with
 //! replacement characters: never a panic.
@@ -29,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::{Host, HostStatus, JobSnapshot, ScriptLanguage};
 use crate::platform::bkjob::codes;
-use crate::platform::{HostLog, JobRef, Platform, PlatformError, SubmitRequest};
+use crate::platform::{HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest};
+
+mod orphans;
 
 /// Bytes of output kept per job (the tail).
 pub const CAPTURE_MAX_BYTES: usize = 1 << 20;
@@ -140,35 +150,76 @@ impl LocalJob {
     }
 }
 
+/// The environment variable that marks every process of a local job with the work directory
+/// of the jobwatch process that started it.
+pub const RUN_MARK: &str = "JOBWATCH_LOCAL_RUN";
+
 /// The local platform. Jobs live in memory for the life of the process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Local {
     jobs: Mutex<HashMap<u64, Arc<LocalJob>>>,
     next_id: AtomicU64,
+    /// The first id of this process: lower ids belong to earlier processes.
+    first_id: u64,
+    /// This process's work directory (script files), `<data_dir>/local/<pid>-<start>`.
+    work_dir: PathBuf,
 }
 
 impl Local {
-    /// A platform with no jobs.
-    pub fn new() -> Self {
-        Local {
-            jobs: Mutex::default(),
-            next_id: AtomicU64::new(1),
+    /// A platform with no jobs, keeping its script files under `<root>` (created if needed:
+    /// `<data_dir>/local`). Sweeps first what jobwatch processes that are gone left there:
+    /// their still-running scripts are killed and their files removed.
+    pub fn new(root: &Path) -> Result<Self, PlatformError> {
+        let fail = |what: &str, e: std::io::Error| {
+            PlatformError::permanent(
+                "local",
+                None,
+                format!("cannot prepare {what} {}: {e}", root.display()),
+            )
+        };
+        std::fs::create_dir_all(root).map_err(|e| fail("the local work directory", e))?;
+        let swept = orphans::sweep(root);
+        if swept.processes > 0 || swept.dirs > 0 {
+            tracing::warn!(
+                processes = swept.processes,
+                dirs = swept.dirs,
+                "Local scripts left by a jobwatch process that is gone were stopped and their files removed."
+            );
         }
+        let work_dir = root.join(orphans::own_tag());
+        std::fs::create_dir_all(&work_dir).map_err(|e| fail("the local work directory", e))?;
+        let first_id = u64::try_from(crate::now_ms())
+            .unwrap_or(0)
+            .saturating_mul(1000)
+            .max(1);
+        Ok(Local {
+            jobs: Mutex::default(),
+            next_id: AtomicU64::new(first_id),
+            first_id,
+            work_dir,
+        })
     }
 
     fn job(&self, api: &'static str, job: &JobRef) -> Result<Arc<LocalJob>, PlatformError> {
+        let id = job.job_instance_id;
         self.jobs
             .lock()
             .expect("local jobs lock")
-            .get(&job.job_instance_id)
+            .get(&id)
             .cloned()
-            .ok_or_else(|| PlatformError {
-                class: crate::platform::ErrorClass::NotFound,
-                code: Some(codes::TASK_INSTANCE_NOT_EXIST),
-                ..PlatformError::transient(api, format!(
-                    "no local job {}: local jobs live in jobwatch's memory and do not survive a restart",
-                    job.job_instance_id
-                ))
+            .ok_or_else(|| {
+                let why = if id < self.first_id {
+                    format!(
+                        "local job {id} was started by an earlier jobwatch process: local jobs live in jobwatch's memory and end with it"
+                    )
+                } else {
+                    format!("no local job {id}")
+                };
+                PlatformError {
+                    class: crate::platform::ErrorClass::NotFound,
+                    code: Some(codes::TASK_INSTANCE_NOT_EXIST),
+                    ..PlatformError::transient(api, why)
+                }
             })
     }
 }
@@ -198,14 +249,10 @@ fn interpreter(language: ScriptLanguage) -> Result<(PathBuf, &'static str), Stri
     ))
 }
 
-fn write_script(id: u64, ext: &str, script: &str) -> std::io::Result<PathBuf> {
+fn write_script(dir: &Path, id: u64, ext: &str, script: &str) -> std::io::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = std::env::temp_dir().join(format!(
-        "jobwatch-{}-{id}-{}.{ext}",
-        std::process::id(),
-        uuid::Uuid::now_v7()
-    ));
+    let path = dir.join(format!("job-{id}.{ext}"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -279,17 +326,26 @@ fn spawn(
     interpreter: &Path,
     script: &Path,
     args: &[String],
+    work_dir: &Path,
     output: Arc<Mutex<Output>>,
 ) -> std::io::Result<(tokio::process::Child, oneshot::Receiver<()>)> {
     let (mut reader, writer) = std::io::pipe()?;
-    let child = tokio::process::Command::new(interpreter)
+    let mut command = tokio::process::Command::new(interpreter);
+    command
         .arg(script)
         .args(args)
+        .env(RUN_MARK, work_dir)
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (prctl, getppid, _exit).
+    let parent = std::process::id();
+    unsafe {
+        command.pre_exec(move || orphans::die_with_parent(parent));
+    }
+    let child = command.spawn()?;
     let (done, drained) = oneshot::channel();
     // A plain thread, not spawn_blocking: a pipe held open by a leftover background process
     // must not keep the runtime from shutting down.
@@ -323,6 +379,8 @@ impl Drop for Local {
                 signal_group(pid, libc::SIGTERM);
             }
         }
+        // The interpreters already opened their scripts; the files are not needed any more.
+        let _ = std::fs::remove_dir_all(&self.work_dir);
     }
 }
 
@@ -332,7 +390,11 @@ impl Platform for Local {
         "local"
     }
 
-    async fn submit(&self, r: &SubmitRequest) -> Result<JobRef, PlatformError> {
+    async fn submit(
+        &self,
+        r: &SubmitRequest,
+        gate: &dyn SubmitGate,
+    ) -> Result<JobRef, PlatformError> {
         if let Some(other) = r.hosts.iter().find(|h| !h.is_local()) {
             return Err(PlatformError::permanent(
                 "fast_execute_script",
@@ -340,6 +402,9 @@ impl Platform for Local {
                 format!("the local platform runs only on localhost, not on {other}"),
             ));
         }
+        gate.leaving()
+            .await
+            .map_err(|why| crate::platform::gate_refused("fast_execute_script", &why))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let job = Arc::new(LocalJob {
             name: r.task_name.clone(),
@@ -356,9 +421,9 @@ impl Platform for Local {
             None => Vec::new(),
         };
         let started = interpreter(r.language).and_then(|(interp, ext)| {
-            let script = write_script(id, ext, &r.script)
+            let script = write_script(&self.work_dir, id, ext, &r.script)
                 .map_err(|e| format!("cannot write the script file: {e}"))?;
-            match spawn(&interp, &script, &args, job.output.clone()) {
+            match spawn(&interp, &script, &args, &self.work_dir, job.output.clone()) {
                 Ok((child, drained)) => Ok((child, drained, script)),
                 Err(e) => {
                     let _ = std::fs::remove_file(&script);
@@ -431,6 +496,35 @@ impl Platform for Local {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(script: &str) -> SubmitRequest {
+        SubmitRequest {
+            task_name: "t".into(),
+            script: script.into(),
+            language: ScriptLanguage::Shell,
+            param: None,
+            param_sensitive: false,
+            hosts: vec![Host::localhost()],
+            account_alias: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_of_an_earlier_process_is_not_found_and_its_id_never_reused() {
+        let root = tempfile::tempdir().unwrap();
+        let gate = crate::platform::NoGate;
+        let first = Local::new(root.path()).unwrap();
+        let old = first.submit(&request("echo old"), &gate).await.unwrap();
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let second = Local::new(root.path()).unwrap();
+        let new = second.submit(&request("echo new"), &gate).await.unwrap();
+        assert_ne!(new.job_instance_id, old.job_instance_id);
+        let e = second.snapshot(&old).await.unwrap_err();
+        assert_eq!(e.class, crate::platform::ErrorClass::NotFound);
+        assert!(e.message.contains("earlier jobwatch process"), "{e}");
+    }
 
     #[test]
     fn decodes_utf8_then_gb18030_then_lossy() {
