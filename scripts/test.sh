@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need (when missing) and runs every test of the workspace.
 # Usage: scripts/test.sh [extra nextest arguments]
+#        scripts/test.sh --install-only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+say() { echo "scripts/test.sh: $*" >&2; }
 
 # Interpreters the local-platform tests run scripts with, and Prometheus' promtool.
 missing=()
@@ -16,18 +19,40 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  else
-    echo "scripts/test.sh: please install: ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    say "please install: ${missing[*]}"
     exit 1
   fi
+  export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own Prometheus and Alertmanager: the packages' system services are
+  # neither started (policy-rc.d answers "not now") nor left enabled.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  say "installing Debian packages: ${missing[*]} (apt-get; a minute or two)…"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  for unit in prometheus prometheus-alertmanager; do
+    if command -v deb-systemd-helper >/dev/null; then
+      deb-systemd-helper disable "$unit.service" >/dev/null 2>&1 || true
+    fi
+    if [ -e "/etc/init.d/$unit" ] && command -v update-rc.d >/dev/null; then
+      update-rc.d "$unit" disable >/dev/null 2>&1 || true
+    fi
+  done
+  say "installed."
+fi
+if [ "${1:-}" = "--install-only" ]; then
+  exit 0
 fi
 
 # Doc examples first (nextest does not run doc tests), so the last line is the summary.
+say "building and running the doc tests (the first build takes a few minutes)…"
 cargo test --workspace --doc --quiet
+say "building and running every test…"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

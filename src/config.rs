@@ -1,10 +1,14 @@
 //! Typed configuration: a TOML file plus environment overrides `JOBWATCH__SECTION__KEY`
 //! (double underscores between levels, e.g. `JOBWATCH__PLATFORMS__BK__APP_SECRET`).
 //!
-//! Three steps: **parse** (the `config` crate; unknown keys are refused), **validate** (pure;
-//! every problem at once, each naming its key), **build** (reads `script_file` and
-//! `app_secret_file`). Key names are lower-cased by the `config` crate, so platform names are
-//! lower-case.
+//! Three steps: **parse** (`source`: TOML, the environment on top, serde into the `Raw*`
+//! structs; every syntax, unknown-key and type problem with its full key), **validate** (pure;
+//! every value problem at once, each naming its key), **build** (reads `script_file` and
+//! `app_secret_file`). The steps' problems are reported together. Environment segments match
+//! keys whatever their case (`JOBWATCH__PLATFORMS__BK__…` sets `platforms.bk`).
+//!
+//! Not the `config` crate: it stops at the first problem and turns every value into text
+//! before serde sees it (so `timeout = -5` was reported as a string).
 //!
 //! Every field of the `Raw*` structs below is user documentation; `config.example.toml` shows
 //! them all.
@@ -19,6 +23,7 @@ use serde::Deserialize;
 use url::Url;
 
 mod alerts;
+mod source;
 
 pub use self::alerts::{
     AlertsConfig, Matcher, ReceiverConfig, ReceiverKind, RouteConfig, RuleConfig, SmtpTls,
@@ -68,6 +73,20 @@ struct RawAgent {
     /// How long a SIGTERM/SIGINT waits for in-flight platform calls (default 10s).
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
+    /// Log lines on stderr: `text` (default; colours only on a terminal) or `json` (one
+    /// object a line).
+    log_format: Option<LogFormat>,
+}
+
+/// How log lines are written (`[agent] log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// `[api]`.
@@ -182,6 +201,10 @@ struct RawCheck {
     /// is recorded as skipped).
     #[serde(default)]
     allow_overlap: bool,
+    /// With a schedule: also run once as soon as the daemon starts (default false), so that
+    /// a check every hour shows a result now.
+    #[serde(default)]
+    run_on_start: bool,
     /// When the job counts as failed: `"any"` host (default), `"count >= N"` hosts, or
     /// `"ratio > R"` of the hosts (R from 0 to 1).
     fail_when: Option<String>,
@@ -236,6 +259,8 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// A validated `[api]`.
@@ -297,6 +322,8 @@ pub struct CheckConfig {
     pub schedule: Option<crate::schedule::Schedule>,
     /// Whether a scheduled run may start while the previous one is going.
     pub allow_overlap: bool,
+    /// With a schedule: run once when the daemon starts, too.
+    pub run_on_start: bool,
     /// When the job counts as failed.
     pub fail_when: FailWhen,
 }
@@ -324,6 +351,7 @@ impl CheckConfig {
             poll: PollPolicy::default(),
             schedule: None,
             allow_overlap: false,
+            run_on_start: false,
             fail_when: FailWhen::Any,
         }
     }
@@ -394,39 +422,50 @@ pub fn load(
     load_text(&text, &source_name, env)
 }
 
-/// Like [`load`], from TOML `text`; `source_name` names it in errors.
+/// Like [`load`], from TOML `text`; `source_name` names it in errors. Every problem is
+/// reported at once: a TOML syntax error (by position, never quoting the line), each unknown
+/// key and wrong type (by full key, naming the environment variable it came from), then every
+/// value problem.
 pub fn load_text(
     text: &str,
     source_name: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let source_name = source_name.to_owned();
-    let parse_error = |e: config::ConfigError| ConfigError::Parse {
-        source_name: source_name.clone(),
-        message: e.to_string(),
-    };
-    let file = config::File::from_str(text, config::FileFormat::Toml);
-    let env: std::collections::HashMap<String, String> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("JOBWATCH__"))
-        .collect();
-    let raw: RawConfig = config::Config::builder()
-        .add_source(file)
-        .add_source(
-            config::Environment::with_prefix("JOBWATCH")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(env)),
-        )
-        .build()
-        .map_err(parse_error)?
-        .try_deserialize()
-        .map_err(parse_error)?;
-    validate(raw).map_err(|issues| ConfigError::Invalid {
-        source_name,
+    let invalid = |issues| ConfigError::Invalid {
+        source_name: source_name.to_owned(),
         issues,
-    })
+    };
+    let table = source::parse_toml(text).map_err(|issue| invalid(vec![issue]))?;
+    let mut shape_issues = Vec::new();
+    let mut layered = source::overlay_env(table, env, &mut shape_issues);
+    let raw: Option<RawConfig> = source::deserialize(&mut layered, &mut shape_issues);
+    let Some(raw) = raw else {
+        return Err(invalid(shape_issues));
+    };
+    match validate(raw) {
+        Ok(config) if shape_issues.is_empty() => Ok(config),
+        Ok(_) => Err(invalid(shape_issues)),
+        Err(value_issues) => {
+            // A key already reported as unreadable is not reported again as missing.
+            let related = |k: &str| {
+                shape_issues.iter().any(|s| {
+                    s.key == k
+                        || s.key.starts_with(&format!("{k}["))
+                        || s.key.starts_with(&format!("{k}."))
+                })
+            };
+            let value_issues: Vec<ConfigIssue> = value_issues
+                .into_iter()
+                .filter(|i| !related(&i.key))
+                .map(|mut i| {
+                    layered.blame(&mut i);
+                    i
+                })
+                .collect();
+            shape_issues.extend(value_issues);
+            Err(invalid(shape_issues))
+        }
+    }
 }
 
 #[derive(Default)]
@@ -531,6 +570,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
             .clone()
             .unwrap_or_else(|| PathBuf::from("./data")),
         shutdown_grace: raw.agent.shutdown_grace.unwrap_or(Duration::from_secs(10)),
+        log_format: raw.agent.log_format.unwrap_or_default(),
     };
     let api = validate_api(&mut issues, &raw.api);
     let alerts = alerts::validate(&mut issues, &raw.alerts);
@@ -905,6 +945,12 @@ fn validate_check(
         (None, Some(period)) => Some(crate::schedule::Schedule::Every(period)),
         (None, None) => None,
     };
+    if c.run_on_start && schedule.is_none() && c.schedule.is_none() && c.every.is_none() {
+        issues.add(
+            format!("{key}.run_on_start"),
+            "only for a scheduled check (set schedule or every)",
+        );
+    }
     if issues.0.len() > before {
         return None;
     }
@@ -922,6 +968,7 @@ fn validate_check(
         poll,
         schedule,
         allow_overlap: c.allow_overlap,
+        run_on_start: c.run_on_start,
         fail_when,
     })
 }
@@ -1266,5 +1313,150 @@ mod tests {
         );
         let err = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]).unwrap_err();
         assert!(err.to_string().contains("checks[0].hosts"), "{err}");
+    }
+
+    fn issues_of(text: &str, env: &[(&str, &str)]) -> Vec<ConfigIssue> {
+        match load_str(text, env) {
+            Err(ConfigError::Invalid { issues, .. }) => issues,
+            other => panic!("must be invalid: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_problems_are_all_reported_with_full_keys_and_the_type_found() {
+        let text = BK.replace(
+            r#"timeout = "10m""#,
+            "timeout = -5\nlog_max_bytes = \"big\"\nbogus = 1\nfail_when = \"most\"",
+        ) + "\n[agent]\ncolour = \"blue\"\n";
+        let issues = issues_of(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]);
+        let find = |key: &str| {
+            issues
+                .iter()
+                .find(|i| i.key == key)
+                .unwrap_or_else(|| panic!("no issue for {key} in {issues:#?}"))
+        };
+        assert!(
+            find("checks[0].timeout").message.contains("integer"),
+            "{issues:#?}"
+        );
+        assert!(
+            find("checks[0].log_max_bytes").message.contains("string"),
+            "{issues:#?}"
+        );
+        assert!(
+            find("checks[0].bogus").message.contains("unknown field"),
+            "{issues:#?}"
+        );
+        assert!(
+            find("agent.colour").message.contains("unknown field"),
+            "{issues:#?}"
+        );
+        // Value problems are reported with the shape problems, at once.
+        find("checks[0].fail_when");
+        let timeout = issues
+            .iter()
+            .filter(|i| i.key == "checks[0].timeout")
+            .count();
+        assert_eq!(timeout, 1, "a key is reported once: {issues:#?}");
+    }
+
+    #[test]
+    fn a_bad_environment_override_names_its_variable() {
+        let issues = issues_of(
+            BK,
+            &[
+                ("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x"),
+                ("JOBWATCH__AGENT__SHUTDOWN_GRACE", "soon"),
+                ("JOBWATCH__CHECKS__0__POLL__MAX_ATTEMPTS", "many"),
+                ("JOBWATCH__CHECKS__7__TIMEOUT", "1m"),
+                ("JOBWATCH__API__LISTEN", "nope"),
+            ],
+        );
+        let text = format!("{issues:#?}");
+        let grace = issues
+            .iter()
+            .find(|i| i.key == "agent.shutdown_grace")
+            .expect(&text);
+        assert!(
+            grace.message.contains("JOBWATCH__AGENT__SHUTDOWN_GRACE"),
+            "{text}"
+        );
+        let attempts = issues
+            .iter()
+            .find(|i| i.key == "checks[0].poll.max_attempts")
+            .expect(&text);
+        assert!(
+            attempts
+                .message
+                .contains("JOBWATCH__CHECKS__0__POLL__MAX_ATTEMPTS"),
+            "{text}"
+        );
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.key == "JOBWATCH__CHECKS__7__TIMEOUT"),
+            "{text}"
+        );
+        let listen = issues.iter().find(|i| i.key == "api.listen").expect(&text);
+        assert!(listen.message.contains("JOBWATCH__API__LISTEN"), "{text}");
+    }
+
+    #[test]
+    fn environment_values_keep_their_text_and_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, "from-the-file").unwrap();
+        let text = BK.replace(
+            "scope_id = \"2\"",
+            &format!(
+                "scope_id = \"2\"\napp_secret_file = \"{}\"",
+                secret_file.display()
+            ),
+        );
+        // A secret of digits stays text, leading zeros included; the environment replaces
+        // the file's app_secret_file (README: uncomment the example, export the secret).
+        let config = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "007123")]).unwrap();
+        let PlatformConfig::BkJob(bk) = &config.platforms["bk"] else {
+            panic!("bk is bkjob")
+        };
+        use secrecy::ExposeSecret;
+        assert_eq!(bk.app_secret.expose_secret(), "007123");
+        let config = load_str(
+            BK,
+            &[
+                ("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x"),
+                ("JOBWATCH__CHECKS__0__POLL__MAX_ATTEMPTS", "9"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.checks[0].poll.max_attempts, Some(9));
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_key_and_line_and_never_quotes_a_secret() {
+        for (line, secret) in [
+            (
+                "app_secret = \"hunter2-unterminated",
+                "hunter2-unterminated",
+            ),
+            ("app_secret = hunter2unquoted", "hunter2unquoted"),
+            (
+                "app_secret = \"hunter2-then-junk\" junk",
+                "hunter2-then-junk",
+            ),
+        ] {
+            let text = BK.replace(
+                "app_code = \"jobwatch\"",
+                &format!("app_code = \"jobwatch\"\n{line}"),
+            );
+            let err = load_str(&text, &[]).unwrap_err().to_string();
+            assert!(!err.contains(secret), "the secret shows: {err}");
+            assert!(err.contains("platforms.bk.app_secret"), "{err}");
+            assert!(err.contains("line 6"), "{err}");
+        }
+        let text = "[api]\ntoken = 123456\n";
+        let err = load_str(text, &[]).unwrap_err().to_string();
+        assert!(err.contains("api.token"), "{err}");
+        assert!(!err.contains("123456"), "the secret shows: {err}");
     }
 }

@@ -72,21 +72,37 @@ enum Output {
     Json,
 }
 
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("JOBWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+/// Logs on stderr. Verbosity from `RUST_LOG` (as Rust programs do), else `JOBWATCH_LOG`,
+/// else `default`; colours only when stderr is a terminal; `json`: one object a line.
+fn init_logging(default: &str, format: config::LogFormat) {
+    let filter = ["RUST_LOG", "JOBWATCH_LOG"]
+        .iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        config::LogFormat::Json => builder.json().with_ansi(false).init(),
+        config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
-    config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|e: ConfigError| {
-        eprintln!("jobwatch: {e}");
-        ExitCode::from(exit::CONFIG)
-    })
+/// Loads the configuration; once it is read, logging starts with its format (a refused
+/// configuration is told on stderr, plainly).
+fn load(path: Option<&PathBuf>, default_level: &str) -> Result<Config, ExitCode> {
+    match config::load(path.map(PathBuf::as_path), std::env::vars()) {
+        Ok(c) => {
+            init_logging(default_level, c.agent.log_format);
+            Ok(c)
+        }
+        Err(e) => {
+            let e: ConfigError = e;
+            eprintln!("jobwatch: {e}");
+            Err(ExitCode::from(exit::CONFIG))
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -112,16 +128,16 @@ fn main() -> ExitCode {
         }
     };
     // The daemon tells what it does; the one-shot commands speak through their report.
-    init_logging(if matches!(cli.command, Command::Run { .. }) {
+    let default_level = if matches!(cli.command, Command::Run { .. }) {
         "info"
     } else {
         "error"
-    });
+    };
     jobwatch::install_crypto_provider();
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check { config },
-        } => match load(config.as_ref()) {
+        } => match load(config.as_ref(), default_level) {
             Ok(c) => {
                 println!(
                     "configuration is valid: {} platform(s), {} check(s)",
@@ -146,10 +162,11 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config } => {
-            let (config, runtime) = match load(config.as_ref()).and_then(|c| Ok((c, runtime()?))) {
-                Ok(ready) => ready,
-                Err(code) => return code,
-            };
+            let (config, runtime) =
+                match load(config.as_ref(), default_level).and_then(|c| Ok((c, runtime()?))) {
+                    Ok(ready) => ready,
+                    Err(code) => return code,
+                };
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(interrupt(shutdown.clone(), "shutting down"));
@@ -168,10 +185,11 @@ fn main() -> ExitCode {
             output,
             log_lines,
         } => {
-            let (config, runtime) = match load(config.as_ref()).and_then(|c| Ok((c, runtime()?))) {
-                Ok(ready) => ready,
-                Err(code) => return code,
-            };
+            let (config, runtime) =
+                match load(config.as_ref(), default_level).and_then(|c| Ok((c, runtime()?))) {
+                    Ok(ready) => ready,
+                    Err(code) => return code,
+                };
             runtime.block_on(exec(config, &check, output, log_lines))
         }
     }

@@ -9,6 +9,9 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
+/// Missed ticks are counted one by one (cron) up to this many.
+pub const MAX_COUNTED_TICKS: u64 = 1_000_000;
+
 /// A check's schedule.
 #[derive(Clone)]
 pub enum Schedule {
@@ -63,19 +66,46 @@ impl Schedule {
         }
     }
 
-    /// Ticks strictly after `from_ms` and strictly before `to_ms`, at most `cap` of them
-    /// (the earliest), and whether more were left out.
-    pub fn ticks_between(&self, from_ms: i64, to_ms: i64, cap: usize) -> (Vec<i64>, bool) {
-        let mut ticks = Vec::new();
+    /// Ticks strictly after `from_ms` and strictly before `to_ms`: the **newest** `keep` of
+    /// them (oldest first), and how many older ones were left out. Counting stops at
+    /// [`MAX_COUNTED_TICKS`] (then the count left out is a lower bound, and the third value is
+    /// `false`: not exact).
+    pub fn newest_ticks_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        keep: usize,
+    ) -> (Vec<i64>, u64, bool) {
+        if let Schedule::Every(period) = self {
+            // Arithmetic: multiples of the period in (from, to).
+            let p = period.as_millis().max(1) as i64;
+            let first = from_ms.div_euclid(p) + 1;
+            let last = (to_ms - 1).div_euclid(p);
+            if last < first {
+                return (Vec::new(), 0, true);
+            }
+            let total = (last - first + 1) as u64;
+            let kept = total.min(keep as u64) as i64;
+            let ticks = ((last - kept + 1)..=last).map(|k| k * p).collect();
+            return (ticks, total - kept as u64, true);
+        }
+        let mut newest = std::collections::VecDeque::with_capacity(keep + 1);
+        let mut total = 0u64;
         let mut at = from_ms;
         while let Some(next) = self.next_after(at).filter(|&t| t < to_ms) {
-            if ticks.len() == cap {
-                return (ticks, true);
+            total += 1;
+            newest.push_back(next);
+            if newest.len() > keep {
+                newest.pop_front();
             }
-            ticks.push(next);
+            if total >= MAX_COUNTED_TICKS {
+                let kept = newest.len() as u64;
+                return (newest.into(), total - kept, false);
+            }
             at = next;
         }
-        (ticks, false)
+        let kept = newest.len() as u64;
+        (newest.into(), total - kept, true)
     }
 }
 
@@ -98,12 +128,28 @@ mod tests {
         let s = Schedule::Every(Duration::from_secs(30));
         assert_eq!(s.next_after(T0), Some(T0 + 30_000));
         assert_eq!(s.next_after(T0 + 1), Some(T0 + 30_000));
-        let (ticks, more) = s.ticks_between(T0, T0 + 100_000, 10);
+        let (ticks, left_out, exact) = s.newest_ticks_between(T0, T0 + 100_000, 10);
         assert_eq!(ticks, vec![T0 + 30_000, T0 + 60_000, T0 + 90_000]);
-        assert!(!more);
-        let (ticks, more) = s.ticks_between(T0, T0 + 1_000_000, 2);
-        assert_eq!(ticks.len(), 2);
-        assert!(more);
+        assert_eq!((left_out, exact), (0, true));
+        assert_eq!(
+            s.newest_ticks_between(T0, T0 + 30_000, 10).0,
+            Vec::<i64>::new()
+        );
+    }
+
+    #[test]
+    fn the_newest_ticks_are_kept_and_the_rest_counted_exactly() {
+        // 17 minutes down with `every = "1m"`: the newest 10 kept, 7 counted.
+        let every = Schedule::Every(Duration::from_secs(60));
+        let cron = Schedule::cron("* * * * *").unwrap();
+        for s in [every, cron] {
+            let (ticks, left_out, exact) =
+                s.newest_ticks_between(T0, T0 + 17 * 60_000 + 30_000, 10);
+            assert_eq!(ticks.len(), 10, "{s:?}");
+            assert_eq!(ticks[0], T0 + 8 * 60_000, "{s:?}");
+            assert_eq!(ticks[9], T0 + 17 * 60_000, "{s:?}");
+            assert_eq!((left_out, exact), (7, true), "{s:?}");
+        }
     }
 
     #[test]

@@ -1288,3 +1288,111 @@ fn after_kill_9_no_local_script_process_or_file_is_left_once_restarted() {
         assert!(in_tmp.is_empty(), "files left in the system temp directory: {in_tmp:?}");
     });
 }
+
+/// Starts `jobwatch run` with stderr piped back, line by line, until it says where it
+/// listens (at most `within`); returns the lines and the daemon (still running).
+fn run_collecting_stderr(config: &Path, within: Duration) -> (Vec<String>, Child) {
+    use std::io::{BufRead, BufReader};
+    let mut child = common::jobwatch_bk()
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = Instant::now() + within;
+    let mut lines = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let listening = jobwatch::daemon::parse_listening_line(&line).is_some();
+                lines.push(line);
+                if listening {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (lines, child)
+}
+
+#[test]
+fn logs_are_plain_off_a_terminal_json_when_asked_and_the_sample_runs_at_start() {
+    let platform = common::emulator(TWO_HOSTS);
+    let dir = tempfile::tempdir().unwrap();
+    let checks = r#"
+[[checks]]
+name = "hourly"
+platform = "local"
+script = "echo hello"
+hosts = ["localhost"]
+every = "1h"
+run_on_start = true
+"#;
+    let config = write_config(dir.path(), &platform, checks);
+    for format in ["text", "json"] {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = match text.find("log_format") {
+            Some(_) => text.replace(
+                "log_format = \"text\"",
+                &format!("log_format = \"{format}\""),
+            ),
+            None => text.replace(
+                "[agent]\n",
+                &format!("[agent]\nlog_format = \"{format}\"\n"),
+            ),
+        };
+        std::fs::write(&config, text).unwrap();
+        let (lines, mut child) = run_collecting_stderr(&config, Duration::from_secs(10));
+        let base = lines
+            .iter()
+            .find_map(|l| jobwatch::daemon::parse_listening_line(l))
+            .map(|(base, _)| base)
+            .unwrap_or_else(|| panic!("not listening: {lines:#?}"));
+        let logged: Vec<&String> = lines
+            .iter()
+            .filter(|l| !l.starts_with("jobwatch: "))
+            .collect();
+        assert!(!logged.is_empty(), "no log line at all: {lines:#?}");
+        for line in &logged {
+            assert!(
+                !line.contains('\u{1b}'),
+                "ANSI colours off a terminal: {line:?}"
+            );
+            if format == "json" {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object a line ({e}): {line}"));
+                assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+            }
+        }
+        // The hourly check ran at start: the page is not empty for an hour.
+        let history = runtime().block_on(async {
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                let h = list(&base, "history").await;
+                if !h.is_empty() || Instant::now() > until {
+                    break h;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        assert!(
+            history
+                .iter()
+                .any(|e| e["check"] == "hourly" && e["state"] == "succeeded"),
+            "{history:#?}"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -513,3 +513,69 @@ fn the_trigger_failure_stories_exit_2_with_the_platforms_code_and_transient_ones
     );
     assert_eq!(platform.emulator.state().jobs_created(), 1);
 }
+
+/// `config.example.toml` with its commented bk-job platform and collector check uncommented,
+/// as the README tells a user to, and the endpoint filled in.
+fn uncommented_example(endpoint: &str) -> String {
+    let text = include_str!("../config.example.toml");
+    let mut out = Vec::new();
+    let mut in_block = false;
+    let mut previous = "";
+    for line in text.lines() {
+        let starts_block = line == "# [platforms.bk]"
+            || (line == "# [[checks]]" && previous.contains("collector check"));
+        if starts_block {
+            in_block = true;
+        }
+        if in_block && !line.starts_with("# ") {
+            in_block = false;
+        }
+        out.push(if in_block {
+            line.trim_start_matches("# ").to_owned()
+        } else {
+            line.to_owned()
+        });
+        previous = line;
+    }
+    out.join("\n")
+        .replace("https://bkapi.example.com/api/bk-job/prod", endpoint)
+}
+
+#[test]
+fn the_readme_bk_example_works_when_uncommented() {
+    let platform = emulator(THREE_HOSTS);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("my.toml");
+    let text = uncommented_example(&platform.emulator.apigw_url())
+        .replace("./data", &dir.path().join("data").display().to_string());
+    assert!(text.contains("\n[platforms.bk]\n"), "{text}");
+    assert!(text.contains("\nname = \"collector-check\"\n"), "{text}");
+    std::fs::write(&config, text).unwrap();
+    // From the repository root, as in the README (script_file is relative to it).
+    let root = env!("CARGO_MANIFEST_DIR");
+    let check = jobwatch_bk()
+        .current_dir(root)
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{stderr}");
+    let out = jobwatch_bk()
+        .current_dir(root)
+        .args(["exec", "--config"])
+        .arg(&config)
+        .args(["--check", "collector-check", "--output", "json"])
+        .output()
+        .unwrap();
+    let (code, report, stderr) = parse(out);
+    assert_eq!(
+        report["trigger_status"], "triggered",
+        "{report:#}\n{stderr}"
+    );
+    assert_eq!(
+        code, 1,
+        "the emulator's hosts end 9, 310 and 104: {report:#}"
+    );
+    assert_eq!(report["hosts"].as_array().unwrap().len(), 3);
+}

@@ -518,6 +518,66 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn seventeen_minutes_down_records_the_newest_ten_ticks_and_counts_the_rest_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[agent]\ndata_dir = \"{}\"\n[platforms.local]\nkind = \"local\"\n[[checks]]\nname = \"beat\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\nevery = \"1m\"\n",
+            dir.path().display()
+        );
+        let config = Arc::new(crate::config::load_text(&text, "test", Vec::new()).unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::SqliteStore::open(dir.path()).await.unwrap());
+        let mut platforms = BTreeMap::new();
+        platforms.insert(
+            "local".to_owned(),
+            crate::build_platform(&config.platforms["local"], dir.path()).unwrap(),
+        );
+        let runner = Runner::new(
+            config.clone(),
+            platforms,
+            store.clone(),
+            crate::metrics::global(),
+        );
+        const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, a tick
+        const MINUTE: i64 = 60_000;
+        assert!(
+            runner
+                .record_skipped("beat", T0, "the last tick before the outage".into())
+                .await
+                .unwrap()
+        );
+        let schedule = config.check("beat").unwrap().schedule.clone().unwrap();
+        scheduler::record_missed(&runner, "beat", &schedule, T0 + 17 * MINUTE + 30_000).await;
+        // A restart 3 s later finds nothing more to record, and contradicts nothing.
+        scheduler::record_missed(&runner, "beat", &schedule, T0 + 17 * MINUTE + 33_000).await;
+        let all = store
+            .list(&crate::store::ListQuery {
+                which: crate::store::Which::All,
+                check: Some("beat".into()),
+                limit: 100,
+                cursor: None,
+            })
+            .await
+            .unwrap();
+        let mut missed: Vec<&ExecutionReport> = all
+            .iter()
+            .filter(|r| r.reason.contains("not running at the scheduled time"))
+            .collect();
+        missed.sort_by_key(|r| r.scheduled_at_ms);
+        let ticks: Vec<i64> = missed.iter().filter_map(|r| r.scheduled_at_ms).collect();
+        let expected: Vec<i64> = (8..=17).map(|m| T0 + m * MINUTE).collect();
+        assert_eq!(ticks, expected, "the newest ten are recorded");
+        assert!(
+            missed[0].reason.contains("; 7 earlier tick(s)"),
+            "{}",
+            missed[0].reason
+        );
+        assert!(missed[1..].iter().all(|r| !r.reason.contains("earlier")));
+    }
+
     #[test]
     fn the_listening_line_reads_back() {
         let addr = "127.0.0.1:9464".parse().unwrap();

@@ -9,9 +9,28 @@ use std::time::Duration;
 use super::{Overrides, Runner};
 use crate::tracker::report::Origin;
 
-/// At most this many missed ticks are recorded one by one per check at start; the last one
-/// says how many more were missed.
+/// At most this many missed ticks (the newest) are recorded one by one per check at start;
+/// the oldest of them says exactly how many earlier ones were missed too.
 const MISSED_TICKS_RECORDED: usize = 10;
+
+/// The reason of a tick missed while jobwatch was down; the oldest recorded one also counts
+/// the earlier missed ticks that are not recorded (`left_out`, exact or a lower bound), since
+/// the last tick recorded before (`since_ms`).
+pub fn missed_reason(oldest_recorded: bool, left_out: u64, exact: bool, since_ms: i64) -> String {
+    let mut reason = "jobwatch was not running at the scheduled time".to_owned();
+    if oldest_recorded && left_out > 0 {
+        let since = crate::tracker::report::rfc3339_ms(since_ms);
+        let count = if exact {
+            format!("{left_out}")
+        } else {
+            format!("at least {left_out}")
+        };
+        reason.push_str(&format!(
+            "; {count} earlier tick(s) after the last recorded one ({since}) were missed too and are not recorded one by one"
+        ));
+    }
+    reason
+}
 
 /// Starts one task per scheduled check.
 pub fn start(runner: &Arc<Runner>) {
@@ -27,7 +46,8 @@ pub fn start(runner: &Arc<Runner>) {
     }
 }
 
-async fn record_missed(
+/// Records the ticks of `check` missed between its last recorded tick and `now` (Unix ms).
+pub(super) async fn record_missed(
     runner: &Runner,
     check: &str,
     schedule: &crate::schedule::Schedule,
@@ -41,15 +61,11 @@ async fn record_missed(
             return;
         }
     };
-    let (ticks, more) = schedule.ticks_between(last, now, MISSED_TICKS_RECORDED);
-    let count = ticks.len();
+    // The newest are recorded: a later start finds the newest one as the last tick, so what
+    // is said here is never contradicted by what a later start records.
+    let (ticks, left_out, exact) = schedule.newest_ticks_between(last, now, MISSED_TICKS_RECORDED);
     for (i, tick) in ticks.into_iter().enumerate() {
-        let mut reason = "jobwatch was not running at the scheduled time".to_owned();
-        if more && i + 1 == count {
-            reason.push_str(
-                "; more ticks were missed after this one and are not recorded one by one",
-            );
-        }
+        let reason = missed_reason(i == 0, left_out, exact, last);
         if let Err(e) = runner.record_skipped(check, tick, reason).await {
             tracing::error!(check, error = %e, "Cannot record a missed tick.");
         }
@@ -70,6 +86,19 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
         .is_some_and(|c| c.allow_overlap);
     let stop = runner.stop_token();
     record_missed(&runner, &check, &schedule, crate::now_ms()).await;
+    let run_on_start = runner
+        .config()
+        .check(&check)
+        .is_some_and(|c| c.run_on_start);
+    if run_on_start && (allow_overlap || runner.active_count(&check) == 0) {
+        match runner
+            .submit(&check, Origin::Schedule, None, &Overrides::default())
+            .await
+        {
+            Ok(_) => tracing::debug!(check, "Run at start."),
+            Err(e) => tracing::error!(check, error = %e, "Cannot start the run at start."),
+        }
+    }
     let mut after = crate::now_ms();
     while let Some(tick) = schedule.next_after(after) {
         after = tick;
