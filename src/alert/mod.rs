@@ -10,8 +10,10 @@
 //! `platform`, `severity`, `class`, plus static rule labels) → a [`fingerprint`]. It is
 //! *firing* while at least one *holder* holds it, *resolved* once none does:
 //! * outcome alerts (`trigger_failed`, `failed`, `timed_out`, `lost`, `hosts_failed`) are held
-//!   by the check's latest ended execution: the next execution that ends otherwise (e.g.
-//!   `succeeded`) resolves them. `cancelled` changes nothing.
+//!   for the check by its failing executions, and resolve on health: when a later execution
+//!   of the check **succeeds** (`hosts_failed`: succeeds with every host). Another failure
+//!   (trigger failed, lost, timed out) keeps them firing and raises its own. `cancelled`
+//!   changes nothing.
 //! * condition alerts (`stuck`, `stragglers`, `platform_unreachable`) are held by each
 //!   running execution that has the condition; they resolve when the last one clears it or
 //!   ends.
@@ -549,14 +551,14 @@ impl Alerting {
             let (holder, holds, relevant) = match event.family() {
                 Family::Outcome => {
                     // Once the failing hosts' logs are in (they go into the alert).
-                    let relevant = state.is_final()
+                    let ended = state.is_final()
                         && !report.logs_pending
                         && !matches!(state, ExecutionState::Skipped | ExecutionState::Cancelled);
-                    (
-                        CHECK_HOLDER.to_owned(),
-                        relevant && self.outcome_holds(event, report),
-                        relevant,
-                    )
+                    let holds = ended && self.outcome_holds(event, report);
+                    // Only health resolves: a success lets go of every outcome alert it does
+                    // not hold; another failure leaves the others firing.
+                    let relevant = holds || (ended && state == ExecutionState::Succeeded);
+                    (CHECK_HOLDER.to_owned(), holds, relevant)
                 }
                 Family::Condition => {
                     let kind = event.condition().expect("condition event");

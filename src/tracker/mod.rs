@@ -137,6 +137,14 @@ impl TrackedHost {
             .as_ref()
             .map_or(HostOutcome::Waiting, |s| s.outcome)
     }
+
+    /// The host's outcome once the execution ended: a host never reported is `unknown` (as
+    /// the report shows it, [`ExecutionReport::mark_unreported_unknown`]).
+    pub fn end_outcome(&self) -> HostOutcome {
+        self.status
+            .as_ref()
+            .map_or(HostOutcome::Unknown, |s| s.outcome)
+    }
 }
 
 /// Merges a snapshot's hosts into the tracked list: configured hosts are matched by id or by
@@ -194,6 +202,9 @@ pub struct Observed<'a> {
     pub hosts: &'a [TrackedHost],
     /// The last failed poll's error, if the last poll failed.
     pub last_error: Option<&'a PlatformError>,
+    /// The job status stored before this process took the execution over (a resume), when
+    /// no answer came since: what the hosts' statuses were seen with.
+    pub earlier_job_status: Option<i64>,
     /// When the job counts as failed.
     pub fail_when: FailWhen,
 }
@@ -281,7 +292,10 @@ fn hosts_by_outcome(hosts: &[TrackedHost], keep: impl Fn(HostOutcome) -> bool) -
     ];
     let mut parts = Vec::new();
     for outcome in order.into_iter().filter(|o| keep(*o)) {
-        let of: Vec<&TrackedHost> = hosts.iter().filter(|h| h.outcome() == outcome).collect();
+        let of: Vec<&TrackedHost> = hosts
+            .iter()
+            .filter(|h| h.end_outcome() == outcome)
+            .collect();
         if of.is_empty() {
             continue;
         }
@@ -299,9 +313,16 @@ fn hosts_by_outcome(hosts: &[TrackedHost], keep: impl Fn(HostOutcome) -> bool) -
 }
 
 fn last_seen(o: &Observed<'_>) -> String {
-    let job = match o.last {
-        Some(s) => format!("job {} ({})", s.label.en, s.status),
-        None => "no status answer since submit".to_owned(),
+    let job = match (o.last, o.earlier_job_status) {
+        (Some(s), _) => format!("job {} ({})", s.label.en, s.status),
+        (None, Some(code)) => format!(
+            "no status answer since jobwatch resumed it; before: job {} ({code})",
+            crate::platform::bkjob::codes::job_label(code).en
+        ),
+        (None, None) if o.hosts.iter().any(|h| h.status.is_some()) => {
+            "no status answer since jobwatch resumed it".to_owned()
+        }
+        (None, None) => "no status answer since submit".to_owned(),
     };
     let hosts = hosts_by_outcome(o.hosts, |_| true);
     let error = o
@@ -336,7 +357,7 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
             let failing = o
                 .hosts
                 .iter()
-                .filter(|h| h.outcome() != HostOutcome::Success)
+                .filter(|h| h.end_outcome() != HostOutcome::Success)
                 .count();
             let job = format!("job {} ({})", last.label.en, last.status);
             if total == 0 {
@@ -1099,6 +1120,7 @@ impl<'a> Execution<'a> {
             last: last.as_ref(),
             hosts: &hosts,
             last_error: last_error.as_ref(),
+            earlier_job_status: report.job_status.filter(|_| last.is_none()),
             fail_when: check.fail_when,
         };
         let (state, reason) = decide(&observed);
@@ -1247,6 +1269,7 @@ mod tests {
             last,
             hosts,
             last_error: None,
+            earlier_job_status: None,
             fail_when: FailWhen::Any,
         }
     }
@@ -1377,5 +1400,114 @@ mod tests {
         assert_eq!(name.chars().count(), TASK_NAME_MAX_CHARS);
         assert!(name.ends_with(id));
         assert_eq!(task_name("disk", id), format!("jobwatch:disk:{id}"));
+    }
+
+    /// Every "<class> <n>: …" part of a reason.
+    fn classes_in(reason: &str) -> Vec<(String, usize)> {
+        let re = regex::Regex::new(
+            r"\b(agent_error|failed|timeout|terminated|unknown|running|waiting|success) (\d+): ",
+        )
+        .unwrap();
+        re.captures_iter(reason)
+            .map(|c| (c[1].to_owned(), c[2].parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn every_reason_agrees_with_the_hosts_shown_beside_it() {
+        let ended = |ip: &str, code: i64, exit: Option<i64>| host_status(ip, code, exit);
+        let host_sets: Vec<(&str, Vec<HostStatus>, Vec<&str>)> = vec![
+            (
+                "all ok",
+                vec![ended("10.0.0.1", 9, Some(0)), ended("10.0.0.2", 9, Some(0))],
+                vec![],
+            ),
+            (
+                "mixed",
+                vec![
+                    ended("10.0.0.1", 9, Some(0)),
+                    ended("10.0.0.2", 310, None),
+                    ended("10.0.0.3", 104, Some(3)),
+                ],
+                vec![],
+            ),
+            (
+                "one never reported",
+                vec![ended("10.0.0.1", 9, Some(0))],
+                vec!["10.0.0.9"],
+            ),
+            ("running", vec![ended("10.0.0.1", 7, None)], vec![]),
+            (
+                "running and unreported",
+                vec![ended("10.0.0.1", 7, None)],
+                vec!["10.0.0.9"],
+            ),
+            ("none reported", vec![], vec!["10.0.0.9"]),
+        ];
+        let ends = [
+            PollEnd::Finished,
+            PollEnd::NotFound { polls: 3 },
+            PollEnd::DeadlinePassed {
+                deadline: Duration::from_secs(90),
+                terminated: None,
+            },
+            PollEnd::DeadlinePassed {
+                deadline: Duration::from_secs(90),
+                terminated: Some(false),
+            },
+            PollEnd::AttemptsExhausted { attempts: 5 },
+            PollEnd::Cancelled,
+        ];
+        for (name, reported, unreported) in &host_sets {
+            let finished = reported.iter().all(|h| h.outcome.is_final());
+            let s = snapshot(if finished { 3 } else { 2 }, finished, reported.clone());
+            let mut configured: Vec<&str> = reported
+                .iter()
+                .map(|h| h.host.ip.as_deref().unwrap())
+                .collect();
+            configured.extend(unreported);
+            let hosts = tracked(&s, &configured);
+            for end in &ends {
+                // This process saw the snapshot, or (a resume) saw nothing since: the hosts
+                // keep the statuses stored before.
+                for (last, earlier) in [(Some(&s), None), (None, Some(2)), (None, None)] {
+                    if *end == PollEnd::Finished && last.is_none() {
+                        continue;
+                    }
+                    let o = Observed {
+                        earlier_job_status: earlier,
+                        ..observed(end.clone(), last, &hosts)
+                    };
+                    let (state, reason) = decide(&o);
+                    let context = format!("{name} / {end:?} / last {}: {reason}", last.is_some());
+                    // What the report shows beside the reason.
+                    let shown: Vec<HostOutcome> =
+                        hosts.iter().map(TrackedHost::end_outcome).collect();
+                    for (class, n) in classes_in(&reason) {
+                        let count = shown.iter().filter(|o| o.to_string() == class).count();
+                        assert_eq!(count, n, "{class} counted wrong: {context}");
+                    }
+                    let named: Vec<String> =
+                        classes_in(&reason).into_iter().map(|(c, _)| c).collect();
+                    for outcome in shown.iter().filter(|o| **o != HostOutcome::Success) {
+                        if state != ExecutionState::Succeeded || !reason.starts_with("all ") {
+                            assert!(
+                                named.contains(&outcome.to_string()),
+                                "a {outcome} host is not in the reason: {context}"
+                            );
+                        }
+                    }
+                    if reason.contains("no status answer since submit") {
+                        assert!(hosts.iter().all(|h| h.status.is_none()), "{context}");
+                    }
+                    if state == ExecutionState::Succeeded && reason.starts_with("all ") {
+                        assert!(
+                            shown.iter().all(|o| *o == HostOutcome::Success),
+                            "{context}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
