@@ -1396,3 +1396,128 @@ run_on_start = true
         let _ = child.wait();
     }
 }
+
+#[test]
+fn every_api_error_is_json_as_documented_and_echoes_little() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &platform, &bk_check("disk"));
+        let daemon = Daemon::start(&config);
+        let base = &daemon.base;
+        let http = client();
+        let long_host = "h".repeat(20_000);
+        let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+            (
+                "405",
+                http.delete(format!("{base}/v1/executions")),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                "405 on an id",
+                http.post(format!("{base}/v1/executions/x")),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                "413",
+                http.post(format!("{base}/v1/executions"))
+                    .bearer_auth(TOKEN)
+                    .header("Content-Type", "application/json")
+                    .body(vec![b' '; 3 << 20]),
+                413,
+                "payload_too_large",
+            ),
+            (
+                "limit=-1",
+                http.get(format!("{base}/v1/executions?limit=-1")),
+                400,
+                "bad_request",
+            ),
+            (
+                "limit=abc",
+                http.get(format!("{base}/v1/executions?limit=abc")),
+                400,
+                "bad_request",
+            ),
+            (
+                "cursor=bogus",
+                http.get(format!("{base}/v1/executions?cursor=bogus")),
+                400,
+                "bad_request",
+            ),
+            (
+                "cursor=0",
+                http.get(format!("{base}/v1/executions?cursor=0")),
+                400,
+                "bad_request",
+            ),
+            (
+                "notifications limit",
+                http.get(format!("{base}/v1/notifications?limit=x")),
+                400,
+                "bad_request",
+            ),
+            (
+                "undecodable id",
+                http.get(format!("{base}/v1/executions/%FF%FE")),
+                400,
+                "bad_request",
+            ),
+            (
+                "undecodable host",
+                http.get(format!(
+                    "{base}/v1/executions/0193a1b2-0000-7000-8000-000000000000/hosts/%FF/log"
+                )),
+                400,
+                "bad_request",
+            ),
+            (
+                "20 KB host",
+                http.post(format!("{base}/v1/executions"))
+                    .bearer_auth(TOKEN)
+                    .json(&serde_json::json!({"check": "disk", "hosts": [long_host]})),
+                400,
+                "bad_request",
+            ),
+            (
+                "20 KB check",
+                http.post(format!("{base}/v1/executions"))
+                    .bearer_auth(TOKEN)
+                    .json(&serde_json::json!({"check": long_host})),
+                404,
+                "not_found",
+            ),
+            (
+                "20 KB id",
+                http.get(format!("{base}/v1/executions/{long_host}")),
+                404,
+                "not_found",
+            ),
+        ];
+        for (what, request, status, code) in cases {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{what}");
+            let text = response.text().await.unwrap();
+            let body: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text:?}"));
+            assert_eq!(body["error"]["code"], code, "{what}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(!message.is_empty(), "{what}");
+            assert!(
+                text.len() < 1000,
+                "{what}: {} bytes echoed back",
+                text.len()
+            );
+        }
+        // A good cursor pages; nothing was stored by any refusal.
+        let (status, page) = get_json(
+            base,
+            "/v1/executions?cursor=0193a1b2-0000-7000-8000-000000000000",
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(list(base, "all").await.is_empty());
+    });
+}

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,19 +57,54 @@ pub struct ErrorBody {
 /// An error's code and message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable code: `unauthorized`, `bad_request`, `not_found`, `forbidden`, `shutting_down`, `internal`.
+    /// Stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `payload_too_large`, `shutting_down`, `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,
 }
 
+/// At most this many characters of a message (echoed input included).
+const MESSAGE_MAX_CHARS: usize = 500;
+
+/// At most this many characters of one piece of echoed input.
+const ECHO_MAX_CHARS: usize = 64;
+
+/// `text` as it may be echoed back: at most [`ECHO_MAX_CHARS`] characters, then `…`.
+pub fn clip(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars.by_ref().take(ECHO_MAX_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl ApiError {
+    /// An error; the message is bounded ([`MESSAGE_MAX_CHARS`]) whatever it echoes.
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let mut message: String = message.into();
+        if message.chars().count() > MESSAGE_MAX_CHARS {
+            message = message.chars().take(MESSAGE_MAX_CHARS).collect();
+            message.push('…');
+        }
         ApiError {
             status,
             code,
-            message: message.into(),
+            message,
         }
+    }
+
+    /// An axum extractor's refusal (bad query string, undecodable path, body too large, …)
+    /// as a JSON error with the same status.
+    fn rejected(status: StatusCode, what: &str, text: &str) -> Self {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        Self::new(status, code, format!("{what}: {}", clip(text)))
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -114,8 +150,11 @@ impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::CheckPlatform { .. } => ApiError::bad_request(e.to_string()),
-            RunError::UnknownCheck(_) | RunError::UnknownPlatform(_) => {
-                ApiError::not_found(e.to_string())
+            RunError::UnknownCheck(name) => {
+                ApiError::not_found(format!("no check named `{}`", clip(&name)))
+            }
+            RunError::UnknownPlatform(name) => {
+                ApiError::not_found(format!("no platform named `{}`", clip(&name)))
             }
             RunError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +163,48 @@ impl From<RunError> for ApiError {
             ),
             RunError::Store(e) => e.into(),
         }
+    }
+}
+
+/// A query string, refused as a JSON 400 when it does not read (`limit=-1`, `limit=abc`).
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| ApiQuery(t))
+            .map_err(|e| ApiError::rejected(e.status(), "bad query string", &e.body_text()))
+    }
+}
+
+/// Path parameters, refused as a JSON 400 when they do not decode (`%FF`).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::rejected(e.status(), "bad path", &e.body_text()))
+    }
+}
+
+/// A request body (at most axum's default 2 MiB), refused as JSON (413 when too large).
+pub struct ApiBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBody)
+            .map_err(|e| ApiError::rejected(e.status(), "cannot read the body", &e.body_text()))
     }
 }
 
@@ -157,7 +238,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {}", clip(&e.to_string()))))
 }
 
 /// `POST /v1/executions` body.
@@ -316,12 +397,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 fn parse_host(v: &serde_json::Value) -> Result<Host, ApiError> {
     match v {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .map(Host::by_id)
-            .ok_or_else(|| ApiError::bad_request(format!("`{n}` is not a host id"))),
-        serde_json::Value::String(s) => Host::parse(s).map_err(ApiError::bad_request),
-        other => Err(ApiError::bad_request(format!("`{other}` is not a host"))),
+        serde_json::Value::Number(n) => n.as_u64().map(Host::by_id).ok_or_else(|| {
+            ApiError::bad_request(format!("`{}` is not a host id", clip(&n.to_string())))
+        }),
+        serde_json::Value::String(s) => Host::parse(s).map_err(|e| {
+            if s.chars().count() > ECHO_MAX_CHARS {
+                ApiError::bad_request(format!("`{}` is not a host", clip(s)))
+            } else {
+                ApiError::bad_request(e)
+            }
+        }),
+        other => Err(ApiError::bad_request(format!(
+            "`{}` is not a host",
+            clip(&other.to_string())
+        ))),
     }
 }
 
@@ -334,7 +423,7 @@ fn parse_host(v: &serde_json::Value) -> Result<Host, ApiError> {
 async fn create_execution(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     let request: NewExecution = parse_json(&body)?;
@@ -386,7 +475,7 @@ fn accepted(report: &ExecutionReport) -> Response {
 async fn create_watch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     let request: NewWatch = parse_json(&body)?;
@@ -414,7 +503,7 @@ async fn create_watch(
     responses((status = 200, body = ExecutionPage), (status = 400, body = ErrorBody)))]
 async fn list_executions(
     State(state): State<AppState>,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<axum::Json<ExecutionPage>, ApiError> {
     let which = match params.state.as_deref() {
         None | Some("all") => Which::All,
@@ -422,13 +511,23 @@ async fn list_executions(
         Some("history") => Which::History,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "`state={other}`: use active, history or all"
+                "`state={}`: use active, history or all",
+                clip(other)
             )));
         }
     };
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("`limit` must be from 1 to 1000"));
+    }
+    // A cursor is the id of the last execution of the previous page.
+    if let Some(cursor) = &params.cursor
+        && uuid::Uuid::parse_str(cursor).is_err()
+    {
+        return Err(ApiError::bad_request(format!(
+            "`cursor={}` is not a cursor: pass the `next_cursor` of the previous page",
+            clip(cursor)
+        )));
     }
     let query = ListQuery {
         which,
@@ -452,7 +551,7 @@ async fn load(state: &AppState, id: &str) -> Result<ExecutionReport, ApiError> {
         .store()
         .get(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))
+        .ok_or_else(|| ApiError::not_found(format!("no execution `{}`", clip(id))))
 }
 
 #[utoipa::path(get, path = "/v1/executions/{id}", params(("id" = String, Path, description = "Execution id")),
@@ -460,7 +559,7 @@ async fn load(state: &AppState, id: &str) -> Result<ExecutionReport, ApiError> {
         (status = 404, body = ErrorBody)))]
 async fn get_execution(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     Ok(axum::Json(load(&state, &id).await?).into_response())
 }
@@ -471,7 +570,7 @@ async fn get_execution(
     responses((status = 200, description = "The host's log tail.", content_type = "text/plain"), (status = 404, body = ErrorBody)))]
 async fn host_log(
     State(state): State<AppState>,
-    Path((id, host)): Path<(String, String)>,
+    ApiPath((id, host)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let report = load(&state, &id).await?;
     let wanted = Host::parse(&host).ok();
@@ -481,7 +580,9 @@ async fn host_log(
         .find(|h| h.host == host || wanted.as_ref().is_some_and(|w| w.same_as(&h.identity)));
     let Some(h) = found else {
         return Err(ApiError::not_found(format!(
-            "execution `{id}` has no host `{host}`"
+            "execution `{}` has no host `{}`",
+            clip(&id),
+            clip(&host)
         )));
     };
     Ok((
@@ -526,7 +627,7 @@ pub struct NotificationList {
 #[utoipa::path(get, path = "/v1/notifications", params(NotificationParams), responses((status = 200, body = NotificationList), (status = 400, body = ErrorBody)))]
 async fn list_notifications(
     State(state): State<AppState>,
-    Query(params): Query<NotificationParams>,
+    ApiQuery(params): ApiQuery<NotificationParams>,
 ) -> Result<axum::Json<NotificationList>, ApiError> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -609,5 +710,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts", get(list_alerts))
         .route("/v1/notifications", get(list_notifications))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not answer that method",
+            )
+        })
         .with_state(state)
 }
