@@ -205,10 +205,30 @@ impl Metrics {
         }
     }
 
-    /// Declares the configured checks and platforms: their series exist at 0 from now on.
+    /// Declares the configured checks, platforms (with their endpoints) and receivers: their
+    /// series exist at 0 from now on, so `rate()` and `absent()` work from the first scrape.
     pub fn declare(&self, config: &Config) {
         let mut checks = self.checks.write().expect("metrics lock");
         *checks = config.checks.iter().map(|c| c.name.clone()).collect();
+        for (name, platform) in &config.platforms {
+            let crate::config::PlatformConfig::BkJob(settings) = platform else {
+                continue;
+            };
+            for api in crate::platform::bkjob::APIS {
+                self.platform_request_duration
+                    .with_label_values(&[name.as_str(), api]);
+                for endpoint in 0..settings.endpoints.len() {
+                    for result in ["ok", "transient", "permanent", "not_found"] {
+                        self.platform_requests_total.with_label_values(&[
+                            name.as_str(),
+                            &endpoint.to_string(),
+                            api,
+                            result,
+                        ]);
+                    }
+                }
+            }
+        }
         for table in ["job", "host"] {
             self.unknown_codes_total.with_label_values(&[table]);
         }

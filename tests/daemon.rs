@@ -1521,3 +1521,51 @@ fn every_api_error_is_json_as_documented_and_echoes_little() {
         assert!(list(base, "all").await.is_empty());
     });
 }
+
+#[test]
+fn every_documented_metric_family_is_there_at_the_first_scrape_with_series_at_zero() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &platform, &bk_check("disk"));
+        let daemon = Daemon::start(&config);
+        let text = client()
+            .get(format!("{}/metrics", daemon.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The README's metrics list is the documentation: every name in it is exposed.
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("### Metrics")
+            .nth(1)
+            .and_then(|s| s.split("\n### ").next())
+            .expect("README has a Metrics section");
+        let names: HashSet<&str> = section
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("jobwatch_"))
+            .collect();
+        assert!(names.len() >= 15, "{names:?}");
+        for name in &names {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} is documented but not exposed at the first scrape"
+            );
+            assert!(
+                text.lines().any(|l| l.starts_with(name) && !l.starts_with('#')),
+                "{name} has no series at the first scrape"
+            );
+        }
+        for series in [
+            r#"jobwatch_platform_requests_total{api="fast_execute_script",endpoint="0",platform="bk",result="ok"} 0"#,
+            r#"jobwatch_platform_requests_total{api="get_job_instance_status",endpoint="0",platform="bk",result="transient"} 0"#,
+            r#"jobwatch_alert_notifications_total{receiver="ops-webhook",result="delivered"} 0"#,
+            r#"jobwatch_executions_total{check="disk",outcome="failed",platform="bk"} 0"#,
+        ] {
+            assert!(text.contains(series), "missing {series}");
+        }
+    });
+}

@@ -31,6 +31,15 @@ use crate::platform::{
 /// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
 pub const LOG_BATCH_MAX_HOSTS: usize = 500;
 
+/// Every bk-job API the adapter calls (the closed `api` label set of its metrics).
+pub const APIS: [&str; 5] = [
+    "fast_execute_script",
+    "get_job_instance_status",
+    "batch_get_job_instance_ip_log",
+    "operate_job_instance",
+    "get_job_instance_list",
+];
+
 /// get_job_instance_list `length` maximum (API.md §7).
 const LIST_PAGE_MAX: usize = 1000;
 
