@@ -62,6 +62,19 @@ struct RawConfig {
     /// Alert rules, routes and receivers.
     #[serde(default)]
     alerts: alerts::RawAlerts,
+    /// What is kept, and for how long.
+    #[serde(default)]
+    store: RawStore,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    /// How long ended executions and delivered or rejected notifications are kept after
+    /// their last change (default 30d, at least 1h); older ones are pruned.
+    #[serde(default, with = "humantime_serde")]
+    retention: Option<Duration>,
 }
 
 /// `[agent]`.
@@ -250,7 +263,19 @@ pub struct Config {
     pub api: ApiConfig,
     /// Alerts.
     pub alerts: AlertsConfig,
+    /// Retention.
+    pub store: StoreConfig,
 }
+
+/// A validated `[store]`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How long ended executions and finished notifications are kept (default 30 days).
+    pub retention: Duration,
+}
+
+/// The default `[store] retention`: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A validated `[agent]`.
 #[derive(Debug, Clone)]
@@ -572,6 +597,11 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
         shutdown_grace: raw.agent.shutdown_grace.unwrap_or(Duration::from_secs(10)),
         log_format: raw.agent.log_format.unwrap_or_default(),
     };
+    let retention = raw.store.retention.unwrap_or(DEFAULT_RETENTION);
+    if retention < Duration::from_secs(3600) {
+        issues.add("store.retention", "must be at least 1h");
+    }
+    let store = StoreConfig { retention };
     let api = validate_api(&mut issues, &raw.api);
     let alerts = alerts::validate(&mut issues, &raw.alerts);
     match api {
@@ -581,6 +611,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
             agent,
             api,
             alerts,
+            store,
         }),
         _ => Err(issues.0),
     }

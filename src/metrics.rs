@@ -48,6 +48,7 @@ pub struct Metrics {
     alert_notifications_total: IntCounterVec,
     alert_outbox_depth: IntGaugeVec,
     alert_transitions_total: IntCounterVec,
+    store_pruned_total: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -200,6 +201,12 @@ impl Metrics {
                 "Alerts that started firing or resolved, by alertname and status.",
                 &["alertname", "status"],
             ),
+            store_pruned_total: counter(
+                &r,
+                "jobwatch_store_pruned_total",
+                "Rows deleted by retention ([store] retention), by table (executions, notifications).",
+                &["table"],
+            ),
             registry: r,
             checks: RwLock::new(Vec::new()),
         }
@@ -231,6 +238,9 @@ impl Metrics {
         }
         for table in ["job", "host"] {
             self.unknown_codes_total.with_label_values(&[table]);
+        }
+        for table in ["executions", "notifications"] {
+            self.store_pruned_total.with_label_values(&[table]);
         }
         for receiver in config.alerts.receivers.keys() {
             for result in ["delivered", "errored", "rejected"] {
@@ -372,6 +382,16 @@ impl Metrics {
         self.platform_request_duration
             .with_label_values(&[platform, api])
             .observe(seconds);
+    }
+
+    /// Rows deleted by retention.
+    pub fn store_pruned(&self, executions: u64, notifications: u64) {
+        self.store_pruned_total
+            .with_label_values(&["executions"])
+            .inc_by(executions);
+        self.store_pruned_total
+            .with_label_values(&["notifications"])
+            .inc_by(notifications);
     }
 
     /// A status code was not in the tables.

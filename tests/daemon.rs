@@ -1569,3 +1569,42 @@ fn every_documented_metric_family_is_there_at_the_first_scrape_with_series_at_ze
         }
     });
 }
+
+#[test]
+fn the_status_page_shows_true_totals_and_pages_through_history() {
+    let platform = common::emulator(TWO_HOSTS);
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = "[[checks]]\nname = \"quick\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n[checks.poll]\nfirst_poll = \"50ms\"\ninterval = \"100ms\"\n";
+        let config = write_config(dir.path(), &platform, checks);
+        let daemon = Daemon::start(&config);
+        for _ in 0..130 {
+            let (status, body) = post(&daemon.base, "/v1/executions", r#"{"check":"quick"}"#, Some(TOKEN)).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        wait_all_ended(&daemon.base, 130, Duration::from_secs(60)).await;
+        let page = |path: String| {
+            let base = daemon.base.clone();
+            async move { client().get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap() }
+        };
+        let first = page("/".into()).await;
+        assert!(
+            first.contains("History (<span id=\"history-total\">130</span>, 100 shown)"),
+            "{first}"
+        );
+        assert_eq!(page_rows(&first, "history").len(), 100);
+        let older = first
+            .split("id=\"older\" href=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("an older-page link")
+            .to_owned();
+        let second = page(older).await;
+        let rows = page_rows(&second, "history");
+        assert_eq!(rows.len(), 30, "the rest of the history");
+        assert!(rows.is_disjoint(&page_rows(&first, "history")));
+        assert!(!second.contains("id=\"older\""), "the last page has no older link");
+        let (status, _) = get_json(&daemon.base, "/?before=nonsense").await;
+        assert_eq!(status, 400);
+    });
+}

@@ -128,8 +128,15 @@ async fn conformance(store: &dyn Store) {
             .iter()
             .all(|p| page2.iter().all(|q| q.execution_id != p.execution_id))
     );
-    let (act, hist) = store.active_and_history(100).await.unwrap();
-    assert_eq!((act.len(), hist.len()), (6, 1));
+    let board = store.active_and_history(100, None).await.unwrap();
+    assert_eq!((board.active.len(), board.history.len()), (6, 1));
+    assert_eq!((board.active_total, board.history_total), (6, 1));
+    let board = store.active_and_history(2, None).await.unwrap();
+    assert_eq!(
+        (board.active.len(), board.active_total),
+        (2, 6),
+        "totals are true, not the page size"
+    );
 }
 
 #[tokio::test]
@@ -459,4 +466,127 @@ async fn sqlite_outbox_keeps_its_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).await.unwrap();
     outbox_conformance(&store).await;
+}
+
+/// Retention's contract: ended executions older than the cutoff go, in batches; active ones
+/// and ones whose logs are still being fetched stay; delivered notifications go except the
+/// newest of each alert and receiver.
+async fn retention_conformance(store: &dyn Store) {
+    let mut ended_ids = Vec::new();
+    for i in 0..1200 {
+        let r = ended(
+            if i % 2 == 0 { "disk" } else { "acct" },
+            ExecutionState::Succeeded,
+        );
+        store.save(&r).await.unwrap();
+        ended_ids.push(r.execution_id);
+    }
+    let active = report("disk");
+    store.save(&active).await.unwrap();
+    let mut fetching = ended("disk", ExecutionState::Failed);
+    fetching.logs_pending = true;
+    store.save(&fetching).await.unwrap();
+    // Before the cutoff of a day ago, nothing is old enough.
+    let day_ago = jobwatch::now_ms() - 86_400_000;
+    assert_eq!(store.prune(day_ago, 500).await.unwrap().executions, 0);
+    let cutoff = jobwatch::now_ms() + 1;
+    let batches: Vec<u64> = {
+        let mut v = Vec::new();
+        loop {
+            let p = store.prune(cutoff, 500).await.unwrap();
+            v.push(p.executions);
+            if p.executions < 500 {
+                break v;
+            }
+        }
+    };
+    assert_eq!(batches, vec![500, 500, 200]);
+    store.reclaim().await.unwrap();
+    assert!(store.get(&ended_ids[0]).await.unwrap().is_none());
+    assert!(
+        store.get(&active.execution_id).await.unwrap().is_some(),
+        "active executions stay"
+    );
+    assert!(
+        store.get(&fetching.execution_id).await.unwrap().is_some(),
+        "logs being fetched: stays"
+    );
+    let board = store.active_and_history(100, None).await.unwrap();
+    assert_eq!((board.active_total, board.history_total), (1, 1));
+
+    // Notifications: two delivered for one alert and receiver; the older goes, the newest
+    // stays (repeats and group timers read it).
+    let failed = ended("net", ExecutionState::Failed);
+    store
+        .record(&failed, &[hold("net", "check", &failed, true)], false)
+        .await
+        .unwrap();
+    let first = store.due_notifications("r", i64::MAX, 10).await.unwrap();
+    let done: Vec<(i64, i64)> = first.iter().map(|n| (n.id, n.version)).collect();
+    store
+        .finish_notifications(&done, &Finish::Delivered, jobwatch::now_ms())
+        .await
+        .unwrap();
+    let ok = ended("net", ExecutionState::Succeeded);
+    store
+        .record(&ok, &[hold("net", "check", &ok, false)], false)
+        .await
+        .unwrap();
+    let second = store.due_notifications("r", i64::MAX, 10).await.unwrap();
+    let done: Vec<(i64, i64)> = second.iter().map(|n| (n.id, n.version)).collect();
+    store
+        .finish_notifications(&done, &Finish::Delivered, jobwatch::now_ms())
+        .await
+        .unwrap();
+    let before = store
+        .list_notifications(Some("r"), 100)
+        .await
+        .unwrap()
+        .len();
+    let pruned = store.prune(jobwatch::now_ms() + 1, 500).await.unwrap();
+    let after = store.list_notifications(Some("r"), 100).await.unwrap();
+    assert_eq!(
+        pruned.notifications as usize,
+        before - 1,
+        "all but the newest"
+    );
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, second[0].id);
+}
+
+#[tokio::test]
+async fn sqlite_retention_keeps_its_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    retention_conformance(&store).await;
+}
+
+#[tokio::test]
+async fn the_database_file_stops_growing_once_retention_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let file = dir.path().join("jobwatch.sqlite3");
+    let mut sizes = Vec::new();
+    // Five "retention periods": each writes 1500 ended executions with a 2 KB log, then
+    // everything older is pruned.
+    for _ in 0..5 {
+        for _ in 0..1500 {
+            let mut r = ended("disk", ExecutionState::Failed);
+            r.hosts[0].log = "x".repeat(2048);
+            store.save(&r).await.unwrap();
+        }
+        let cutoff = jobwatch::now_ms() + 1;
+        while store.prune(cutoff, 500).await.unwrap().executions == 500 {}
+        store.reclaim().await.unwrap();
+        sizes.push(std::fs::metadata(&file).unwrap().len());
+    }
+    let first = sizes[0];
+    assert!(
+        sizes.iter().all(|&s| s <= first + first / 10),
+        "the file kept growing: {sizes:?}"
+    );
+    assert!(
+        sizes[4] < 1_000_000,
+        "the space was not given back: {sizes:?}"
+    );
 }

@@ -642,14 +642,42 @@ async fn list_notifications(
     }))
 }
 
-#[utoipa::path(get, path = "/", responses((status = 200, description = "Status page: active and history executions.", content_type = "text/html")))]
-async fn status_page(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
-    let (active, history) = state.runner.store().active_and_history(100).await?;
+/// `GET /` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// History older than this execution id (the page's "older" link).
+    pub before: Option<String>,
+}
+
+/// Rows per table of the status page.
+const PAGE_ROWS: u32 = 100;
+
+#[utoipa::path(get, path = "/", params(PageParams), responses((status = 200, description = "Status page: firing alerts, active and history executions (with their true totals; history in pages).", content_type = "text/html"),
+    (status = 400, body = ErrorBody)))]
+async fn status_page(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Html<String>, ApiError> {
+    if let Some(before) = &params.before
+        && uuid::Uuid::parse_str(before).is_err()
+    {
+        return Err(ApiError::bad_request(format!(
+            "`before={}` is not an execution id",
+            clip(before)
+        )));
+    }
+    let board = state
+        .runner
+        .store()
+        .active_and_history(PAGE_ROWS, params.before.as_deref())
+        .await?;
     let alerts = state.runner.store().list_alerts().await?;
     Ok(Html(page::render(
         &alerts,
-        &active,
-        &history,
+        &board,
+        params.before.is_some(),
+        PAGE_ROWS as usize,
         state.runner.accepting(),
     )))
 }

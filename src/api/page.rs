@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::alert::{Alert, AlertStatus};
+use crate::store::Board;
 use crate::tracker::ExecutionReport;
 use crate::tracker::report::rfc3339_ms;
 
@@ -22,10 +23,14 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn table(title: &str, id: &str, rows: &[ExecutionReport]) -> String {
+fn table(title: &str, id: &str, rows: &[ExecutionReport], total: u64) -> String {
+    let shown = if (rows.len() as u64) < total {
+        format!(", {} shown", rows.len())
+    } else {
+        String::new()
+    };
     let mut html = format!(
-        "<h2>{title} ({})</h2>\n<table id=\"{id}\">\n<tr><th>execution</th><th>check</th><th>origin</th><th>state</th><th>trigger</th><th>job</th><th>started</th><th>conditions</th><th>reason</th></tr>\n",
-        rows.len()
+        "<h2>{title} (<span id=\"{id}-total\">{total}</span>{shown})</h2>\n<table id=\"{id}\">\n<tr><th>execution</th><th>check</th><th>origin</th><th>state</th><th>trigger</th><th>job</th><th>started</th><th>conditions</th><th>reason</th></tr>\n"
     );
     for r in rows {
         let job = r.job_instance_id.map(|j| j.to_string()).unwrap_or_default();
@@ -79,11 +84,35 @@ fn firing(alerts: &[Alert]) -> String {
     html
 }
 
-/// The page: firing alerts, active executions, then history, newest first.
+/// The history's paging links: to the newest page, and to older ones when a full page shows.
+fn pager(board: &Board, paged: bool, page_rows: usize) -> String {
+    let mut links = Vec::new();
+    if paged {
+        links.push("<a id=\"newest\" href=\"/\">newest</a>".to_owned());
+    }
+    if board.history.len() >= page_rows
+        && let Some(last) = board.history.last()
+    {
+        links.push(format!(
+            "<a id=\"older\" href=\"/?before={}\">older →</a>",
+            escape(&last.execution_id)
+        ));
+    }
+    if links.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"pager\">{}</p>\n", links.join(" · "))
+    }
+}
+
+/// The page: firing alerts, active executions, then history, newest first, with true totals
+/// and history in pages of `page_rows` (`paged`: an older page is shown; it does not refresh
+/// itself).
 pub fn render(
     alerts: &[Alert],
-    active: &[ExecutionReport],
-    history: &[ExecutionReport],
+    board: &Board,
+    paged: bool,
+    page_rows: usize,
     accepting: bool,
 ) -> String {
     let banner = if accepting {
@@ -92,14 +121,20 @@ pub fn render(
         "<p class=\"warn\">jobwatch is shutting down: no new work is accepted.</p>"
     };
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>jobwatch</title>\
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">{refresh}<title>jobwatch</title>\
 <style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}\
 .failed,.timed_out,.lost,.trigger_failed{{background:#fdd}}.succeeded{{background:#dfd}}.skipped{{background:#eee}}.warn{{color:#a00}}</style></head>\
-<body><h1>jobwatch {version}</h1>{banner}\n{alerts}{active}{history}<p><a href=\"/v1/executions\">JSON</a> · <a href=\"/v1/alerts\">alerts</a> · <a href=\"/v1/notifications\">notifications</a> · <a href=\"/openapi.json\">OpenAPI</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n",
+<body><h1>jobwatch {version}</h1>{banner}\n{alerts}{active}{history}{pager}<p><a href=\"/v1/executions\">JSON</a> · <a href=\"/v1/alerts\">alerts</a> · <a href=\"/v1/notifications\">notifications</a> · <a href=\"/openapi.json\">OpenAPI</a> · <a href=\"/metrics\">metrics</a></p></body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
+        refresh = if paged {
+            ""
+        } else {
+            "<meta http-equiv=\"refresh\" content=\"5\">"
+        },
         alerts = firing(alerts),
-        active = table("Active", "active", active),
-        history = table("History", "history", history),
+        active = table("Active", "active", &board.active, board.active_total),
+        history = table("History", "history", &board.history, board.history_total),
+        pager = pager(board, paged, page_rows),
     )
 }
 

@@ -3,6 +3,7 @@
 //! (jobs keep running on their platform; the next start resumes them), waits for in-flight
 //! calls up to the grace period, and exits.
 
+mod retention;
 mod scheduler;
 
 use std::collections::{BTreeMap, HashMap};
@@ -490,6 +491,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tracing::info!(%addr, resumed, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
     eprintln!("{}", listening_line(addr, resumed));
     scheduler::start(&runner);
+    retention::start(&runner);
     let app = crate::api::router(crate::api::AppState::new(runner.clone(), metrics));
     let server_stop = CancellationToken::new();
     let server = {

@@ -31,7 +31,12 @@
 //! whose submit may have left (`submitting`, `trigger_unknown`) is reconciled, never submitted
 //! again; a running one resumes polling.
 //!
-//! **Retention**: nothing is deleted yet; history grows with every execution.
+//! **Retention** (`[store] retention`, default 30 days): ended executions whose last write is
+//! older, and delivered or rejected notifications older than that (but the newest of each
+//! alert and receiver), are deleted in small batches ([`Store::prune`]), each its own short
+//! transaction; the space is given back ([`Store::reclaim`]: SQLite incremental vacuum), so
+//! the file stops growing once the retention is reached. Active executions, and ended ones
+//! whose logs were still being fetched, are never pruned.
 
 mod sqlite;
 
@@ -101,6 +106,28 @@ pub struct ListQuery {
     pub limit: u32,
     /// Only executions older than this id (the last id of the previous page).
     pub cursor: Option<String>,
+}
+
+/// What the status page shows, read in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    /// The newest active executions.
+    pub active: Vec<ExecutionReport>,
+    /// The newest ended executions (older than the page cursor, if one was given).
+    pub history: Vec<ExecutionReport>,
+    /// How many executions are active.
+    pub active_total: u64,
+    /// How many ended executions are kept.
+    pub history_total: u64,
+}
+
+/// What one [`Store::prune`] batch deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Ended executions.
+    pub executions: u64,
+    /// Delivered or rejected notifications.
+    pub notifications: u64,
 }
 
 /// What a [`Store::record`] wrote.
@@ -213,12 +240,23 @@ pub trait Store: Send + Sync {
     /// A page of executions, newest first.
     async fn list(&self, query: &ListQuery) -> Result<Vec<ExecutionReport>, StoreError>;
 
-    /// The newest `limit` active and history executions, read in one transaction, so that no
-    /// execution is in both lists or in neither.
+    /// The newest `limit` active and history executions (history older than the id
+    /// `history_before`, when given) and the true totals of both, read in one transaction,
+    /// so that no execution is in both lists or in neither.
     async fn active_and_history(
         &self,
         limit: u32,
-    ) -> Result<(Vec<ExecutionReport>, Vec<ExecutionReport>), StoreError>;
+        history_before: Option<&str>,
+    ) -> Result<Board, StoreError>;
+
+    /// Deletes at most `batch` ended executions whose last write is older than `cutoff_ms`
+    /// (Unix ms) and at most `batch` delivered or rejected notifications created before it
+    /// (keeping the newest of each alert and receiver). Call again while a batch came back
+    /// full.
+    async fn prune(&self, cutoff_ms: i64, batch: u32) -> Result<Pruned, StoreError>;
+
+    /// Gives the space freed by pruning back to the file system.
+    async fn reclaim(&self) -> Result<(), StoreError>;
 
     /// Up to `limit` executions not yet ended, in id order, after the id `after` (to resume
     /// at start, page by page).

@@ -13,7 +13,7 @@ use sqlx::{Row, SqlSafeStr};
 
 use sqlx::SqliteConnection;
 
-use super::{Finish, ListQuery, Recorded, Store, StoreError, Which};
+use super::{Board, Finish, ListQuery, Pruned, Recorded, Store, StoreError, Which};
 use crate::alert::{self, Alert, AlertChange, AlertStatus, Applied, Target};
 use crate::notify::{Notification, OutboxState, Resend};
 use crate::tracker::ExecutionReport;
@@ -46,6 +46,13 @@ fn migrator() -> Migrator {
             "submitting mark".into(),
             MigrationType::Simple,
             include_str!("migrations/sqlite/0004_submitting.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            5,
+            "retention indexes".into(),
+            MigrationType::Simple,
+            include_str!("migrations/sqlite/0005_retention.sql").into_sql_str(),
             false,
         ),
     ])
@@ -89,6 +96,19 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
+        // Pages freed by pruning are given back to the file system (PRAGMA
+        // incremental_vacuum after each prune). The mode only takes effect on an empty
+        // database or after a VACUUM: a database from an older version is vacuumed once.
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&pool)
+            .await?;
+        if mode != 2 {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("VACUUM").execute(&mut *conn).await?;
+        }
         migrator().run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -591,7 +611,8 @@ impl Store for SqliteStore {
     async fn active_and_history(
         &self,
         limit: u32,
-    ) -> Result<(Vec<ExecutionReport>, Vec<ExecutionReport>), StoreError> {
+        history_before: Option<&str>,
+    ) -> Result<Board, StoreError> {
         let limit = i64::from(limit.clamp(1, 1000));
         let mut tx = self.pool.begin().await?;
         let active =
@@ -599,13 +620,71 @@ impl Store for SqliteStore {
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
-        let history =
-            sqlx::query("SELECT id, doc FROM executions WHERE active = 0 ORDER BY id DESC LIMIT ?")
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
+        let history = sqlx::query(
+            "SELECT id, doc FROM executions WHERE active = 0 AND (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(history_before)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (active_total, history_total): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(active = 1), 0), COALESCE(SUM(active = 0), 0) FROM executions",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok((rows_to_reports(active)?, rows_to_reports(history)?))
+        Ok(Board {
+            active: rows_to_reports(active)?,
+            history: rows_to_reports(history)?,
+            active_total: active_total.max(0) as u64,
+            history_total: history_total.max(0) as u64,
+        })
+    }
+
+    async fn prune(&self, cutoff_ms: i64, batch: u32) -> Result<Pruned, StoreError> {
+        let batch = i64::from(batch.max(1));
+        // One short write transaction per table and batch: the write lock is never held
+        // for long. An execution whose logs were still being fetched is kept (the next
+        // start closes it).
+        let executions = sqlx::query(
+            "DELETE FROM executions WHERE id IN (SELECT id FROM executions
+               WHERE active = 0 AND updated_at < ?1
+                 AND json_extract(doc, '$.logs_pending') IS NOT 1
+               ORDER BY updated_at LIMIT ?2)",
+        )
+        .bind(cutoff_ms)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        // Delivered or rejected notifications; the newest of each alert and receiver stays
+        // (repeats and group timers read it).
+        let notifications = sqlx::query(
+            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications
+               WHERE outcome IN ('delivered', 'rejected') AND created_at < ?1
+                 AND id NOT IN (SELECT MAX(id) FROM notifications GROUP BY receiver, fingerprint)
+               ORDER BY id LIMIT ?2)",
+        )
+        .bind(cutoff_ms)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(Pruned {
+            executions,
+            notifications,
+        })
+    }
+
+    async fn reclaim(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA incremental_vacuum")
+            .execute(&self.pool)
+            .await?;
+        // Fold the WAL back into the file, so the file shows the space given back.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn unfinished_page(
