@@ -1490,4 +1490,20 @@ mod tests {
         assert!(err.contains("api.token"), "{err}");
         assert!(!err.contains("123456"), "the secret shows: {err}");
     }
+
+    #[test]
+    fn smtp_refuses_a_password_over_plain_text_unless_told_so() {
+        let mail = "[alerts.receivers.m]\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n";
+        let env = [("JOBWATCH__ALERTS__RECEIVERS__M__PASSWORD", "pw-9")];
+        let issues = issues_of(mail, &env);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.key == "alerts.receivers.m.tls" && i.message.contains("unencrypted")),
+            "{issues:#?}"
+        );
+        assert!(!format!("{issues:?}").contains("pw-9"));
+        load_str(&format!("{mail}allow_plaintext_auth = true\n"), &env).unwrap();
+        load_str(mail, &[]).unwrap();
+    }
 }

@@ -130,6 +130,7 @@ type = "email"
 smtp_host = "127.0.0.1"
 smtp_port = {port}
 tls = "none"
+allow_plaintext_auth = true     # the test server speaks no TLS
 username = "jobwatch"
 from = "jobwatch <jobwatch@example.com>"
 to = ["ops@example.com"]

@@ -456,8 +456,8 @@ impl Alerting {
     }
 
     /// Masks secret-looking parts of `text`: the configured secrets, the built-in and the
-    /// configured redaction patterns (the first group is kept, the rest becomes
-    /// `[REDACTED]`).
+    /// configured redaction patterns (the first group is kept, the rest of the match becomes
+    /// `[REDACTED]`, except a third group, kept after it).
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for s in &self.secrets {
@@ -468,10 +468,11 @@ impl Alerting {
         for re in &self.config.redact {
             out = re
                 .replace_all(&out, |c: &regex::Captures<'_>| {
-                    if c.len() > 2 {
-                        format!("{}[REDACTED]", c.get(1).map_or("", |m| m.as_str()))
-                    } else {
-                        "[REDACTED]".to_owned()
+                    let group = |i: usize| c.get(i).map_or("", |m| m.as_str());
+                    match c.len() {
+                        0..=2 => "[REDACTED]".to_owned(),
+                        3 => format!("{}[REDACTED]", group(1)),
+                        _ => format!("{}[REDACTED]{}", group(1), group(3)),
                     }
                 })
                 .into_owned();

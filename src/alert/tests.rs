@@ -391,4 +391,27 @@ fn log_tails_are_bounded_and_redacted() {
     );
     let tail = &a.cause(AlertEvent::Failed, &r).log_tails[0];
     assert!(tail.text.len() <= 80 && tail.truncated);
+
+    // URL userinfo and password arguments.
+    let a = Alerting::new(&config(
+        "[alerts]\nlog_tail_lines = 10\nlog_tail_bytes = 2000",
+    ));
+    let log = "git clone https://deploy:hunter5@git.example.com/repo.git\nmysql -uroot -pS3cretPw db\n-pAtStart\nlogin --password Pa55word\nhttp://host:8080/path ok\n";
+    let r = report(
+        "disk",
+        ExecutionState::Failed,
+        vec![host("h", HostOutcome::Failed, log)],
+    );
+    let text = a.cause(AlertEvent::Failed, &r).log_tails[0].text.clone();
+    for secret in ["hunter5", "S3cretPw", "AtStart", "Pa55word"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(
+        text.contains("https://deploy:[REDACTED]@git.example.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("http://host:8080/path ok"),
+        "a port is no password: {text}"
+    );
 }

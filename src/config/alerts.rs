@@ -113,6 +113,9 @@ struct RawReceiver {
     username: Option<String>,
     password: Option<SecretString>,
     password_file: Option<PathBuf>,
+    /// With `tls = "none"`: send the login over the unencrypted connection anyway (default
+    /// false: refused).
+    allow_plaintext_auth: Option<bool>,
     from: Option<String>,
     to: Option<Vec<String>>,
 }
@@ -160,11 +163,19 @@ impl Default for AlertsConfig {
 
 /// The built-in redactions: `key=value` / `key: value` for secret-looking keys, bearer
 /// tokens, PEM private keys.
+///
+/// Each pattern's first group is kept, the second becomes `[REDACTED]`, and a third group,
+/// when there is one, is kept after it.
 pub fn builtin_redactions() -> Vec<regex::Regex> {
     [
         r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)["']?\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)"#,
         r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)",
         r"(?s)(-----BEGIN [A-Z ]*PRIVATE KEY-----)(.*?-----END [A-Z ]*PRIVATE KEY-----)",
+        // URL userinfo: scheme://user:password@host (the `@` is kept).
+        r"(?i)([a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)",
+        // mysql-style `-p<password>` and `--password <value>` arguments.
+        r"(^-p|\s-p)(\S+)",
+        r"(?i)(--?(?:password|passwd|pass)\s+)(\S+)",
     ]
     .iter()
     .map(|p| regex::Regex::new(p).expect("built-in pattern"))
@@ -641,6 +652,15 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
             let password = issues.secret(&key, "password", &r.password, &r.password_file);
             if password.is_some() && r.username.is_none() {
                 issues.add(format!("{key}.username"), "required with a password");
+            }
+            if tls == Some(SmtpTls::None)
+                && (password.is_some() || r.password.is_some() || r.password_file.is_some())
+                && r.allow_plaintext_auth != Some(true)
+            {
+                issues.add(
+                    format!("{key}.tls"),
+                    "\"none\" would send the SMTP password unencrypted: use \"starttls\" or \"tls\", or set allow_plaintext_auth = true",
+                );
             }
             let tls = tls?;
             ReceiverKind::Email {
