@@ -486,3 +486,204 @@ group_interval = "1s"
         assert_eq!(*hook.bad_signatures.lock().unwrap(), 0);
     }
 }
+
+/// A webhook receiver that counts every request (answered 503 while down) and records, in
+/// arrival order, each alert delivered with its notification id and version.
+#[derive(Default)]
+struct Recorder {
+    up: AtomicBool,
+    requests: Mutex<Vec<Instant>>,
+    /// (fingerprint, status, notification id, version, arrival).
+    delivered: Mutex<Vec<(String, String, i64, i64, Instant)>>,
+    problems: Mutex<Vec<String>>,
+}
+
+async fn record(State(h): State<Arc<Recorder>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    h.requests.lock().unwrap().push(Instant::now());
+    if !h.up.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let ts = headers
+        .get("x-jobwatch-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let sig = headers
+        .get("x-jobwatch-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ids = headers
+        .get("x-jobwatch-notifications")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(ts.as_bytes());
+    mac.update(&body);
+    let expected = hex::decode(sig.strip_prefix("sha256=").unwrap_or("")).unwrap_or_default();
+    if mac.verify_slice(&expected).is_err() {
+        h.problems.lock().unwrap().push("bad signature".into());
+        return StatusCode::UNAUTHORIZED;
+    }
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    for a in doc["alerts"].as_array().unwrap() {
+        let (id, version) = (
+            a["notification"]["id"].as_i64().unwrap_or(-1),
+            a["notification"]["version"].as_i64().unwrap_or(-1),
+        );
+        if !ids.split(',').any(|i| i == format!("{id}.{version}")) {
+            h.problems
+                .lock()
+                .unwrap()
+                .push(format!("{id}.{version} not in the header {ids:?}"));
+        }
+        h.delivered.lock().unwrap().push((
+            a["fingerprint"].as_str().unwrap().to_owned(),
+            a["status"].as_str().unwrap().to_owned(),
+            id,
+            version,
+            Instant::now(),
+        ));
+    }
+    StatusCode::OK
+}
+
+#[test]
+fn a_receiver_back_after_an_outage_gets_everything_in_order_within_a_minute_and_was_only_probed() {
+    let rt = runtime();
+    let hook = Arc::new(Recorder::default());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(record))
+        .with_state(hook.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let fail = dir.path().join("fail");
+    std::fs::write(&fail, "").unwrap();
+    let checks: String = ["db", "web", "cache"]
+        .iter()
+        .map(|name| {
+            format!(
+                "[[checks]]\nname = \"{name}\"\nplatform = \"local\"\nscript = 'test ! -f \"{}\"'\nhosts = [\"localhost\"]\nevery = \"1s\"\n",
+                fail.display()
+            )
+        })
+        .collect();
+    let config = dir.path().join("jobwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[agent]
+data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+[platforms.local]
+kind = "local"
+{checks}
+[alerts.receivers.hook]
+type = "webhook"
+url = "{url}"
+secret = "{WEBHOOK_SECRET}"
+[[alerts.routes]]
+receiver = "hook"
+match = {{ alertname = "ExecutionFailed" }}
+group_by = ["alertname", "check"]
+group_wait = "0s"
+group_interval = "1s"
+"#,
+            data = dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with(common::jobwatch(), &config);
+    let firing = |status: &str| {
+        get(&daemon.base, "/v1/alerts")["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == status && a["labels"]["alertname"] == "ExecutionFailed")
+            .count()
+    };
+    wait_for("three alerts firing", Duration::from_secs(30), || {
+        (firing("firing") == 3).then_some(())
+    });
+    wait_for("a first attempt", Duration::from_secs(30), || {
+        (!hook.requests.lock().unwrap().is_empty()).then_some(())
+    });
+    // The checks recover while the receiver is still down: the alerts resolve unseen.
+    std::fs::remove_file(&fail).unwrap();
+    wait_for("three alerts resolved", Duration::from_secs(30), || {
+        (firing("resolved") == 3).then_some(())
+    });
+    // Down a while longer: six notifications wait, but the receiver is only probed.
+    let down_since = *hook.requests.lock().unwrap().first().unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let down_for = down_since.elapsed();
+    let probes = hook.requests.lock().unwrap().len();
+    // 1 s doubling (jittered down to half): at most ~log2 of the outage, plus the first try.
+    assert!(
+        probes <= 8,
+        "{probes} requests in {down_for:?} while down: one per notification, not one per probe"
+    );
+    assert!(hook.delivered.lock().unwrap().is_empty());
+
+    let back = Instant::now();
+    hook.up.store(true, Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(60);
+    while hook.delivered.lock().unwrap().len() < 6 {
+        assert!(
+            Instant::now() < until,
+            "not everything delivered within 60 s: {:?}\noutbox: {:#}",
+            hook.delivered.lock().unwrap(),
+            get(&daemon.base, "/v1/notifications?receiver=hook")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let delivered = hook.delivered.lock().unwrap().clone();
+    let last = delivered.iter().map(|d| d.4).max().unwrap();
+    assert!(
+        last.duration_since(back) <= Duration::from_secs(60),
+        "took {:?}",
+        last.duration_since(back)
+    );
+    // Each alert: firing, then resolved — both, in order, once each.
+    let fingerprints: std::collections::BTreeSet<&String> =
+        delivered.iter().map(|d| &d.0).collect();
+    assert_eq!(fingerprints.len(), 3, "{delivered:?}");
+    for fp in fingerprints {
+        let seq: Vec<&str> = delivered
+            .iter()
+            .filter(|d| &d.0 == fp)
+            .map(|d| d.1.as_str())
+            .collect();
+        assert_eq!(seq, ["firing", "resolved"], "{fp}: {delivered:?}");
+    }
+    let ids: std::collections::BTreeSet<(i64, i64)> =
+        delivered.iter().map(|d| (d.2, d.3)).collect();
+    assert_eq!(
+        ids.len(),
+        6,
+        "every notification carries its own id and version: {delivered:?}"
+    );
+    assert!(
+        hook.problems.lock().unwrap().is_empty(),
+        "{:?}",
+        hook.problems.lock().unwrap()
+    );
+    // Delivered means recorded so: nothing waits.
+    wait_for("an empty outbox", Duration::from_secs(10), || {
+        let notes = get(&daemon.base, "/v1/notifications?receiver=hook");
+        notes["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["outcome"] == "delivered")
+            .then_some(())
+    });
+    drop(daemon);
+}

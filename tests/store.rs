@@ -188,7 +188,7 @@ fn hold(fp_check: &str, holder: &str, report: &ExecutionReport, hold: bool) -> A
         targets: vec![Target {
             receiver: "r".into(),
             group_key: format!("0:{fp_check}"),
-            group_wait_ms: 0,
+            group_wait_ms: if fp_check == "slow" { 30_000 } else { 0 },
             group_interval_ms: 60_000,
             repeat_interval_ms: 3_600_000,
             send_resolved: true,
@@ -254,33 +254,90 @@ async fn outbox_conformance(store: &dyn Store) {
             .queued,
         0
     );
-    // Released before delivery: the waiting notification takes the resolved state.
-    let ok = ended("disk", ExecutionState::Succeeded);
-    let rec = store
-        .record(&ok, &[hold("disk", "check", &ok, false)], false)
-        .await
-        .unwrap();
-    assert_eq!(rec.transitions[0].status, AlertStatus::Resolved);
+    // Rendered at send time: the waiting notification says the latest cause.
     let due = store
         .due_notifications("r", jobwatch::now_ms(), 10)
         .await
         .unwrap();
+    assert_eq!(due[0].alert.cause.execution_id, again.execution_id);
+    // Resolved while its firing was still in the group's wait, never sent: nothing to say
+    // (as Alertmanager) — dropped, neither is sent. ("slow" routes with a 30 s group_wait.)
+    let slow = ended("slow", ExecutionState::Failed);
+    store
+        .record(&slow, &[hold("slow", "check", &slow, true)], false)
+        .await
+        .unwrap();
+    let slow_ok = ended("slow", ExecutionState::Succeeded);
+    let rec = store
+        .record(&slow_ok, &[hold("slow", "check", &slow_ok, false)], false)
+        .await
+        .unwrap();
+    assert_eq!(rec.transitions[0].status, AlertStatus::Resolved);
+    let waiting_slow = store
+        .due_notifications("r", i64::MAX, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.alert.labels["check"] == "slow")
+        .count();
     assert_eq!(
-        due.len(),
+        waiting_slow, 0,
+        "neither the firing nor the resolved is sent"
+    );
+    let log = store.list_notifications(Some("r"), 10).await.unwrap();
+    assert_eq!(log[0].outcome, OutboxState::Dropped);
+
+    // The disk alert's firing is delivered.
+    let due = store
+        .due_notifications("r", jobwatch::now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!((due.len(), due[0].status), (1, AlertStatus::Firing));
+    store
+        .finish_notifications(
+            &[(due[0].id, due[0].version)],
+            &Finish::Delivered,
+            jobwatch::now_ms(),
+        )
+        .await
+        .unwrap();
+
+    // Resolves, and fires again before the resolved one was attempted: one waiting
+    // notification takes the newest state (version 2).
+    let ok2 = ended("disk", ExecutionState::Succeeded);
+    store
+        .record(&ok2, &[hold("disk", "check", &ok2, false)], false)
+        .await
+        .unwrap();
+    let f3 = ended("disk", ExecutionState::Failed);
+    store
+        .record(&f3, &[hold("disk", "check", &f3, true)], false)
+        .await
+        .unwrap();
+    let waiting = store.list_notifications(Some("r"), 10).await.unwrap();
+    let waiting: Vec<_> = waiting
+        .into_iter()
+        .filter(|n| matches!(n.outcome, OutboxState::Pending | OutboxState::Errored))
+        .collect();
+    assert_eq!(
+        waiting.len(),
         1,
         "one waiting notification per alert and receiver"
     );
-    assert_eq!((due[0].status, due[0].version), (AlertStatus::Resolved, 2));
-    assert_eq!(due[0].alert.resolution.as_deref(), Some("recovered"));
+    assert_eq!(
+        (waiting[0].status, waiting[0].version),
+        (AlertStatus::Firing, 2)
+    );
 
     // A delivery of the older version does not mark the newer one delivered.
+    let id = waiting[0].id;
     store
-        .finish_notifications(&[(due[0].id, 1)], &Finish::Delivered, jobwatch::now_ms())
+        .finish_notifications(&[(id, 1)], &Finish::Delivered, jobwatch::now_ms())
         .await
         .unwrap();
     assert_eq!(store.outbox_depth("r").await.unwrap(), 1);
     store
-        .finish_notifications(&[(due[0].id, 2)], &Finish::Delivered, jobwatch::now_ms())
+        .finish_notifications(&[(id, 2)], &Finish::Delivered, jobwatch::now_ms())
         .await
         .unwrap();
     assert_eq!(store.outbox_depth("r").await.unwrap(), 0);
@@ -291,10 +348,10 @@ async fn outbox_conformance(store: &dyn Store) {
     );
     assert!(log[0].delivered_at_ms.is_some());
 
-    // Fires again soon after: due one group_interval after the group's last delivery.
-    let third = ended("disk", ExecutionState::Failed);
+    // Resolves soon after: due one group_interval after the group's last delivery.
+    let ok3 = ended("disk", ExecutionState::Succeeded);
     store
-        .record(&third, &[hold("disk", "check", &third, true)], false)
+        .record(&ok3, &[hold("disk", "check", &ok3, false)], false)
         .await
         .unwrap();
     let waiting = store
@@ -302,6 +359,7 @@ async fn outbox_conformance(store: &dyn Store) {
         .await
         .unwrap()
         .remove(0);
+    assert_eq!(waiting.status, AlertStatus::Resolved);
     assert!(
         waiting.due_at_ms >= now + 59_000,
         "group_interval applies: due {} now {now}",
@@ -316,7 +374,7 @@ async fn outbox_conformance(store: &dyn Store) {
     );
     assert_eq!(store.next_due("r").await.unwrap(), Some(waiting.due_at_ms));
 
-    // Errored: due later, reason kept; then delivered.
+    // Errored: due later, reason kept.
     let error = Finish::Errored {
         due_at_ms: waiting.due_at_ms + 5_000,
         error: "HTTP 503".into(),
@@ -335,8 +393,44 @@ async fn outbox_conformance(store: &dyn Store) {
         (OutboxState::Errored, 1, Some("HTTP 503"))
     );
     assert_eq!(n.due_at_ms, waiting.due_at_ms + 5_000);
+
+    // Fires again while that resolved one waits, already attempted (the receiver was down):
+    // what it says is kept, and the firing is queued after it — both go, in order.
+    let third = ended("disk", ExecutionState::Failed);
     store
-        .finish_notifications(&[(n.id, n.version)], &Finish::Delivered, jobwatch::now_ms())
+        .record(&third, &[hold("disk", "check", &third, true)], false)
+        .await
+        .unwrap();
+    let both = store.list_notifications(Some("r"), 2).await.unwrap();
+    assert_eq!(
+        (both[0].status, both[1].status),
+        (AlertStatus::Firing, AlertStatus::Resolved),
+        "newest first"
+    );
+    assert!(
+        both[0].due_at_ms >= both[1].due_at_ms,
+        "never before the earlier one"
+    );
+    let late = n.due_at_ms + 1;
+    let due = store.due_notifications("r", late, 10).await.unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "in order: the firing waits behind the resolved"
+    );
+    assert_eq!(due[0].status, AlertStatus::Resolved);
+    store
+        .finish_notifications(&[(due[0].id, due[0].version)], &Finish::Delivered, late)
+        .await
+        .unwrap();
+    let due = store.due_notifications("r", i64::MAX, 10).await.unwrap();
+    assert_eq!((due.len(), due[0].status), (1, AlertStatus::Firing));
+    store
+        .finish_notifications(
+            &[(due[0].id, due[0].version)],
+            &Finish::Delivered,
+            jobwatch::now_ms(),
+        )
         .await
         .unwrap();
 

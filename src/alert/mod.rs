@@ -251,6 +251,15 @@ impl AlertStatus {
             AlertStatus::Resolved => "resolved",
         }
     }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "firing" => Some(AlertStatus::Firing),
+            "resolved" => Some(AlertStatus::Resolved),
+            _ => None,
+        }
+    }
 }
 
 /// Where an alert goes: one receiver of one matching route, with the route's timers.

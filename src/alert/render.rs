@@ -33,6 +33,19 @@ pub struct AlertView {
     pub resolution: Option<String>,
     /// The execution behind it.
     pub cause: AlertCause,
+    /// The notification that carries it: a stable id and its version (a receiver that got
+    /// the same id and version twice — a re-send after a lost answer — can drop the copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationRef>,
+}
+
+/// A notification's stable identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NotificationRef {
+    /// Stable id (the outbox row).
+    pub id: i64,
+    /// Bumped when the waiting notification took a newer state of its alert.
+    pub version: i64,
 }
 
 impl From<&Alert> for AlertView {
@@ -45,6 +58,7 @@ impl From<&Alert> for AlertView {
             ends_at: a.ends_at_ms.map(rfc3339_ms),
             resolution: a.resolution.clone(),
             cause: a.cause.clone(),
+            notification: None,
         }
     }
 }
@@ -69,7 +83,48 @@ pub struct NotificationView {
 impl NotificationView {
     /// The view of `alerts` for `receiver`.
     pub fn new(receiver: &str, alerts: &[Alert]) -> Self {
-        let mut views: Vec<AlertView> = alerts.iter().map(AlertView::from).collect();
+        Self::of(receiver, alerts.iter().map(|a| (a, None)))
+    }
+
+    /// The view of the notifications' alerts, each with its notification's id and version.
+    pub fn for_notifications(
+        receiver: &str,
+        notifications: &[crate::notify::Notification],
+    ) -> Self {
+        Self::of(
+            receiver,
+            notifications.iter().map(|n| {
+                (
+                    &n.alert,
+                    Some(NotificationRef {
+                        id: n.id,
+                        version: n.version,
+                    }),
+                )
+            }),
+        )
+    }
+
+    /// The notifications carried, as `id.version` joined by commas (a header value).
+    pub fn notification_ids(&self) -> String {
+        self.alerts
+            .iter()
+            .filter_map(|a| a.notification)
+            .map(|n| format!("{}.{}", n.id, n.version))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn of<'a>(
+        receiver: &str,
+        alerts: impl Iterator<Item = (&'a Alert, Option<NotificationRef>)>,
+    ) -> Self {
+        let mut views: Vec<AlertView> = alerts
+            .map(|(a, n)| AlertView {
+                notification: n,
+                ..AlertView::from(a)
+            })
+            .collect();
         views.sort_by_key(|a| (a.status != AlertStatus::Firing, a.fingerprint.clone()));
         let firing = views
             .iter()

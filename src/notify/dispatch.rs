@@ -1,8 +1,18 @@
 //! The retry stage, one for every receiver type: a worker per receiver takes the due
 //! notifications from the outbox, sends each group once through the receiver's
-//! [`Notifier`], and stores the outcome. Errored → the group is due again after a backon
-//! exponential backoff (1 s doubling to 5 min, with jitter) until `retry_for` has passed
-//! since the notification was queued, then it is rejected; Rejected → never retried.
+//! [`Notifier`], and stores the outcome. Rejected → never retried.
+//!
+//! **A receiver that does not answer is down, not each notification**: an errored attempt
+//! marks the receiver down, and nothing else is sent to it until a *probe* — the oldest due
+//! group, sent again after [`probe_delay`] (1 s doubling to [`PROBE_MAX`], jittered down to
+//! half) — gets through. A dead receiver thus costs one request per backoff step, whatever
+//! is waiting; once it answers again, everything pending goes out at once (within
+//! [`PROBE_MAX`] of its return). A notification still failing `retry_for` after it was
+//! queued is rejected.
+//!
+//! Per alert and receiver, notifications go out in the order they were queued (a firing
+//! before the resolved that follows it), each rendered with the alert as it is at send
+//! time, and carrying its stable id and version.
 //!
 //! Workers are independent (a dead receiver never delays another), wake when a state change
 //! queued something, and otherwise sleep until the next due notification or the next
@@ -13,13 +23,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::BackoffBuilder as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Delivery, Notification, Notifier, Resend};
-use crate::alert::Alert;
 use crate::alert::render::NotificationView;
 use crate::config::AlertsConfig;
 use crate::internal_events::AlertNotificationAttempted;
@@ -43,18 +51,16 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-/// The delay before attempt `attempts + 1` after `attempts` failed ones (backon: 1 s
-/// doubling to 5 min, with jitter).
-pub fn backoff(attempts: u32) -> Duration {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(300))
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
-        .build()
-        .nth(attempts.saturating_sub(1) as usize)
-        .unwrap_or(Duration::from_secs(300))
+/// The longest wait between two probes of a receiver that is down.
+pub const PROBE_MAX: Duration = Duration::from_secs(30);
+
+/// The wait before the next probe after `failures` failed attempts in a row: 1 s doubling to
+/// [`PROBE_MAX`], times `0.5 + r / 2` (`r` in [0, 1): jitter that only shortens).
+pub fn probe_delay(failures: u32, r: f64) -> Duration {
+    let step = Duration::from_secs(1)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(PROBE_MAX);
+    step.mul_f64(0.5 + r.clamp(0.0, 1.0) / 2.0)
 }
 
 impl Dispatcher {
@@ -95,6 +101,7 @@ impl Dispatcher {
                 secrets: secrets.clone(),
                 wake,
                 stop: stop.clone(),
+                down: None,
             };
             tasks.spawn(worker.run());
         }
@@ -119,20 +126,32 @@ struct Worker {
     secrets: Vec<String>,
     wake: Arc<Notify>,
     stop: CancellationToken,
+    /// While the receiver is down: failed attempts in a row, and when to probe it next.
+    down: Option<(u32, tokio::time::Instant)>,
 }
 
 impl Worker {
-    async fn run(self) {
+    async fn run(mut self) {
         loop {
             if let Err(e) = self.pass().await {
                 tracing::error!(receiver = %self.name, error = %e, "Cannot read or update the outbox; retrying shortly.");
             }
-            let now = crate::now_ms();
-            let next = self.store.next_due(&self.name).await.ok().flatten();
-            let mut sleep = REPEAT_SCAN;
-            if let Some(due) = next {
-                sleep = sleep.min(Duration::from_millis(u64::try_from(due - now).unwrap_or(0)));
-            }
+            let sleep = match self.down {
+                // Down: nothing is sent before the probe.
+                Some((_, probe_at)) => probe_at
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(REPEAT_SCAN),
+                None => {
+                    let now = crate::now_ms();
+                    let next = self.store.next_due(&self.name).await.ok().flatten();
+                    let mut sleep = REPEAT_SCAN;
+                    if let Some(due) = next {
+                        sleep =
+                            sleep.min(Duration::from_millis(u64::try_from(due - now).unwrap_or(0)));
+                    }
+                    sleep
+                }
+            };
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 () = self.wake.notified() => {}
@@ -141,10 +160,16 @@ impl Worker {
         }
     }
 
-    async fn pass(&self) -> Result<(), StoreError> {
+    async fn pass(&mut self) -> Result<(), StoreError> {
         self.store
             .enqueue_repeats(&self.name, self.resend, crate::now_ms())
             .await?;
+        if self
+            .down
+            .is_some_and(|(_, probe_at)| tokio::time::Instant::now() < probe_at)
+        {
+            return Ok(());
+        }
         loop {
             let due = self
                 .store
@@ -159,7 +184,10 @@ impl Worker {
                 if self.stop.is_cancelled() {
                     return Ok(());
                 }
-                self.send(group).await?;
+                if !self.send(group).await? {
+                    // Down: the rest waits for the next probe.
+                    return Ok(());
+                }
             }
             if !full {
                 break;
@@ -178,9 +206,10 @@ impl Worker {
         out
     }
 
-    async fn send(&self, group: Vec<Notification>) -> Result<(), StoreError> {
-        let alerts: Vec<Alert> = group.iter().map(|n| n.alert.clone()).collect();
-        let view = NotificationView::new(&self.name, &alerts);
+    /// Sends one group and stores the outcome; returns whether the receiver answered (false:
+    /// it is down until the next probe).
+    async fn send(&mut self, group: Vec<Notification>) -> Result<bool, StoreError> {
+        let view = NotificationView::for_notifications(&self.name, &group);
         let delivery = tokio::time::timeout(self.attempt_limit, self.notifier.notify(&view))
             .await
             .unwrap_or_else(|_| {
@@ -194,6 +223,17 @@ impl Worker {
         let now = crate::now_ms();
         let attempts = group.iter().map(|n| n.attempts).max().unwrap_or(0) + 1;
         let queued_at = group.iter().map(|n| n.created_at_ms).min().unwrap_or(now);
+        // The receiver's health first: an errored attempt marks it down until the probe.
+        let answered = !matches!(delivery, Delivery::Errored(_));
+        let probe_in = if answered {
+            self.down = None;
+            Duration::ZERO
+        } else {
+            let failures = self.down.map_or(0, |(f, _)| f) + 1;
+            let wait = probe_delay(failures, rand::random_range(0.0..1.0));
+            self.down = Some((failures, tokio::time::Instant::now() + wait));
+            wait
+        };
         let mut gave_up = false;
         let finish = match &delivery {
             Delivery::Delivered => Finish::Delivered,
@@ -212,7 +252,7 @@ impl Worker {
                 }
             }
             Delivery::Errored(error) => Finish::Errored {
-                due_at_ms: now + backoff(attempts).as_millis() as i64,
+                due_at_ms: now + probe_in.as_millis() as i64,
                 error: error.clone(),
             },
         };
@@ -226,6 +266,25 @@ impl Worker {
             gave_up,
         }
         .emit();
-        Ok(())
+        Ok(answered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_back_off_to_thirty_seconds_and_jitter_only_shortens() {
+        assert_eq!(probe_delay(1, 0.999_999).as_millis(), 999);
+        assert_eq!(probe_delay(1, 0.0), Duration::from_millis(500));
+        assert_eq!(probe_delay(3, 0.999_999).as_secs(), 3);
+        for failures in 6..100 {
+            let d = probe_delay(failures, 0.999_999);
+            assert!(
+                d <= PROBE_MAX && d >= PROBE_MAX / 2 - Duration::from_millis(1),
+                "{d:?}"
+            );
+        }
     }
 }

@@ -64,6 +64,9 @@ pub enum OutboxState {
     Delivered,
     /// Refused permanently, or given up after `retry_for`.
     Rejected,
+    /// Not sent: the alert resolved before its firing notification was first attempted, and
+    /// the receiver never got it firing (nothing to say, as Alertmanager does).
+    Dropped,
 }
 
 impl OutboxState {
@@ -74,6 +77,7 @@ impl OutboxState {
             OutboxState::Errored => "errored",
             OutboxState::Delivered => "delivered",
             OutboxState::Rejected => "rejected",
+            OutboxState::Dropped => "dropped",
         }
     }
 
@@ -84,6 +88,7 @@ impl OutboxState {
             Self::Errored,
             Self::Delivered,
             Self::Rejected,
+            Self::Dropped,
         ]
         .into_iter()
         .find(|s| s.as_str() == name)

@@ -10,6 +10,11 @@
 //! over the timestamp header's value immediately followed by the raw body bytes. A receiver
 //! recomputes it, compares in constant time, and refuses old timestamps (replays).
 //!
+//! **Identity**: each alert in the body carries `notification: {id, version}`, and the header
+//! `X-Jobwatch-Notifications` lists them as `id.version`, comma-separated. Delivery is at
+//! least once (an answer lost after the receiver took it is re-sent): a receiver drops a
+//! copy it already took by these.
+//!
 //! **Answer**: 2xx delivered; 408, 425, 429, 5xx retried; other 4xx rejected.
 
 use hmac::{Hmac, Mac};
@@ -23,6 +28,8 @@ use crate::alert::render::NotificationView;
 pub const SIGNATURE_HEADER: &str = "X-Jobwatch-Signature";
 /// Timestamp header (Unix seconds).
 pub const TIMESTAMP_HEADER: &str = "X-Jobwatch-Timestamp";
+/// The notifications carried: `id.version`, comma-separated.
+pub const NOTIFICATIONS_HEADER: &str = "X-Jobwatch-Notifications";
 
 /// `sha256=<hex HMAC-SHA256(secret, timestamp ‖ body)>`.
 pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
@@ -64,6 +71,10 @@ impl Notifier for Webhook {
     async fn notify(&self, view: &NotificationView) -> Delivery {
         let body = body(view);
         let mut headers = Vec::new();
+        let ids = view.notification_ids();
+        if !ids.is_empty() {
+            headers.push((NOTIFICATIONS_HEADER, ids));
+        }
         if let Some(secret) = &self.secret {
             let ts = (crate::now_ms() / 1000).to_string();
             headers.push((

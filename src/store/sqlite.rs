@@ -243,8 +243,16 @@ async fn group_due(
     })
 }
 
-/// Queues a notification of `alert` to `t.receiver`, or lets the waiting one take this
-/// state. Returns whether one was queued or updated.
+/// Queues a notification of `alert` to `t.receiver`. Returns whether one was queued or
+/// updated.
+///
+/// * The latest waiting notification of this alert and receiver, **not yet due** (still in
+///   its group's wait), takes this state — except a firing one the receiver never got,
+///   which is dropped when the alert resolves before it was due (nothing is sent, as
+///   Alertmanager does).
+/// * Once due (attempted, or held back because the receiver is down), what it says is kept:
+///   a change of status is a new notification after it, sent only after it (both, in
+///   order); the same status takes the newer details.
 async fn enqueue(
     conn: &mut SqliteConnection,
     alert: &Alert,
@@ -257,23 +265,66 @@ async fn enqueue(
         return Ok(false);
     }
     let doc = to_json(&alert.fingerprint, alert)?;
-    let taken = sqlx::query(
-        "UPDATE notifications SET status = ?, alert = ?, version = version + 1
-         WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored')",
+    let waiting = sqlx::query(
+        "SELECT id, status, attempts, due_at FROM notifications
+         WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored')
+         ORDER BY id DESC LIMIT 1",
     )
-    .bind(alert.status.as_str())
-    .bind(&doc)
     .bind(&t.receiver)
     .bind(&alert.fingerprint)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if taken > 0 {
-        return Ok(true);
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut not_before = None;
+    if let Some(w) = waiting {
+        let (id, status, attempts, due_at): (i64, String, i64, i64) = (
+            w.get("id"),
+            w.get("status"),
+            w.get("attempts"),
+            w.get("due_at"),
+        );
+        let same_status = status == alert.status.as_str();
+        let not_yet_due = attempts == 0 && due_at > now;
+        if not_yet_due && !same_status && alert.status == AlertStatus::Resolved {
+            // A firing never sent: did the receiver get this episode's firing before?
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM notifications WHERE receiver = ? AND fingerprint = ? AND outcome = 'delivered'
+                   AND status = 'firing' AND created_at >= ? LIMIT 1",
+            )
+            .bind(&t.receiver)
+            .bind(&alert.fingerprint)
+            .bind(alert.starts_at_ms)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if seen.is_none() {
+                sqlx::query(
+                    "UPDATE notifications SET outcome = 'dropped', version = version + 1,
+                     last_error = 'resolved before it was first sent: nothing to send' WHERE id = ?",
+                )
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                return Ok(true);
+            }
+        }
+        if not_yet_due || same_status {
+            sqlx::query(
+                "UPDATE notifications SET status = ?, alert = ?, version = version + 1 WHERE id = ?",
+            )
+            .bind(alert.status.as_str())
+            .bind(&doc)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(true);
+        }
+        not_before = Some(due_at);
     }
     let mut due = group_due(conn, &t.receiver, t, now).await?;
     if due_now {
         due = due.min(now);
+    }
+    if let Some(after) = not_before {
+        due = due.max(after);
     }
     sqlx::query(
         "INSERT INTO notifications (receiver, group_key, fingerprint, status, kind, alert, created_at, due_at, outcome)
@@ -292,20 +343,43 @@ async fn enqueue(
     Ok(true)
 }
 
+/// The alert a notification says, rendered at send time: the alert as it is now (its latest
+/// cause), with the notification's own status; the snapshot taken when it was queued when
+/// the alert has moved on to another episode since (a resolved notification of an alert
+/// firing again).
+fn alert_to_send(status: AlertStatus, snapshot: Alert, current: Option<Alert>) -> Alert {
+    match current {
+        Some(now) if now.status == status => now,
+        Some(mut now) if status == AlertStatus::Firing => {
+            now.status = AlertStatus::Firing;
+            now.ends_at_ms = None;
+            now.resolution = None;
+            now
+        }
+        _ => snapshot,
+    }
+}
+
 fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, StoreError> {
     let id: i64 = row.get("id");
-    let alert: Alert =
+    let mut alert: Alert =
         serde_json::from_str(row.get::<&str, _>("alert")).map_err(|e| StoreError::Corrupt {
             id: format!("notification {id}"),
             error: e.to_string(),
         })?;
+    let status = AlertStatus::from_name(row.get::<&str, _>("status")).unwrap_or(alert.status);
+    // Rows read for sending carry the alert as it is now (`current`).
+    if let Ok(Some(current)) = row.try_get::<Option<&str>, _>("current") {
+        let current = serde_json::from_str::<Alert>(current).ok();
+        alert = alert_to_send(status, alert, current);
+    }
     Ok(Notification {
         id,
         version: row.get("version"),
         receiver: row.get("receiver"),
         group_key: row.get("group_key"),
         fingerprint: row.get("fingerprint"),
-        status: alert.status,
+        status,
         kind: row.get("kind"),
         alert,
         created_at_ms: row.get("created_at"),
@@ -411,8 +485,13 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM notifications WHERE receiver = ? AND outcome IN ('pending', 'errored') AND due_at <= ?
-             ORDER BY due_at, id LIMIT ?",
+            // In order per alert: a notification waits while an earlier one of the same
+            // alert and receiver waits. Sent as the alert is now (`current`).
+            "SELECT n.*, a.doc AS current FROM notifications n LEFT JOIN alerts a ON a.fingerprint = n.fingerprint
+             WHERE n.receiver = ?1 AND n.outcome IN ('pending', 'errored') AND n.due_at <= ?2
+               AND NOT EXISTS (SELECT 1 FROM notifications o WHERE o.receiver = ?1 AND o.fingerprint = n.fingerprint
+                               AND o.outcome IN ('pending', 'errored') AND o.id < n.id)
+             ORDER BY n.due_at, n.id LIMIT ?3",
         )
         .bind(receiver)
         .bind(now_ms)
@@ -500,17 +579,22 @@ impl Store for SqliteStore {
                 AlertStatus::Resolved => continue,
             };
             let row = sqlx::query(
-                "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored')) AS waiting
+                "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored')) AS waiting,
+                        COUNT(*) FILTER (WHERE outcome = 'delivered' AND status = 'firing' AND created_at >= ?) AS saw_firing
                  FROM notifications WHERE receiver = ? AND fingerprint = ?",
             )
+            .bind(alert.starts_at_ms)
             .bind(receiver)
             .bind(&alert.fingerprint)
             .fetch_one(&mut *tx)
             .await?;
             let last: Option<i64> = row.get("last");
             let waiting: i64 = row.get("waiting");
+            let saw_firing: i64 = row.get("saw_firing");
             let due = match last {
                 _ if waiting > 0 => false,
+                // A resolved alert is re-sent only to a receiver that got it firing.
+                _ if alert.status == AlertStatus::Resolved && saw_firing == 0 => false,
                 None => alert.status == AlertStatus::Firing,
                 Some(l) => now_ms - l >= every,
             };
@@ -661,7 +745,7 @@ impl Store for SqliteStore {
         // (repeats and group timers read it).
         let notifications = sqlx::query(
             "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications
-               WHERE outcome IN ('delivered', 'rejected') AND created_at < ?1
+               WHERE outcome IN ('delivered', 'rejected', 'dropped') AND created_at < ?1
                  AND id NOT IN (SELECT MAX(id) FROM notifications GROUP BY receiver, fingerprint)
                ORDER BY id LIMIT ?2)",
         )
