@@ -335,25 +335,34 @@ struct Hook {
     bad_signatures: Mutex<usize>,
 }
 
+/// Whether the request carries a valid, fresh signature of `body` (the documented scheme,
+/// recomputed here independently).
+fn signed(headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (ts, sig) = (
+        header("x-jobwatch-timestamp"),
+        header("x-jobwatch-signature"),
+    );
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(ts.as_bytes());
+    mac.update(body);
+    let expected = hex::decode(sig.strip_prefix("sha256=").unwrap_or("")).unwrap_or_default();
+    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap_or(0);
+    mac.verify_slice(&expected).is_ok() && (0..300).contains(&age)
+}
+
 async fn hook(State(h): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     if !h.up.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
-    let ts = headers
-        .get("x-jobwatch-timestamp")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sig = headers
-        .get("x-jobwatch-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(ts.as_bytes());
-    mac.update(&body);
-    let expected = hex::decode(sig.strip_prefix("sha256=").unwrap_or("")).unwrap_or_default();
-    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap_or(0);
-    if mac.verify_slice(&expected).is_err() || !(0..300).contains(&age) {
+    if !signed(&headers, &body) {
         *h.bad_signatures.lock().unwrap() += 1;
         return StatusCode::UNAUTHORIZED;
     }
@@ -487,14 +496,16 @@ group_interval = "1s"
     }
 }
 
+/// One alert delivered: (fingerprint, status, notification id, version, arrival).
+type Arrival = (String, String, i64, i64, Instant);
+
 /// A webhook receiver that counts every request (answered 503 while down) and records, in
 /// arrival order, each alert delivered with its notification id and version.
 #[derive(Default)]
 struct Recorder {
     up: AtomicBool,
     requests: Mutex<Vec<Instant>>,
-    /// (fingerprint, status, notification id, version, arrival).
-    delivered: Mutex<Vec<(String, String, i64, i64, Instant)>>,
+    delivered: Mutex<Vec<Arrival>>,
     problems: Mutex<Vec<String>>,
 }
 
@@ -503,25 +514,12 @@ async fn record(State(h): State<Arc<Recorder>>, headers: HeaderMap, body: Bytes)
     if !h.up.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
-    let ts = headers
-        .get("x-jobwatch-timestamp")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sig = headers
-        .get("x-jobwatch-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     let ids = headers
         .get("x-jobwatch-notifications")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(ts.as_bytes());
-    mac.update(&body);
-    let expected = hex::decode(sig.strip_prefix("sha256=").unwrap_or("")).unwrap_or_default();
-    if mac.verify_slice(&expected).is_err() {
+    if !signed(&headers, &body) {
         h.problems.lock().unwrap().push("bad signature".into());
         return StatusCode::UNAUTHORIZED;
     }

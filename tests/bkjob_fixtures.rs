@@ -2,6 +2,8 @@
 //! goes through the adapter's decoder: responses decode to the right data, gateway errors to
 //! the right class.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use jobwatch::model::HostOutcome;
@@ -23,19 +25,7 @@ fn fixture_dirs() -> Vec<PathBuf> {
 }
 
 fn fixtures(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut list: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    list.sort();
-    list
+    common::bkjob_fixtures(dir)
 }
 
 fn answer<'a>(api: &'static str, http_status: u16, body: &'a [u8]) -> Answer<'a> {

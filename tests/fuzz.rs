@@ -6,12 +6,14 @@
 //! `JOBWATCH_FUZZ_SECONDS` set, as many as fit in that time (`scripts/fuzz.sh` runs each for
 //! 10 minutes and reports). Every run prints how many cases it ran; a failure prints the input.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, Request};
 use jobwatch::platform::bkjob::wire::{
     self, Answer, BatchLogData, ListData, OperateData, StatusData, SubmitData,
 };
@@ -119,20 +121,7 @@ fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bkjob");
-    let mut list: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    list.sort();
-    list
+    common::bkjob_fixtures(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bkjob"))
 }
 
 /// Every decoder, on `body` as answer of every HTTP status class: never a panic, and an error

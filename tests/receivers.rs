@@ -429,7 +429,7 @@ async fn resolved_notifications_say_so_and_alertmanager_gets_the_real_end() {
     let (server, base) = serve().await;
     *server.answer.lock().unwrap() = (200, String::new());
     let resolved = alert(AlertStatus::Resolved);
-    let view = NotificationView::new("r", &[resolved.clone()]);
+    let view = NotificationView::new("r", std::slice::from_ref(&resolved));
     let am = notify::build(&receiver((cases()[1].build)(&base))).unwrap();
     assert_eq!(am.notify(&view).await, Delivery::Delivered);
     let (_, _, raw) = server.requests.lock().unwrap().pop().unwrap();

@@ -562,6 +562,17 @@ async fn sqlite_outbox_keeps_its_contract() {
     outbox_conformance(&store).await;
 }
 
+/// Marks every notification of receiver `r` that is due (whenever) delivered; returns them.
+async fn deliver_all_due(store: &dyn Store) -> Vec<jobwatch::notify::Notification> {
+    let due = store.due_notifications("r", i64::MAX, 10).await.unwrap();
+    let done: Vec<(i64, i64)> = due.iter().map(|n| (n.id, n.version)).collect();
+    store
+        .finish_notifications(&done, &Finish::Delivered, jobwatch::now_ms())
+        .await
+        .unwrap();
+    due
+}
+
 /// Retention's contract: ended executions older than the cutoff go, in batches; active ones
 /// and ones whose logs are still being fetched stay; delivered notifications go except the
 /// newest of each alert and receiver.
@@ -615,23 +626,13 @@ async fn retention_conformance(store: &dyn Store) {
         .record(&failed, &[hold("net", "check", &failed, true)], false)
         .await
         .unwrap();
-    let first = store.due_notifications("r", i64::MAX, 10).await.unwrap();
-    let done: Vec<(i64, i64)> = first.iter().map(|n| (n.id, n.version)).collect();
-    store
-        .finish_notifications(&done, &Finish::Delivered, jobwatch::now_ms())
-        .await
-        .unwrap();
+    deliver_all_due(store).await;
     let ok = ended("net", ExecutionState::Succeeded);
     store
         .record(&ok, &[hold("net", "check", &ok, false)], false)
         .await
         .unwrap();
-    let second = store.due_notifications("r", i64::MAX, 10).await.unwrap();
-    let done: Vec<(i64, i64)> = second.iter().map(|n| (n.id, n.version)).collect();
-    store
-        .finish_notifications(&done, &Finish::Delivered, jobwatch::now_ms())
-        .await
-        .unwrap();
+    let second = deliver_all_due(store).await;
     let before = store
         .list_notifications(Some("r"), 100)
         .await

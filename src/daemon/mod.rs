@@ -60,6 +60,9 @@ pub struct Overrides {
     pub script: Option<String>,
 }
 
+/// A watch configuration's key: (configured check, or none for `watch`; platform).
+type WatchKey = (Option<String>, String);
+
 /// Starts, resumes and counts executions; owns their tasks.
 pub struct Runner {
     config: Arc<Config>,
@@ -75,7 +78,7 @@ pub struct Runner {
     /// One shared configuration per check (executions hold an `Arc`, not a copy).
     checks: HashMap<String, Arc<CheckConfig>>,
     /// One shared configuration per (check or `watch`, platform) for watched jobs.
-    watch_checks: Mutex<HashMap<(Option<String>, String), Arc<CheckConfig>>>,
+    watch_checks: Mutex<HashMap<WatchKey, Arc<CheckConfig>>>,
 }
 
 /// The check a watched job is followed with: no script, default polling, the job's timeout
