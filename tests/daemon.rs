@@ -1040,6 +1040,8 @@ fn local_scripts_do_not_outlive_the_daemon() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!alive(pid), "the local script {pid} outlived the daemon");
+        let left = files_under(&dir.path().join("data").join("local"));
+        assert!(left.is_empty(), "temporary files left after SIGTERM: {left:?}");
     });
 }
 
