@@ -23,6 +23,8 @@ use serde::Deserialize;
 use url::Url;
 
 mod alerts;
+pub mod bkjob;
+pub mod policy;
 mod source;
 
 pub use self::alerts::{
@@ -31,8 +33,8 @@ pub use self::alerts::{
 };
 
 use crate::model::{Host, ScriptLanguage};
-use crate::platform::bkjob::{BkJobSettings, Door};
-use crate::tracker::{FailWhen, OnDeadline, PollPolicy};
+use self::bkjob::{BkJobSettings, Door, FlowSettings};
+use self::policy::{DetectPolicy, FailWhen, OnDeadline, PollPolicy};
 
 /// The sample configuration, embedded: used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.example.toml");
@@ -759,8 +761,8 @@ fn validate_bkjob(
     }
     let scope_id = issues.non_empty(format!("{key}.scope_id"), &p.scope_id);
     let request_timeout = p.request_timeout.unwrap_or(Duration::from_secs(10));
-    let d = crate::platform::bkjob::endpoints::FlowSettings::default();
-    let flow = crate::platform::bkjob::endpoints::FlowSettings {
+    let d = FlowSettings::default();
+    let flow = FlowSettings {
         max_concurrent: p.max_concurrent_requests.unwrap_or(d.max_concurrent),
         max_per_second: p.max_requests_per_second.unwrap_or(d.max_per_second),
         max_submits_per_second: p.max_submits_per_second.unwrap_or(d.max_submits_per_second),
@@ -1028,7 +1030,7 @@ fn validate_poll(issues: &mut Issues, key: &str, p: &RawPoll) -> PollPolicy {
             }
         },
         terminate_grace: p.terminate_grace.unwrap_or(d.terminate_grace),
-        detect: crate::tracker::detect::DetectPolicy {
+        detect: DetectPolicy {
             stuck_after: p.stuck_after.unwrap_or(d.detect.stuck_after),
             straggler_after: p.straggler_after.unwrap_or(d.detect.straggler_after),
             unreachable_after: p.unreachable_after.unwrap_or(d.detect.unreachable_after),

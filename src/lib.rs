@@ -21,6 +21,8 @@ pub mod notify;
 pub mod platform;
 pub mod schedule;
 pub mod store;
+pub mod time;
+pub mod tls;
 pub mod tracker;
 
 use std::sync::Arc;
@@ -29,18 +31,8 @@ use crate::config::PlatformConfig;
 use crate::model::ExecutionState;
 use crate::platform::{Platform, PlatformError};
 
-/// Installs rustls' ring provider for the process (reqwest is built without one). Safe to
-/// call many times.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Now, as Unix epoch milliseconds (bk-job's time unit, API.md §2.1).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use self::time::now_ms;
+pub use self::tls::install_crypto_provider;
 
 /// Builds the adapter for a configured platform; the local platform keeps its script files
 /// under `<data_dir>/local` (and sweeps what a process that is gone left there).

@@ -321,7 +321,7 @@ impl Metrics {
         if r.state == ExecutionState::Succeeded {
             self.last_success
                 .with_label_values(&[check.as_str()])
-                .set(crate::now_ms() / 1000);
+                .set(crate::time::now_ms() / 1000);
         }
         if r.state == ExecutionState::TriggerFailed {
             let code = match r.trigger_code {
@@ -339,7 +339,7 @@ impl Metrics {
     pub fn triggered(&self, check: &str) {
         self.last_trigger
             .with_label_values(&[self.check_label(check).as_str()])
-            .set(crate::now_ms() / 1000);
+            .set(crate::time::now_ms() / 1000);
     }
 
     /// Sets how many executions of `check` are followed now.

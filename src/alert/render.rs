@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{Alert, AlertCause, AlertStatus};
 use crate::config::Templates;
-use crate::tracker::report::rfc3339_ms;
+use crate::time::rfc3339_ms;
 
 /// One alert as templates see it.
 #[derive(Debug, Clone, Serialize)]

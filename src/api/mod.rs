@@ -330,7 +330,7 @@ impl From<&ExecutionReport> for ExecutionSummary {
             .to_owned(),
             reason: r.reason.clone(),
             job_instance_id: r.job_instance_id,
-            scheduled_at: r.scheduled_at_ms.map(crate::tracker::report::rfc3339_ms),
+            scheduled_at: r.scheduled_at_ms.map(crate::time::rfc3339_ms),
             started_at: r.started_at.clone(),
             hosts: r.hosts.len(),
             conditions: r

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::alert::{Alert, AlertStatus};
 use crate::store::Board;
 use crate::tracker::ExecutionReport;
-use crate::tracker::report::rfc3339_ms;
+use crate::time::rfc3339_ms;
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

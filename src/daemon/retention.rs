@@ -24,7 +24,7 @@ pub fn start(runner: &Arc<Runner>) {
     tokio::spawn(async move {
         let stop = runner.stop_token();
         loop {
-            let cutoff = crate::now_ms()
+            let cutoff = crate::time::now_ms()
                 - i64::try_from(runner.config().store.retention.as_millis()).unwrap_or(i64::MAX);
             match prune(runner.store().as_ref(), cutoff, &stop).await {
                 Ok(p) if p.executions + p.notifications > 0 => tracing::info!(

@@ -19,7 +19,7 @@ const MISSED_TICKS_RECORDED: usize = 10;
 pub fn missed_reason(oldest_recorded: bool, left_out: u64, exact: bool, since_ms: i64) -> String {
     let mut reason = "jobwatch was not running at the scheduled time".to_owned();
     if oldest_recorded && left_out > 0 {
-        let since = crate::tracker::report::rfc3339_ms(since_ms);
+        let since = crate::time::rfc3339_ms(since_ms);
         let count = if exact {
             format!("{left_out}")
         } else {
@@ -85,7 +85,7 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
         .check(&check)
         .is_some_and(|c| c.allow_overlap);
     let stop = runner.stop_token();
-    record_missed(&runner, &check, &schedule, crate::now_ms()).await;
+    record_missed(&runner, &check, &schedule, crate::time::now_ms()).await;
     let run_on_start = runner
         .config()
         .check(&check)
@@ -99,10 +99,10 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
             Err(e) => tracing::error!(check, error = %e, "Cannot start the run at start."),
         }
     }
-    let mut after = crate::now_ms();
+    let mut after = crate::time::now_ms();
     while let Some(tick) = schedule.next_after(after) {
         after = tick;
-        let wait = Duration::from_millis((tick - crate::now_ms()).max(0) as u64);
+        let wait = Duration::from_millis((tick - crate::time::now_ms()).max(0) as u64);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return,

@@ -19,7 +19,7 @@ use super::http::{classify_status, post_json};
 use super::{Delivery, Notifier};
 use crate::alert::AlertStatus;
 use crate::alert::render::NotificationView;
-use crate::tracker::report::rfc3339_ms;
+use crate::time::rfc3339_ms;
 
 /// An Alertmanager receiver.
 pub struct Alertmanager {
@@ -77,7 +77,7 @@ impl Alertmanager {
 #[async_trait::async_trait]
 impl Notifier for Alertmanager {
     async fn notify(&self, view: &NotificationView) -> Delivery {
-        let body = serde_json::to_vec(&self.body(view, crate::now_ms())).unwrap_or_default();
+        let body = serde_json::to_vec(&self.body(view, crate::time::now_ms())).unwrap_or_default();
         let mut errored = Vec::new();
         let mut rejected = Vec::new();
         for (i, base) in self.urls.iter().enumerate() {

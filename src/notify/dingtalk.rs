@@ -56,7 +56,7 @@ impl Notifier for Dingtalk {
         };
         let url = match &self.0.secret {
             Some(secret) => {
-                let ts = crate::now_ms();
+                let ts = crate::time::now_ms();
                 let sign = sign(secret.expose_secret(), ts);
                 let mut u = match url::Url::parse(self.0.url.expose_secret()) {
                     Ok(u) => u,

@@ -75,7 +75,7 @@ impl Dispatcher {
         tasks: &TaskTracker,
     ) -> Result<Arc<Self>, String> {
         let known: Vec<String> = config.receivers.keys().cloned().collect();
-        match store.reject_orphans(&known, crate::now_ms()).await {
+        match store.reject_orphans(&known, crate::time::now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 notifications = n,
@@ -142,7 +142,7 @@ impl Worker {
                     .saturating_duration_since(tokio::time::Instant::now())
                     .min(REPEAT_SCAN),
                 None => {
-                    let now = crate::now_ms();
+                    let now = crate::time::now_ms();
                     let next = self.store.next_due(&self.name).await.ok().flatten();
                     let mut sleep = REPEAT_SCAN;
                     if let Some(due) = next {
@@ -162,7 +162,7 @@ impl Worker {
 
     async fn pass(&mut self) -> Result<(), StoreError> {
         self.store
-            .enqueue_repeats(&self.name, self.resend, crate::now_ms())
+            .enqueue_repeats(&self.name, self.resend, crate::time::now_ms())
             .await?;
         if self
             .down
@@ -173,7 +173,7 @@ impl Worker {
         loop {
             let due = self
                 .store
-                .due_notifications(&self.name, crate::now_ms(), BATCH)
+                .due_notifications(&self.name, crate::time::now_ms(), BATCH)
                 .await?;
             let full = due.len() == BATCH as usize;
             let mut groups: BTreeMap<String, Vec<Notification>> = BTreeMap::new();
@@ -220,7 +220,7 @@ impl Worker {
             Delivery::Errored(e) => Delivery::Errored(self.scrub(&e)),
             Delivery::Rejected(e) => Delivery::Rejected(self.scrub(&e)),
         };
-        let now = crate::now_ms();
+        let now = crate::time::now_ms();
         let attempts = group.iter().map(|n| n.attempts).max().unwrap_or(0) + 1;
         let queued_at = group.iter().map(|n| n.created_at_ms).min().unwrap_or(now);
         // The receiver's health first: an errored attempt marks it down until the probe.

@@ -37,7 +37,7 @@ impl Email {
         else {
             return Err("not an email receiver".into());
         };
-        crate::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let builder = match tls {
             SmtpTls::None => {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host.as_str())

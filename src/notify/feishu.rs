@@ -72,7 +72,7 @@ impl Notifier for Feishu {
             },
         });
         if let Some(secret) = &self.0.secret {
-            let ts = crate::now_ms() / 1000;
+            let ts = crate::time::now_ms() / 1000;
             body["timestamp"] = ts.to_string().into();
             body["sign"] = sign(secret.expose_secret(), ts).into();
         }

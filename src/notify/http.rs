@@ -11,7 +11,7 @@ use super::Delivery;
 
 /// A client with the receiver's time limit.
 pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    crate::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))

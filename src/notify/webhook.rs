@@ -76,7 +76,7 @@ impl Notifier for Webhook {
             headers.push((NOTIFICATIONS_HEADER, ids));
         }
         if let Some(secret) = &self.secret {
-            let ts = (crate::now_ms() / 1000).to_string();
+            let ts = (crate::time::now_ms() / 1000).to_string();
             headers.push((
                 SIGNATURE_HEADER,
                 signature(secret.expose_secret().as_bytes(), &ts, &body),

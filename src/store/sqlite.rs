@@ -148,7 +148,7 @@ async fn write_execution(
         .bind(!r.state.is_final())
         .bind(r.job_instance_id.map(|id| id as i64))
         .bind(r.started_at_ms)
-        .bind(crate::now_ms())
+        .bind(crate::time::now_ms())
         .bind(&doc)
         .execute(&mut *conn)
         .await?
@@ -453,7 +453,7 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(Recorded::default());
         }
-        let now = crate::now_ms();
+        let now = crate::time::now_ms();
         let mut queued = 0;
         let mut transitions = Vec::new();
         for change in changes {

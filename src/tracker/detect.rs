@@ -95,26 +95,7 @@ pub fn update_log(log: &mut Vec<PastCondition>, holding: &[Condition], now_ms: i
     }
 }
 
-/// Thresholds, per check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectPolicy {
-    /// No progress for this long → `stuck`.
-    pub stuck_after: Duration,
-    /// Hosts still running this long after the others ended → `stragglers`.
-    pub straggler_after: Duration,
-    /// No answer from the platform for this long → `platform_unreachable`.
-    pub unreachable_after: Duration,
-}
-
-impl Default for DetectPolicy {
-    fn default() -> Self {
-        DetectPolicy {
-            stuck_after: Duration::from_secs(30 * 60),
-            straggler_after: Duration::from_secs(5 * 60),
-            unreachable_after: Duration::from_secs(60),
-        }
-    }
-}
+pub use crate::config::policy::DetectPolicy;
 
 /// One host as the detectors see it.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,6 @@
 //! in the report. The decision itself is [`decide`], a pure function.
 
 pub mod detect;
-mod policy;
 pub mod report;
 #[cfg(test)]
 mod scripted_tests;
@@ -18,7 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use self::policy::{OnDeadline, PollPolicy};
+pub use crate::config::policy::{FailWhen, OnDeadline, PollPolicy};
 pub use self::report::{ExecutionReport, HostReport};
 use crate::config::CheckConfig;
 use crate::internal_events::PlatformRequestFailed;
@@ -209,59 +208,6 @@ pub struct Observed<'a> {
     pub fail_when: FailWhen,
 }
 
-/// When a finished job counts as failed (k-of-N), per check.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum FailWhen {
-    /// Any host that did not succeed fails the job (`"any"`, the default).
-    #[default]
-    Any,
-    /// At least this many hosts did not succeed (`"count >= N"`).
-    CountAtLeast(usize),
-    /// More than this share of the hosts did not succeed (`"ratio > R"`, R in [0, 1)).
-    RatioAbove(f64),
-}
-
-impl FailWhen {
-    /// Parses `"any"`, `"count >= N"` (N ≥ 1) or `"ratio > R"` (0 ≤ R < 1).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let bad = || format!("`{text}`: use \"any\", \"count >= N\" or \"ratio > R\"");
-        if compact == "any" {
-            return Ok(FailWhen::Any);
-        }
-        if let Some(n) = compact.strip_prefix("count>=") {
-            return match n.parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(FailWhen::CountAtLeast(n)),
-                _ => Err(bad()),
-            };
-        }
-        if let Some(r) = compact.strip_prefix("ratio>") {
-            return match r.parse::<f64>() {
-                Ok(r) if (0.0..1.0).contains(&r) => Ok(FailWhen::RatioAbove(r)),
-                _ => Err(bad()),
-            };
-        }
-        Err(bad())
-    }
-
-    /// Whether `failing` of `total` hosts fail the job.
-    pub fn fails(self, failing: usize, total: usize) -> bool {
-        match self {
-            FailWhen::Any => failing > 0,
-            FailWhen::CountAtLeast(n) => failing >= n,
-            FailWhen::RatioAbove(r) => total > 0 && (failing as f64) / (total as f64) > r,
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            FailWhen::Any => "any".into(),
-            FailWhen::CountAtLeast(n) => format!("count >= {n}"),
-            FailWhen::RatioAbove(r) => format!("ratio > {r}"),
-        }
-    }
-}
-
 /// At most this many hosts are named per class in a reason.
 const REASON_HOSTS_PER_CLASS: usize = 10;
 
@@ -434,7 +380,7 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
 /// The monotonic instant matching the report's wall-clock start (for deadlines that survive a
 /// restart).
 fn started_instant(report: &ExecutionReport) -> Instant {
-    let age = (crate::now_ms() - report.started_at_ms).max(0) as u64;
+    let age = (crate::time::now_ms() - report.started_at_ms).max(0) as u64;
     Instant::now()
         .checked_sub(Duration::from_millis(age))
         .unwrap_or_else(Instant::now)
@@ -768,7 +714,7 @@ impl<'a> Execution<'a> {
         let gate = MarkSubmitting::new(self.journal, &report);
         // Reconciling looks for the job from the execution's start on (a resumed one was
         // accepted before the restart).
-        let since_ms = report.started_at_ms.min(crate::now_ms());
+        let since_ms = report.started_at_ms.min(crate::time::now_ms());
         // Boxed: the trigger's retry state lives on the heap only while it runs, so a
         // followed execution at rest stays small (many thousands are at rest at once).
         let outcome = Box::pin(self.trigger(&request, &gate, since_ms, observer)).await;

@@ -1,7 +1,7 @@
 //! The result of one execution: what `jobwatch exec --output json` prints, and its text form.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -172,14 +172,7 @@ impl HostReport {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// RFC 3339 (UTC, milliseconds) of a Unix epoch time in milliseconds.
-pub fn rfc3339_ms(ms: i64) -> String {
-    rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-}
+pub use crate::time::rfc3339_ms;
 
 impl ExecutionReport {
     /// A report for an execution about to be submitted.
@@ -190,7 +183,7 @@ impl ExecutionReport {
         platform_kind: &str,
         task_name: &str,
     ) -> Self {
-        let started_at_ms = crate::now_ms();
+        let started_at_ms = crate::time::now_ms();
         ExecutionReport {
             execution_id,
             origin: Origin::Cli,

@@ -9,41 +9,13 @@
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use url::Url;
 
-/// Flow control and health settings of a platform's endpoints.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FlowSettings {
-    /// Requests in flight at once per endpoint (default 16).
-    pub max_concurrent: usize,
-    /// Requests started per second per endpoint (default 20; bk-job sets no limit itself,
-    /// gateways often allow 100/s per app: API.md §10). Submits are not counted here.
-    pub max_per_second: u32,
-    /// Submits (`fast_execute_script`) started per second per endpoint (default 10): their
-    /// own budget, with their own concurrency limit of `max_concurrent`, so that polls of
-    /// many running jobs never hold back the start of new ones.
-    pub max_submits_per_second: u32,
-    /// Transport failures in a row before an endpoint is skipped (default 3).
-    pub failures_before_cooldown: u32,
-    /// How long a failing endpoint is skipped (default 30 s).
-    pub cooldown: Duration,
-}
-
-impl Default for FlowSettings {
-    fn default() -> Self {
-        FlowSettings {
-            max_concurrent: 16,
-            max_per_second: 20,
-            max_submits_per_second: 10,
-            failures_before_cooldown: 3,
-            cooldown: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::config::bkjob::FlowSettings;
 
 struct Endpoint {
     url: Url,

@@ -10,12 +10,14 @@ pub mod codes;
 pub mod endpoints;
 pub mod wire;
 
+pub use crate::config::bkjob::{APIS, BkJobSettings, Door};
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -31,53 +33,8 @@ use crate::platform::{
 /// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
 pub const LOG_BATCH_MAX_HOSTS: usize = 500;
 
-/// Every bk-job API the adapter calls (the closed `api` label set of its metrics).
-pub const APIS: [&str; 5] = [
-    "fast_execute_script",
-    "get_job_instance_status",
-    "batch_get_job_instance_ip_log",
-    "operate_job_instance",
-    "get_job_instance_list",
-];
-
 /// get_job_instance_list `length` maximum (API.md §7).
 const LIST_PAGE_MAX: usize = 1000;
-
-/// Which front door the endpoints are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Door {
-    /// The BlueKing API gateway (`bk-job` gateway, v3 resources).
-    Apigw,
-    /// The legacy ESB component API.
-    Esb,
-}
-
-/// Everything the adapter needs, validated (see [`crate::config`]).
-#[derive(Debug, Clone)]
-pub struct BkJobSettings {
-    /// Platform name from config, for logs.
-    pub name: String,
-    /// Base URLs, tried in order. APIGW: up to the stage, e.g.
-    /// `https://bkapi.example.com/api/bk-job/prod`; ESB: the PaaS host.
-    pub endpoints: Vec<Url>,
-    /// Front door.
-    pub door: Door,
-    /// `bk_app_code`.
-    pub app_code: String,
-    /// `bk_app_secret`; never logged.
-    pub app_secret: SecretString,
-    /// `bk_username` (the app must be whitelisted for it, API.md §1.2).
-    pub username: String,
-    /// `bk_scope_type`: `biz` or `biz_set`.
-    pub scope_type: String,
-    /// `bk_scope_id`.
-    pub scope_id: String,
-    /// Timeout of one HTTP request.
-    pub request_timeout: Duration,
-    /// Endpoint health and flow control.
-    pub flow: endpoints::FlowSettings,
-}
 
 /// The bk-job client. Cheap to share; one per configured platform.
 #[derive(Debug)]
@@ -99,7 +56,7 @@ enum Verb {
 impl BkJob {
     /// Builds the client. Errors only if the TLS stack cannot start.
     pub fn new(settings: BkJobSettings) -> Result<Self, PlatformError> {
-        crate::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
@@ -433,7 +390,7 @@ impl Platform for BkJob {
         // The list API wants a window of at most 30 days (API.md §7); a minute of clock skew
         // on either side is allowed for.
         let start = since_ms - 60_000;
-        let end = crate::now_ms() + 60_000;
+        let end = crate::time::now_ms() + 60_000;
         let mut offset = 0usize;
         loop {
             let params = object(json!({
@@ -473,7 +430,7 @@ mod tests {
             endpoints: vec![Url::parse("https://bkapi.example.com/api/bk-job/prod/").unwrap()],
             door,
             app_code: "jobwatch".into(),
-            app_secret: SecretString::from("top-secret-value"),
+            app_secret: secrecy::SecretString::from("top-secret-value"),
             username: "admin".into(),
             scope_type: "biz".into(),
             scope_id: "2".into(),

@@ -188,7 +188,7 @@ impl Local {
         }
         let work_dir = root.join(orphans::own_tag());
         std::fs::create_dir_all(&work_dir).map_err(|e| fail("the local work directory", e))?;
-        let first_id = u64::try_from(crate::now_ms())
+        let first_id = u64::try_from(crate::time::now_ms())
             .unwrap_or(0)
             .saturating_mul(1000)
             .max(1);
@@ -409,7 +409,7 @@ impl Platform for Local {
         let job = Arc::new(LocalJob {
             name: r.task_name.clone(),
             started: Instant::now(),
-            created_ms: crate::now_ms(),
+            created_ms: crate::time::now_ms(),
             output: Arc::default(),
             end: Mutex::new(None),
             cancel: CancellationToken::new(),

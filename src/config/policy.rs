@@ -1,5 +1,7 @@
-//! When to poll: a fast first look, then exponential backoff with jitter up to a cap, never
-//! past the deadline (DESIGN.md §6). Pure: time and randomness are inputs.
+//! The policies a check gives its executions: when to poll (a fast first look, then
+//! exponential backoff with jitter up to a cap, never past the deadline: DESIGN.md §6), what
+//! to do at the deadline, when a condition is raised, and when a finished job counts as
+//! failed (k-of-N). Data with small pure methods: time and randomness are inputs.
 
 use std::time::Duration;
 
@@ -35,7 +37,7 @@ pub struct PollPolicy {
     /// How long a terminate at the deadline is given to take effect (default 60 s).
     pub terminate_grace: Duration,
     /// Thresholds of the conditions (stuck, stragglers, platform unreachable).
-    pub detect: super::detect::DetectPolicy,
+    pub detect: DetectPolicy,
 }
 
 /// What to do with a job still running at its deadline.
@@ -61,7 +63,7 @@ impl Default for PollPolicy {
             lost_after: 3,
             on_deadline: OnDeadline::Leave,
             terminate_grace: Duration::from_secs(60),
-            detect: super::detect::DetectPolicy::default(),
+            detect: DetectPolicy::default(),
         }
     }
 }
@@ -98,6 +100,81 @@ impl PollPolicy {
     /// `deadline_slack`.
     pub fn deadline(&self, job_timeout: Duration) -> Duration {
         job_timeout + self.deadline_slack
+    }
+}
+
+/// Thresholds, per check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectPolicy {
+    /// No progress for this long → `stuck`.
+    pub stuck_after: Duration,
+    /// Hosts still running this long after the others ended → `stragglers`.
+    pub straggler_after: Duration,
+    /// No answer from the platform for this long → `platform_unreachable`.
+    pub unreachable_after: Duration,
+}
+
+impl Default for DetectPolicy {
+    fn default() -> Self {
+        DetectPolicy {
+            stuck_after: Duration::from_secs(30 * 60),
+            straggler_after: Duration::from_secs(5 * 60),
+            unreachable_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// When a finished job counts as failed (k-of-N), per check.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum FailWhen {
+    /// Any host that did not succeed fails the job (`"any"`, the default).
+    #[default]
+    Any,
+    /// At least this many hosts did not succeed (`"count >= N"`).
+    CountAtLeast(usize),
+    /// More than this share of the hosts did not succeed (`"ratio > R"`, R in [0, 1)).
+    RatioAbove(f64),
+}
+
+impl FailWhen {
+    /// Parses `"any"`, `"count >= N"` (N ≥ 1) or `"ratio > R"` (0 ≤ R < 1).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let bad = || format!("`{text}`: use \"any\", \"count >= N\" or \"ratio > R\"");
+        if compact == "any" {
+            return Ok(FailWhen::Any);
+        }
+        if let Some(n) = compact.strip_prefix("count>=") {
+            return match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(FailWhen::CountAtLeast(n)),
+                _ => Err(bad()),
+            };
+        }
+        if let Some(r) = compact.strip_prefix("ratio>") {
+            return match r.parse::<f64>() {
+                Ok(r) if (0.0..1.0).contains(&r) => Ok(FailWhen::RatioAbove(r)),
+                _ => Err(bad()),
+            };
+        }
+        Err(bad())
+    }
+
+    /// Whether `failing` of `total` hosts fail the job.
+    pub fn fails(self, failing: usize, total: usize) -> bool {
+        match self {
+            FailWhen::Any => failing > 0,
+            FailWhen::CountAtLeast(n) => failing >= n,
+            FailWhen::RatioAbove(r) => total > 0 && (failing as f64) / (total as f64) > r,
+        }
+    }
+
+    /// The configured text, normalized (`any`, `count >= N`, `ratio > R`).
+    pub fn describe(self) -> String {
+        match self {
+            FailWhen::Any => "any".into(),
+            FailWhen::CountAtLeast(n) => format!("count >= {n}"),
+            FailWhen::RatioAbove(r) => format!("ratio > {r}"),
+        }
     }
 }
 
