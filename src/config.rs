@@ -26,15 +26,16 @@ mod alerts;
 pub mod bkjob;
 pub mod policy;
 mod source;
+pub mod templates;
 
 pub use self::alerts::{
     AlertsConfig, Matcher, ReceiverConfig, ReceiverKind, RouteConfig, RuleConfig, SmtpTls,
     Templates, builtin_redactions,
 };
 
-use crate::model::{Host, ScriptLanguage};
 use self::bkjob::{BkJobSettings, Door, FlowSettings};
 use self::policy::{DetectPolicy, FailWhen, OnDeadline, PollPolicy};
+use crate::model::{Host, ScriptLanguage};
 
 /// The sample configuration, embedded: used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.example.toml");

@@ -141,7 +141,7 @@ pub struct AlertNotificationAttempted<'a> {
     /// Receiver name (configured: a closed set).
     pub receiver: &'a str,
     /// How it ended.
-    pub delivery: &'a crate::notify::Delivery,
+    pub delivery: &'a crate::model::outbox::Delivery,
     /// Notifications in the group.
     pub notifications: usize,
     /// Attempts made so far, this one included.
@@ -154,7 +154,7 @@ impl AlertNotificationAttempted<'_> {
     /// Logs (DEBUG delivered, WARN errored, ERROR rejected) and counts
     /// (`jobwatch_alert_notifications_total{receiver,result}`).
     pub fn emit(self) {
-        use crate::notify::Delivery;
+        use crate::model::outbox::Delivery;
         let result = if self.gave_up {
             "rejected"
         } else {
@@ -182,7 +182,7 @@ impl AlertNotificationAttempted<'_> {
 /// transaction).
 pub struct AlertTransition<'a> {
     /// The alert.
-    pub alert: &'a crate::alert::Alert,
+    pub alert: &'a crate::model::alert::Alert,
 }
 
 impl AlertTransition<'_> {

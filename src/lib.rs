@@ -1,17 +1,16 @@
 //! jobwatch runs scripts on fleets of hosts through a job platform (bk-job, or the local host),
 //! follows every job instance to its true end, and reports every host.
 //!
-//! Layout, in pipeline order:
-//! * [`config`]: typed configuration (TOML + `JOBWATCH__` env), validated with every issue at once;
-//! * [`platform`]: one adapter per platform behind [`platform::Platform`] (bk-job, local);
-//! * [`tracker`]: submit, poll on policy, decide the final state, fetch logs;
-//! * [`model`]: the normalized vocabulary every part speaks;
-//! * [`internal_events`]: one type per observable thing (log line + counter).
+//! Layers, from the ground up (ARCHITECTURE.md; `tests/layers.rs` holds them): [`time`],
+//! [`tls`], [`model`], [`schedule`] → [`config`] → [`internal_events`], [`metrics`] →
+//! [`platform`] → [`tracker`] → [`alert`] → [`store`] → [`notify`] → [`daemon`] → [`api`] →
+//! [`app`] and the binary.
 
 #![warn(missing_docs)]
 
 pub mod alert;
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod daemon;
 pub mod internal_events;
@@ -25,28 +24,12 @@ pub mod time;
 pub mod tls;
 pub mod tracker;
 
-use std::sync::Arc;
-
-use crate::config::PlatformConfig;
 use crate::model::ExecutionState;
-use crate::platform::{Platform, PlatformError};
 
 pub use self::time::now_ms;
 pub use self::tls::install_crypto_provider;
 
-/// Builds the adapter for a configured platform; the local platform keeps its script files
-/// under `<data_dir>/local` (and sweeps what a process that is gone left there).
-pub fn build_platform(
-    config: &PlatformConfig,
-    data_dir: &std::path::Path,
-) -> Result<Arc<dyn Platform>, PlatformError> {
-    Ok(match config {
-        PlatformConfig::BkJob(settings) => {
-            Arc::new(platform::bkjob::BkJob::new(settings.as_ref().clone())?)
-        }
-        PlatformConfig::Local => Arc::new(platform::local::Local::new(&data_dir.join("local"))?),
-    })
-}
+pub use self::platform::build as build_platform;
 
 /// Process exit codes of `jobwatch exec` (also in the README).
 pub mod exit {

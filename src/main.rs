@@ -170,7 +170,7 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(interrupt(shutdown.clone(), "shutting down"));
-                match jobwatch::daemon::run(config, shutdown).await {
+                match jobwatch::app::run(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("jobwatch: {e:#}");

@@ -15,9 +15,9 @@ use prometheus::{
 };
 
 use crate::config::Config;
+use crate::model::condition::ConditionKind;
+use crate::model::report::ExecutionReport;
 use crate::model::{ExecutionState, HostOutcome};
-use crate::tracker::ExecutionReport;
-use crate::tracker::detect::ConditionKind;
 
 /// Trigger failure codes that get their own label value (bk-job API.md §2.2, §2.4); any other
 /// code is `other`, no code (platform unreachable) is `none`.
@@ -221,7 +221,7 @@ impl Metrics {
             let crate::config::PlatformConfig::BkJob(settings) = platform else {
                 continue;
             };
-            for api in crate::platform::bkjob::APIS {
+            for api in crate::config::bkjob::APIS {
                 self.platform_request_duration
                     .with_label_values(&[name.as_str(), api]);
                 for endpoint in 0..settings.endpoints.len() {
@@ -251,7 +251,7 @@ impl Metrics {
                 .with_label_values(&[receiver.as_str()])
                 .set(0);
         }
-        for event in crate::alert::AlertEvent::ALL {
+        for event in crate::model::alert::AlertEvent::ALL {
             for status in ["firing", "resolved"] {
                 self.alert_transitions_total
                     .with_label_values(&[event.alertname(), status]);
@@ -294,7 +294,7 @@ impl Metrics {
             .expect("metrics lock")
             .iter()
             .any(|c| c == check);
-        if known || check == crate::daemon::WATCH_CHECK {
+        if known || check == crate::model::WATCH_CHECK {
             check.to_owned()
         } else {
             "other".to_owned()

@@ -83,7 +83,7 @@ struct Recorder(Mutex<Vec<Vec<ConditionKind>>>);
 
 #[async_trait]
 impl Journal for Recorder {
-    async fn save(&self, report: &ExecutionReport) -> Result<(), jobwatch::store::StoreError> {
+    async fn save(&self, report: &ExecutionReport) -> Result<(), jobwatch::tracker::JournalError> {
         self.0
             .lock()
             .unwrap()

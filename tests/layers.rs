@@ -41,7 +41,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The module a file belongs to: the first part of its path under `src/`, without `.rs`.
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
@@ -111,15 +116,20 @@ fn no_module_uses_a_module_of_a_higher_layer() {
 
 #[test]
 fn architecture_md_lists_the_same_layers() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
-        .expect("ARCHITECTURE.md");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
     // The table rows, in order: `| <n> | <layer> | <modules> |`.
     let rows: Vec<Vec<String>> = doc
         .lines()
         .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
         .map(|l| l.split('|').map(|c| c.trim().to_owned()).collect())
         .collect();
-    assert_eq!(rows.len(), LAYERS.len(), "one row per layer in ARCHITECTURE.md");
+    assert_eq!(
+        rows.len(),
+        LAYERS.len(),
+        "one row per layer in ARCHITECTURE.md"
+    );
     for (row, (name, modules)) in rows.iter().zip(LAYERS) {
         assert_eq!(&row[2], name, "{row:?}");
         let listed: Vec<&str> = row[3]

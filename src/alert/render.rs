@@ -89,7 +89,7 @@ impl NotificationView {
     /// The view of the notifications' alerts, each with its notification's id and version.
     pub fn for_notifications(
         receiver: &str,
-        notifications: &[crate::notify::Notification],
+        notifications: &[crate::model::outbox::Notification],
     ) -> Self {
         Self::of(
             receiver,
@@ -224,30 +224,10 @@ pub struct Rendered {
     pub html: String,
 }
 
-fn environment() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") {
-            minijinja::AutoEscape::Html
-        } else {
-            minijinja::AutoEscape::None
-        }
-    });
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
-    env
-}
-
-/// Whether `text` is a valid template (for config validation).
-pub fn check_template(text: &str) -> Result<(), String> {
-    let mut env = environment();
-    env.add_template_owned("check", text.to_owned())
-        .map_err(|e| format!("not a valid template: {e}"))
-}
-
 impl Renderer {
     /// The receiver's templates: overrides, else the defaults for `style`.
     pub fn new(templates: &Templates, style: BodyStyle) -> Result<Self, String> {
-        let mut env = environment();
+        let mut env = crate::config::templates::environment();
         let body_default = match style {
             BodyStyle::Text => DEFAULT_TEXT,
             BodyStyle::Markdown => DEFAULT_MARKDOWN,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::CheckConfig;
 use crate::model::Host;
-use crate::tracker::detect::{Condition, PastCondition};
+use crate::model::condition::{Condition, ConditionKind, PastCondition};
 use crate::tracker::report::HostReport;
 
 fn config(alerts: &str) -> Config {

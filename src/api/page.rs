@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use crate::alert::{Alert, AlertStatus};
 use crate::store::Board;
-use crate::tracker::ExecutionReport;
 use crate::time::rfc3339_ms;
+use crate::tracker::ExecutionReport;
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

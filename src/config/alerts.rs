@@ -10,7 +10,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::Issues;
-use crate::alert::{AlertEvent, SEVERITIES};
+use crate::model::alert::{AlertEvent, SEVERITIES};
 
 /// `[alerts]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -425,7 +425,7 @@ pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts) -> AlertsConfig {
             );
         }
         for name in r.labels.keys() {
-            if crate::alert::STABLE_LABELS.contains(&name.as_str()) || !label_name_ok(name) {
+            if crate::model::alert::STABLE_LABELS.contains(&name.as_str()) || !label_name_ok(name) {
                 issues.add(
                     format!("{key}.labels.{name}"),
                     "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*) other than alertname, check, platform, severity, class",
@@ -598,7 +598,7 @@ fn validate_receiver(issues: &mut Issues, name: &str, r: &RawReceiver) -> Option
         ("html", &templates.html),
     ] {
         if let Some(text) = text
-            && let Err(e) = crate::alert::render::check_template(text)
+            && let Err(e) = crate::config::templates::check_template(text)
         {
             issues.add(format!("{key}.templates.{field}"), e);
         }

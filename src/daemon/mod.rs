@@ -3,8 +3,8 @@
 //! (jobs keep running on their platform; the next start resumes them), waits for in-flight
 //! calls up to the grace period, and exits.
 
-mod retention;
-mod scheduler;
+pub mod retention;
+pub mod scheduler;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,9 +81,7 @@ pub struct Runner {
     watch_checks: Mutex<HashMap<WatchKey, Arc<CheckConfig>>>,
 }
 
-/// The check a watched job is followed with: no script, default polling, the job's timeout
-/// as given.
-pub const WATCH_CHECK: &str = "watch";
+pub use crate::model::WATCH_CHECK;
 
 /// A watched job's timeout when none is given: bk-job's default (API.md §3).
 pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(7200);
@@ -433,8 +431,8 @@ impl Runner {
 /// The daemon's journal: every state change is stored with the alert changes it causes.
 #[async_trait::async_trait]
 impl crate::tracker::Journal for Runner {
-    async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError> {
-        self.record(report, false).await.map(|_| ())
+    async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
+        Ok(self.record(report, false).await.map(|_| ())?)
     }
 }
 
@@ -454,73 +452,6 @@ pub fn parse_listening_line(line: &str) -> Option<(String, usize)> {
     Some((base, resumed))
 }
 
-/// Runs the daemon until SIGTERM/SIGINT (or `shutdown` is cancelled), then shuts down.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let config = Arc::new(config);
-    let store: Arc<dyn Store> = Arc::new(
-        crate::store::SqliteStore::open(&config.agent.data_dir)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the store in {}",
-                    config.agent.data_dir.display()
-                )
-            })?,
-    );
-    let mut platforms = BTreeMap::new();
-    for (name, p) in &config.platforms {
-        platforms.insert(
-            name.clone(),
-            crate::build_platform(p, &config.agent.data_dir)
-                .with_context(|| format!("platform {name}"))?,
-        );
-    }
-    let metrics = crate::metrics::global();
-    metrics.declare(&config);
-    let runner = Runner::new(config.clone(), platforms, store, metrics);
-    runner
-        .start_alerts()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start alert delivery: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.api.listen))?;
-    let addr = listener.local_addr()?;
-    let resumed = runner
-        .resume_all()
-        .await
-        .context("cannot read unfinished executions")?;
-    tracing::info!(%addr, resumed, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
-    eprintln!("{}", listening_line(addr, resumed));
-    scheduler::start(&runner);
-    retention::start(&runner);
-    let app = crate::api::router(crate::api::AppState::new(runner.clone(), metrics));
-    let server_stop = CancellationToken::new();
-    let server = {
-        let server_stop = server_stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_stop.cancelled().await })
-                .await
-        })
-    };
-    shutdown.cancelled().await;
-    eprintln!(
-        "jobwatch: shutting down (grace {})…",
-        humantime::format_duration(config.agent.shutdown_grace)
-    );
-    let clean = runner.shutdown(config.agent.shutdown_grace).await;
-    if !clean {
-        tracing::warn!(
-            "Some executions were still busy at the end of the grace period; they resume at the next start."
-        );
-    }
-    server_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,7 +469,7 @@ mod tests {
         let mut platforms = BTreeMap::new();
         platforms.insert(
             "local".to_owned(),
-            crate::build_platform(&config.platforms["local"], dir.path()).unwrap(),
+            crate::platform::build(&config.platforms["local"], dir.path()).unwrap(),
         );
         let runner = Runner::new(
             config.clone(),

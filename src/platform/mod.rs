@@ -204,3 +204,19 @@ pub trait Platform: Send + Sync {
         since_ms: i64,
     ) -> Result<Option<JobRef>, PlatformError>;
 }
+
+/// Builds the adapter for a configured platform; the local platform keeps its script files
+/// under `<data_dir>/local` (and sweeps what a process that is gone left there).
+pub fn build(
+    config: &crate::config::PlatformConfig,
+    data_dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn Platform>, PlatformError> {
+    Ok(match config {
+        crate::config::PlatformConfig::BkJob(settings) => {
+            std::sync::Arc::new(bkjob::BkJob::new(settings.as_ref().clone())?)
+        }
+        crate::config::PlatformConfig::Local => {
+            std::sync::Arc::new(local::Local::new(&data_dir.join("local"))?)
+        }
+    })
+}

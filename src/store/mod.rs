@@ -44,7 +44,7 @@ use async_trait::async_trait;
 
 pub use self::sqlite::SqliteStore;
 use crate::alert::{Alert, AlertChange};
-use crate::notify::{Notification, Resend};
+use crate::model::outbox::{Notification, Resend};
 use crate::tracker::ExecutionReport;
 
 /// Why the store could not do something.
@@ -291,10 +291,16 @@ pub trait Store: Send + Sync {
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError>;
 }
 
+impl From<StoreError> for crate::tracker::JournalError {
+    fn from(e: StoreError) -> Self {
+        crate::tracker::JournalError(Box::new(e))
+    }
+}
+
 /// A shared store is where the tracker journals executions.
 #[async_trait]
 impl crate::tracker::Journal for std::sync::Arc<dyn Store> {
-    async fn save(&self, report: &ExecutionReport) -> Result<(), StoreError> {
-        Store::save(self.as_ref(), report).await
+    async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
+        Ok(Store::save(self.as_ref(), report).await?)
     }
 }

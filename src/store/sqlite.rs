@@ -15,7 +15,7 @@ use sqlx::SqliteConnection;
 
 use super::{Board, Finish, ListQuery, Pruned, Recorded, Store, StoreError, Which};
 use crate::alert::{self, Alert, AlertChange, AlertStatus, Applied, Target};
-use crate::notify::{Notification, OutboxState, Resend};
+use crate::model::outbox::{Notification, OutboxState, Resend};
 use crate::tracker::ExecutionReport;
 
 fn migrator() -> Migrator {

@@ -17,9 +17,9 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::config::policy::{FailWhen, OnDeadline, PollPolicy};
 pub use self::report::{ExecutionReport, HostReport};
 use crate::config::CheckConfig;
+pub use crate::config::policy::{FailWhen, OnDeadline, PollPolicy};
 use crate::internal_events::PlatformRequestFailed;
 use crate::model::{
     ExecutionState, Host, HostOutcome, HostStatus, JobSnapshot, LogTail, TriggerStatus,
@@ -394,13 +394,19 @@ pub fn task_name(check: &str, execution_id: &str) -> String {
     format!("jobwatch:{check}:{execution_id}")
 }
 
+/// Why a [`Journal`] could not keep a state change: the keeper's own error (the store's, in
+/// the daemon), as its source.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct JournalError(pub Box<dyn std::error::Error + Send + Sync>);
+
 /// Where an execution's state is kept as it changes: the store in the daemon, nothing for
 /// `jobwatch exec`. [`Journal::save`] is called with every state change, before the side
 /// effects that change causes (the submit, the log fetch).
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync {
     /// Persists the execution's current state (insert or update by `execution_id`).
-    async fn save(&self, report: &ExecutionReport) -> Result<(), crate::store::StoreError>;
+    async fn save(&self, report: &ExecutionReport) -> Result<(), JournalError>;
 }
 
 /// A journal that keeps nothing (`jobwatch exec`).
@@ -408,7 +414,7 @@ pub struct NoJournal;
 
 #[async_trait::async_trait]
 impl Journal for NoJournal {
-    async fn save(&self, _: &ExecutionReport) -> Result<(), crate::store::StoreError> {
+    async fn save(&self, _: &ExecutionReport) -> Result<(), JournalError> {
         Ok(())
     }
 }

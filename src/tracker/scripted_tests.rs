@@ -404,7 +404,7 @@ struct Recorder(Mutex<Vec<Vec<crate::tracker::detect::ConditionKind>>>);
 
 #[async_trait]
 impl crate::tracker::Journal for Recorder {
-    async fn save(&self, report: &super::ExecutionReport) -> Result<(), crate::store::StoreError> {
+    async fn save(&self, report: &super::ExecutionReport) -> Result<(), super::JournalError> {
         self.0
             .lock()
             .unwrap()
@@ -557,7 +557,7 @@ mod properties {
         async fn save(
             &self,
             report: &super::super::ExecutionReport,
-        ) -> Result<(), crate::store::StoreError> {
+        ) -> Result<(), crate::tracker::JournalError> {
             self.0.lock().unwrap().push(report.state);
             Ok(())
         }
@@ -633,14 +633,11 @@ struct MarkJournal {
 
 #[async_trait]
 impl super::Journal for MarkJournal {
-    async fn save(&self, report: &super::ExecutionReport) -> Result<(), crate::store::StoreError> {
+    async fn save(&self, report: &super::ExecutionReport) -> Result<(), super::JournalError> {
         if report.trigger_status == TriggerStatus::Submitting
             && self.refuse_mark.load(std::sync::atomic::Ordering::SeqCst)
         {
-            return Err(crate::store::StoreError::Corrupt {
-                id: report.execution_id.clone(),
-                error: "disk full".into(),
-            });
+            return Err(super::JournalError("disk full".into()));
         }
         self.saves.lock().unwrap().push((
             report.trigger_status,

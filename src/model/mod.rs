@@ -1,12 +1,24 @@
-//! The normalized model every platform adapter speaks: hosts, outcomes, snapshots, execution states.
+//! The shared vocabulary, at the bottom of the layers: what every platform adapter speaks
+//! (hosts, outcomes, snapshots, execution and trigger states), and what every part passes on
+//! (the execution record in [`report`], conditions in [`condition`], the alert vocabulary in
+//! [`alert`], the outbox's in [`outbox`]).
 //!
 //! Raw platform codes are always kept next to their normalized form, so nothing the platform
 //! said is lost in translation (DESIGN.md §4).
+
+pub mod alert;
+pub mod condition;
+pub mod outbox;
+pub mod report;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+/// The check name of a watched job (one started elsewhere, followed with the default poll
+/// policy): no script, the job's timeout as given.
+pub const WATCH_CHECK: &str = "watch";
 
 /// The names that mean the agent's own host.
 pub const LOCAL_HOST_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];

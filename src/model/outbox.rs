@@ -1,0 +1,118 @@
+//! The outbox vocabulary (STYLE.md #11): how a delivery attempt ended, where a stored
+//! notification stands, a notification of one alert to one receiver, a receiver's own
+//! re-send rhythm. Delivery itself is [`crate::notify`].
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{Alert, AlertStatus};
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The receiver took it.
+    Delivered,
+    /// A transient failure (connection, 5xx, 429, rate-limit errcode): try again later.
+    Errored(String),
+    /// A permanent refusal (bad request, invalid token, sign mismatch): do not retry.
+    Rejected(String),
+}
+
+impl Delivery {
+    /// The `result` label: `delivered`, `errored` or `rejected`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::Errored(_) => "errored",
+            Delivery::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// Stored state of a notification in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Not tried yet.
+    Pending,
+    /// Tried, failed transiently; will be retried at `due_at`.
+    Errored,
+    /// Delivered.
+    Delivered,
+    /// Refused permanently, or given up after `retry_for`.
+    Rejected,
+    /// Not sent: the alert resolved before its firing notification was first attempted, and
+    /// the receiver never got it firing (nothing to say, as Alertmanager does).
+    Dropped,
+}
+
+impl OutboxState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Errored => "errored",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Rejected => "rejected",
+            OutboxState::Dropped => "dropped",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Errored,
+            Self::Delivered,
+            Self::Rejected,
+            Self::Dropped,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// One notification of one alert to one receiver (a row of the outbox).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Notification {
+    /// Row id.
+    pub id: i64,
+    /// Bumped when a pending notification takes a newer state of its alert.
+    pub version: i64,
+    /// Receiver name.
+    pub receiver: String,
+    /// Notifications with the same key go out together.
+    pub group_key: String,
+    /// The alert.
+    pub fingerprint: String,
+    /// The alert's status in this notification.
+    pub status: AlertStatus,
+    /// `new` (a transition) or `repeat`.
+    pub kind: String,
+    /// The alert as notified.
+    pub alert: Alert,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Not before, Unix ms.
+    pub due_at_ms: i64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Where it stands.
+    pub outcome: OutboxState,
+    /// The last failure, in words (never a secret).
+    pub last_error: Option<String>,
+    /// Unix ms.
+    pub last_attempt_at_ms: Option<i64>,
+    /// Unix ms.
+    pub delivered_at_ms: Option<i64>,
+}
+
+/// How often a receiver re-sends alerts on its own (beyond a route's `repeat_interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resend {
+    /// Firing alerts every this many ms instead of the route's `repeat_interval`.
+    pub firing_every_ms: Option<i64>,
+    /// Resolved alerts every this many ms…
+    pub resolved_every_ms: i64,
+    /// …for this many ms after they resolved (0: never).
+    pub resolved_for_ms: i64,
+}
