@@ -1,0 +1,426 @@
+//! Configuration tests: every problem at once with its key, secrets never shown, defaults.
+
+use super::*;
+
+fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load_text(
+        text,
+        "test",
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+}
+
+const BK: &str = r#"
+    [platforms.bk]
+    kind = "bkjob"
+    endpoints = ["http://127.0.0.1:1/api/bk-job/prod"]
+    app_code = "jobwatch"
+    username = "admin"
+    scope_id = "2"
+
+    [[checks]]
+    name = "disk"
+    platform = "bk"
+    script = "df -h"
+    hosts = ["0:10.0.0.1", "0:10.0.0.2"]
+    account_alias = "root"
+    timeout = "10m"
+    [checks.poll]
+    interval = "20s"
+    max_attempts = 5
+"#;
+
+#[test]
+fn the_embedded_default_is_valid() {
+    let config = load(None, []).unwrap();
+    assert!(!config.checks.is_empty());
+    assert!(
+        config
+            .checks
+            .iter()
+            .all(|c| config.platforms.contains_key(&c.platform))
+    );
+}
+
+#[test]
+fn secret_comes_from_the_environment_and_never_shows() {
+    let config = load_str(
+        BK,
+        &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "hunter2-very-secret")],
+    )
+    .unwrap();
+    let check = config.check("disk").unwrap();
+    assert_eq!(check.poll.max_attempts, Some(5));
+    assert_eq!(check.poll.interval, Duration::from_secs(20));
+    assert_eq!(check.timeout, Duration::from_secs(600));
+    let PlatformConfig::BkJob(bk) = &config.platforms["bk"] else {
+        panic!("bkjob expected")
+    };
+    assert_eq!(bk.door, Door::Apigw);
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn alert_problems_are_reported_with_their_keys_and_secrets_never_show() {
+    let text = r#"
+        [platforms.local]
+        kind = "local"
+        [alerts]
+        redact = ["(unclosed"]
+        [[alerts.rules]]
+        events = ["exploded"]
+        severity = "urgent"
+        labels = { check = "x", "bad-name" = "y" }
+        [[alerts.routes]]
+        receiver = "nobody"
+        [[alerts.routes]]
+        receiver = "mail"
+        match_re = { check = "db-(" }
+        group_interval = "0s"
+        [alerts.receivers.mail]
+        type = "email"
+        smtp_host = "smtp.example.com"
+        tls = "sometimes"
+        from = "not an address"
+        url = "http://x"
+        [alerts.receivers.hook]
+        type = "webhook"
+        url = "ftp://token-abc@x/"
+        [alerts.receivers.bot]
+        type = "dingtalk"
+        url = "https://oapi.dingtalk.com/robot/send?access_token=tok-123456"
+        [alerts.receivers.bot.templates]
+        body = "{% for %}"
+        [alerts.receivers.pager]
+        type = "pagerduty"
+    "#;
+    let Err(ConfigError::Invalid { issues, .. }) = load_str(text, &[]) else {
+        panic!("must be invalid")
+    };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for expected in [
+        "alerts.redact[0]",
+        "alerts.rules[0].events[0]",
+        "alerts.rules[0].severity",
+        "alerts.rules[0].labels.check",
+        "alerts.rules[0].labels.bad-name",
+        "alerts.routes[0].receiver",
+        "alerts.routes[1].match_re.check",
+        "alerts.routes[1].group_interval",
+        "alerts.receivers.mail.tls",
+        "alerts.receivers.mail.from",
+        "alerts.receivers.mail.to",
+        "alerts.receivers.mail.url",
+        "alerts.receivers.hook.url",
+        "alerts.receivers.bot.templates.body",
+        "alerts.receivers.pager.type",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+    let all = format!("{issues:?}");
+    assert!(
+        !all.contains("token-abc") && !all.contains("tok-123456"),
+        "{all}"
+    );
+
+    let ok = load_str(
+        r#"
+        [platforms.local]
+        kind = "local"
+        [alerts.receivers.bot]
+        type = "dingtalk"
+        url_file = "/nonexistent/jobwatch-test"
+        [[alerts.routes]]
+        receiver = "bot"
+    "#,
+        &[(
+            "JOBWATCH__ALERTS__RECEIVERS__HOOK__URL",
+            "https://hooks.example.com/T/B/s3cret-path",
+        )],
+    );
+    let Err(ConfigError::Invalid { issues, .. }) = ok else {
+        panic!("the unreadable url_file and the env-only receiver without type are issues")
+    };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert!(keys.contains(&"alerts.receivers.bot.url_file"), "{keys:?}");
+    assert!(keys.contains(&"alerts.receivers.hook.type"), "{keys:?}");
+    assert!(!format!("{issues:?}").contains("s3cret-path"));
+}
+
+#[test]
+fn alert_receivers_get_their_documented_defaults() {
+    let config = load_str(
+        r#"
+        [platforms.local]
+        kind = "local"
+        [alerts.receivers.am]
+        type = "alertmanager"
+        urls = ["http://127.0.0.1:9093"]
+        [alerts.receivers.mail]
+        type = "email"
+        smtp_host = "smtp.example.com"
+        from = "jobwatch@example.com"
+        to = ["ops@example.com"]
+        username = "jobwatch"
+        [[alerts.routes]]
+        receiver = "am"
+    "#,
+        &[("JOBWATCH__ALERTS__RECEIVERS__MAIL__PASSWORD", "smtp-pw-991")],
+    )
+    .unwrap();
+    let am = &config.alerts.receivers["am"];
+    let ReceiverKind::Alertmanager {
+        resend_delay,
+        resolve_resend,
+        ..
+    } = &am.kind
+    else {
+        panic!("alertmanager")
+    };
+    assert_eq!(
+        (*resend_delay, *resolve_resend),
+        (Duration::from_secs(60), Duration::from_secs(300))
+    );
+    assert_eq!(
+        (am.timeout, am.retry_for, am.send_resolved),
+        (Duration::from_secs(10), Duration::from_secs(86_400), true)
+    );
+    let ReceiverKind::Email { smtp_port, tls, .. } = &config.alerts.receivers["mail"].kind else {
+        panic!("email")
+    };
+    assert_eq!((*smtp_port, *tls), (587, SmtpTls::StartTls));
+    let route = &config.alerts.routes[0];
+    assert_eq!(route.group_by, ["alertname", "check"]);
+    assert_eq!(
+        (
+            route.group_wait,
+            route.group_interval,
+            route.repeat_interval
+        ),
+        (
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+            Duration::from_secs(14_400)
+        )
+    );
+    assert!(!format!("{config:?}").contains("smtp-pw-991"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key() {
+    let text = r#"
+        [platforms.bk]
+        kind = "bkjob"
+        endpoints = ["ftp://x"]
+        door = "side"
+        username = "admin"
+        scope_id = "2"
+
+        [[checks]]
+        name = "bad name!"
+        platform = "nope"
+        script = "true"
+        script_language = "cobol"
+        hosts = ["10.0.0.1", "0:999.1.1.1"]
+        timeout = "100d"
+        [checks.poll]
+        jitter = 2.0
+    "#;
+    let Err(ConfigError::Invalid { issues, .. }) = load_str(text, &[]) else {
+        panic!("must be invalid")
+    };
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for expected in [
+        "platforms.bk.endpoints[0]",
+        "platforms.bk.door",
+        "platforms.bk.app_code",
+        "platforms.bk.app_secret",
+        "checks[0].name",
+        "checks[0].platform",
+        "checks[0].script_language",
+        "checks[0].hosts[0]",
+        "checks[0].hosts[1]",
+        "checks[0].timeout",
+        "checks[0].poll.jitter",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let text = format!("{BK}\n[platforms.extra]\nkind = \"local\"\ncolour = \"blue\"\n");
+    let err = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]).unwrap_err();
+    assert!(err.to_string().contains("colour"), "{err}");
+}
+
+#[test]
+fn bkjob_hosts_must_not_mix_ids_and_ips() {
+    let text = BK.replace(
+        r#"hosts = ["0:10.0.0.1", "0:10.0.0.2"]"#,
+        r#"hosts = [101, "0:10.0.0.2"]"#,
+    );
+    let err = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]).unwrap_err();
+    assert!(err.to_string().contains("checks[0].hosts"), "{err}");
+}
+
+fn issues_of(text: &str, env: &[(&str, &str)]) -> Vec<ConfigIssue> {
+    match load_str(text, env) {
+        Err(ConfigError::Invalid { issues, .. }) => issues,
+        other => panic!("must be invalid: {other:?}"),
+    }
+}
+
+#[test]
+fn shape_problems_are_all_reported_with_full_keys_and_the_type_found() {
+    let text = BK.replace(
+        r#"timeout = "10m""#,
+        "timeout = -5\nlog_max_bytes = \"big\"\nbogus = 1\nfail_when = \"most\"",
+    ) + "\n[agent]\ncolour = \"blue\"\n";
+    let issues = issues_of(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")]);
+    let find = |key: &str| {
+        issues
+            .iter()
+            .find(|i| i.key == key)
+            .unwrap_or_else(|| panic!("no issue for {key} in {issues:#?}"))
+    };
+    assert!(
+        find("checks[0].timeout").message.contains("integer"),
+        "{issues:#?}"
+    );
+    assert!(
+        find("checks[0].log_max_bytes").message.contains("string"),
+        "{issues:#?}"
+    );
+    assert!(
+        find("checks[0].bogus").message.contains("unknown field"),
+        "{issues:#?}"
+    );
+    assert!(
+        find("agent.colour").message.contains("unknown field"),
+        "{issues:#?}"
+    );
+    // Value problems are reported with the shape problems, at once.
+    find("checks[0].fail_when");
+    let timeout = issues
+        .iter()
+        .filter(|i| i.key == "checks[0].timeout")
+        .count();
+    assert_eq!(timeout, 1, "a key is reported once: {issues:#?}");
+}
+
+#[test]
+fn a_bad_environment_override_names_its_variable() {
+    let issues = issues_of(
+        BK,
+        &[
+            ("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x"),
+            ("JOBWATCH__AGENT__SHUTDOWN_GRACE", "soon"),
+            ("JOBWATCH__CHECKS__0__POLL__MAX_ATTEMPTS", "many"),
+            ("JOBWATCH__CHECKS__7__TIMEOUT", "1m"),
+            ("JOBWATCH__API__LISTEN", "nope"),
+        ],
+    );
+    let text = format!("{issues:#?}");
+    let grace = issues
+        .iter()
+        .find(|i| i.key == "agent.shutdown_grace")
+        .expect(&text);
+    assert!(
+        grace.message.contains("JOBWATCH__AGENT__SHUTDOWN_GRACE"),
+        "{text}"
+    );
+    let attempts = issues
+        .iter()
+        .find(|i| i.key == "checks[0].poll.max_attempts")
+        .expect(&text);
+    assert!(
+        attempts
+            .message
+            .contains("JOBWATCH__CHECKS__0__POLL__MAX_ATTEMPTS"),
+        "{text}"
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.key == "JOBWATCH__CHECKS__7__TIMEOUT"),
+        "{text}"
+    );
+    let listen = issues.iter().find(|i| i.key == "api.listen").expect(&text);
+    assert!(listen.message.contains("JOBWATCH__API__LISTEN"), "{text}");
+}
+
+#[test]
+fn environment_values_keep_their_text_and_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "from-the-file").unwrap();
+    let text = BK.replace(
+        "scope_id = \"2\"",
+        &format!(
+            "scope_id = \"2\"\napp_secret_file = \"{}\"",
+            secret_file.display()
+        ),
+    );
+    // A secret of digits stays text, leading zeros included; the environment replaces
+    // the file's app_secret_file (README: uncomment the example, export the secret).
+    let config = load_str(&text, &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "007123")]).unwrap();
+    let PlatformConfig::BkJob(bk) = &config.platforms["bk"] else {
+        panic!("bk is bkjob")
+    };
+    use secrecy::ExposeSecret;
+    assert_eq!(bk.app_secret.expose_secret(), "007123");
+    let config = load_str(
+        BK,
+        &[
+            ("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x"),
+            ("JOBWATCH__CHECKS__0__POLL__MAX_ATTEMPTS", "9"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.checks[0].poll.max_attempts, Some(9));
+}
+
+#[test]
+fn a_toml_syntax_error_names_key_and_line_and_never_quotes_a_secret() {
+    for (line, secret) in [
+        (
+            "app_secret = \"hunter2-unterminated",
+            "hunter2-unterminated",
+        ),
+        ("app_secret = hunter2unquoted", "hunter2unquoted"),
+        (
+            "app_secret = \"hunter2-then-junk\" junk",
+            "hunter2-then-junk",
+        ),
+    ] {
+        let text = BK.replace(
+            "app_code = \"jobwatch\"",
+            &format!("app_code = \"jobwatch\"\n{line}"),
+        );
+        let err = load_str(&text, &[]).unwrap_err().to_string();
+        assert!(!err.contains(secret), "the secret shows: {err}");
+        assert!(err.contains("platforms.bk.app_secret"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+    }
+    let text = "[api]\ntoken = 123456\n";
+    let err = load_str(text, &[]).unwrap_err().to_string();
+    assert!(err.contains("api.token"), "{err}");
+    assert!(!err.contains("123456"), "the secret shows: {err}");
+}
+
+#[test]
+fn smtp_refuses_a_password_over_plain_text_unless_told_so() {
+    let mail = "[alerts.receivers.m]\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n";
+    let env = [("JOBWATCH__ALERTS__RECEIVERS__M__PASSWORD", "pw-9")];
+    let issues = issues_of(mail, &env);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.key == "alerts.receivers.m.tls" && i.message.contains("unencrypted")),
+        "{issues:#?}"
+    );
+    assert!(!format!("{issues:?}").contains("pw-9"));
+    load_str(&format!("{mail}allow_plaintext_auth = true\n"), &env).unwrap();
+    load_str(mail, &[]).unwrap();
+}

@@ -1,0 +1,74 @@
+//! Validation of the whole file and of `[api]`: pure, every problem at once (`store` and
+//! `agent` are read in place).
+
+use super::*;
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
+    let mut issues = Issues::default();
+    let mut platforms = BTreeMap::new();
+    for (name, p) in &raw.platforms {
+        if let Some(platform) = validate_platform(&mut issues, name, p) {
+            platforms.insert(name.clone(), platform);
+        }
+    }
+    let mut checks: Vec<CheckConfig> = Vec::new();
+    for (i, c) in raw.checks.iter().enumerate() {
+        if let Some(check) = validate_check(&mut issues, &format!("checks[{i}]"), c, &raw.platforms)
+        {
+            if checks.iter().any(|other| other.name == check.name) {
+                issues.add(
+                    format!("checks[{i}].name"),
+                    format!("`{}` is used by another check", check.name),
+                );
+            }
+            checks.push(check);
+        }
+    }
+    let agent = AgentConfig {
+        data_dir: raw
+            .agent
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./data")),
+        shutdown_grace: raw.agent.shutdown_grace.unwrap_or(Duration::from_secs(10)),
+        log_format: raw.agent.log_format.unwrap_or_default(),
+    };
+    let retention = raw.store.retention.unwrap_or(DEFAULT_RETENTION);
+    if retention < Duration::from_secs(3600) {
+        issues.add("store.retention", "must be at least 1h");
+    }
+    let store = StoreConfig { retention };
+    let api = validate_api(&mut issues, &raw.api);
+    let alerts = alerts::validate(&mut issues, &raw.alerts);
+    match api {
+        Some(api) if issues.0.is_empty() => Ok(Config {
+            platforms,
+            checks,
+            agent,
+            api,
+            alerts,
+            store,
+        }),
+        _ => Err(issues.0),
+    }
+}
+
+pub(super) fn validate_api(issues: &mut Issues, a: &RawApi) -> Option<ApiConfig> {
+    let listen = a.listen.as_deref().unwrap_or("127.0.0.1:9464");
+    let listen = match listen.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.add(
+                "api.listen",
+                format!("`{listen}` is not an address like 127.0.0.1:9464"),
+            );
+            None
+        }
+    };
+    let token = issues.secret("api", "token", &a.token, &a.token_file);
+    Some(ApiConfig {
+        listen: listen?,
+        token,
+        allow_inline_scripts: a.allow_inline_scripts.unwrap_or(false),
+    })
+}
