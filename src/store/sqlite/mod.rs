@@ -11,12 +11,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-use sqlx::SqliteConnection;
-
 use super::{Board, Finish, ListQuery, Pruned, Recorded, Store, StoreError, Which};
 use crate::alert::{self, Alert, AlertChange, AlertStatus, Applied, Target};
 use crate::model::outbox::{Notification, OutboxState, Resend};
 use crate::tracker::ExecutionReport;
+
+mod executions;
+mod outbox;
+
+use self::executions::*;
+use self::outbox::*;
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
@@ -24,35 +28,35 @@ fn migrator() -> Migrator {
             1,
             "executions".into(),
             MigrationType::Simple,
-            include_str!("migrations/sqlite/0001_executions.sql").into_sql_str(),
+            include_str!("../migrations/sqlite/0001_executions.sql").into_sql_str(),
             false,
         ),
         Migration::new(
             2,
             "alerts".into(),
             MigrationType::Simple,
-            include_str!("migrations/sqlite/0002_alerts.sql").into_sql_str(),
+            include_str!("../migrations/sqlite/0002_alerts.sql").into_sql_str(),
             false,
         ),
         Migration::new(
             3,
             "logs pending index".into(),
             MigrationType::Simple,
-            include_str!("migrations/sqlite/0003_logs_pending.sql").into_sql_str(),
+            include_str!("../migrations/sqlite/0003_logs_pending.sql").into_sql_str(),
             false,
         ),
         Migration::new(
             4,
             "submitting mark".into(),
             MigrationType::Simple,
-            include_str!("migrations/sqlite/0004_submitting.sql").into_sql_str(),
+            include_str!("../migrations/sqlite/0004_submitting.sql").into_sql_str(),
             false,
         ),
         Migration::new(
             5,
             "retention indexes".into(),
             MigrationType::Simple,
-            include_str!("migrations/sqlite/0005_retention.sql").into_sql_str(),
+            include_str!("../migrations/sqlite/0005_retention.sql").into_sql_str(),
             false,
         ),
     ])
@@ -62,19 +66,6 @@ fn migrator() -> Migrator {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn decode(id: &str, doc: &str) -> Result<ExecutionReport, StoreError> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
-        id: id.to_owned(),
-        error: e.to_string(),
-    })
-}
-
-fn rows_to_reports(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<ExecutionReport>, StoreError> {
-    rows.iter()
-        .map(|row| decode(row.get::<&str, _>("id"), row.get::<&str, _>("doc")))
-        .collect()
 }
 
 impl SqliteStore {
@@ -114,285 +105,6 @@ impl SqliteStore {
     }
 }
 
-/// Writes the execution row: one atomic statement (no read-then-write: in WAL mode a deferred
-/// transaction that read first fails with SQLITE_BUSY when another writer got there in
-/// between; transactions with alert changes begin IMMEDIATE). Returns whether a row was
-/// written.
-async fn write_execution(
-    conn: &mut SqliteConnection,
-    r: &ExecutionReport,
-    insert_only: bool,
-) -> Result<bool, StoreError> {
-    let doc = to_json(&r.execution_id, r)?;
-    let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-    // The update never moves a final state to another one: `active = 1` (not yet final)
-    // or the same state (more detail, e.g. logs, for the same end).
-    let sql = if insert_only {
-        format!("{insert} ON CONFLICT DO NOTHING")
-    } else {
-        format!(
-            "{insert} ON CONFLICT (id) DO UPDATE SET trigger_status = excluded.trigger_status, state = excluded.state,
-             active = excluded.active, job_instance_id = excluded.job_instance_id, updated_at = excluded.updated_at,
-             doc = excluded.doc WHERE executions.active = 1 OR executions.state = excluded.state"
-        )
-    };
-    let written = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&r.execution_id)
-        .bind(&r.check)
-        .bind(&r.platform)
-        .bind(r.origin.as_str())
-        .bind(r.scheduled_at_ms)
-        .bind(r.trigger_status.as_str())
-        .bind(r.state.as_str())
-        .bind(!r.state.is_final())
-        .bind(r.job_instance_id.map(|id| id as i64))
-        .bind(r.started_at_ms)
-        .bind(crate::time::now_ms())
-        .bind(&doc)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        > 0;
-    if written || insert_only {
-        return Ok(written);
-    }
-    // Not written: the stored execution had already ended in another state.
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
-        .bind(&r.execution_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Err(StoreError::FinalStateChange {
-        id: r.execution_id.clone(),
-        state: state.unwrap_or_default(),
-        new_state: r.state.as_str().to_owned(),
-    })
-}
-
-fn to_json(id: &str, value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
-        id: id.to_owned(),
-        error: e.to_string(),
-    })
-}
-
-/// The stored alert, or `None` (also when its row cannot be read: it is then rewritten from
-/// the change, rather than blocking the execution's state change).
-async fn load_alert(
-    conn: &mut SqliteConnection,
-    fingerprint: &str,
-) -> Result<Option<Alert>, StoreError> {
-    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM alerts WHERE fingerprint = ?")
-        .bind(fingerprint)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(doc.and_then(|d| match serde_json::from_str(&d) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::warn!(%fingerprint, error = %e, "Stored alert is unreadable; it is rewritten.");
-            None
-        }
-    }))
-}
-
-async fn save_alert(conn: &mut SqliteConnection, a: &Alert) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO alerts (fingerprint, status, ends_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status, ends_at = excluded.ends_at,
-         updated_at = excluded.updated_at, doc = excluded.doc",
-    )
-    .bind(&a.fingerprint)
-    .bind(a.status.as_str())
-    .bind(a.ends_at_ms)
-    .bind(a.updated_at_ms)
-    .bind(to_json(&a.fingerprint, a)?)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// When a new notification of group `t.group_key` is due: with the group's waiting ones;
-/// else `group_interval` after the group's last delivery; else after `group_wait` (a new
-/// group), as in Alertmanager.
-async fn group_due(
-    conn: &mut SqliteConnection,
-    receiver: &str,
-    t: &Target,
-    now: i64,
-) -> Result<i64, StoreError> {
-    let waiting: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(due_at) FROM notifications WHERE receiver = ? AND group_key = ? AND outcome IN ('pending', 'errored')",
-    )
-    .bind(receiver)
-    .bind(&t.group_key)
-    .fetch_one(&mut *conn)
-    .await?;
-    if let Some(due) = waiting {
-        return Ok(due);
-    }
-    let last: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(delivered_at) FROM notifications WHERE receiver = ? AND group_key = ? AND outcome = 'delivered'",
-    )
-    .bind(receiver)
-    .bind(&t.group_key)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(match last {
-        Some(l) if l + t.group_interval_ms > now => l + t.group_interval_ms,
-        _ => now + t.group_wait_ms,
-    })
-}
-
-/// Queues a notification of `alert` to `t.receiver`. Returns whether one was queued or
-/// updated.
-///
-/// * The latest waiting notification of this alert and receiver, **not yet due** (still in
-///   its group's wait), takes this state — except a firing one the receiver never got,
-///   which is dropped when the alert resolves before it was due (nothing is sent, as
-///   Alertmanager does).
-/// * Once due (attempted, or held back because the receiver is down), what it says is kept:
-///   a change of status is a new notification after it, sent only after it (both, in
-///   order); the same status takes the newer details.
-async fn enqueue(
-    conn: &mut SqliteConnection,
-    alert: &Alert,
-    t: &Target,
-    kind: &str,
-    due_now: bool,
-    now: i64,
-) -> Result<bool, StoreError> {
-    if alert.status == AlertStatus::Resolved && !t.send_resolved {
-        return Ok(false);
-    }
-    let doc = to_json(&alert.fingerprint, alert)?;
-    let waiting = sqlx::query(
-        "SELECT id, status, attempts, due_at FROM notifications
-         WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored')
-         ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&t.receiver)
-    .bind(&alert.fingerprint)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let mut not_before = None;
-    if let Some(w) = waiting {
-        let (id, status, attempts, due_at): (i64, String, i64, i64) = (
-            w.get("id"),
-            w.get("status"),
-            w.get("attempts"),
-            w.get("due_at"),
-        );
-        let same_status = status == alert.status.as_str();
-        let not_yet_due = attempts == 0 && due_at > now;
-        if not_yet_due && !same_status && alert.status == AlertStatus::Resolved {
-            // A firing never sent: did the receiver get this episode's firing before?
-            let seen: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM notifications WHERE receiver = ? AND fingerprint = ? AND outcome = 'delivered'
-                   AND status = 'firing' AND created_at >= ? LIMIT 1",
-            )
-            .bind(&t.receiver)
-            .bind(&alert.fingerprint)
-            .bind(alert.starts_at_ms)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if seen.is_none() {
-                sqlx::query(
-                    "UPDATE notifications SET outcome = 'dropped', version = version + 1,
-                     last_error = 'resolved before it was first sent: nothing to send' WHERE id = ?",
-                )
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-                return Ok(true);
-            }
-        }
-        if not_yet_due || same_status {
-            sqlx::query(
-                "UPDATE notifications SET status = ?, alert = ?, version = version + 1 WHERE id = ?",
-            )
-            .bind(alert.status.as_str())
-            .bind(&doc)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            return Ok(true);
-        }
-        not_before = Some(due_at);
-    }
-    let mut due = group_due(conn, &t.receiver, t, now).await?;
-    if due_now {
-        due = due.min(now);
-    }
-    if let Some(after) = not_before {
-        due = due.max(after);
-    }
-    sqlx::query(
-        "INSERT INTO notifications (receiver, group_key, fingerprint, status, kind, alert, created_at, due_at, outcome)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-    )
-    .bind(&t.receiver)
-    .bind(&t.group_key)
-    .bind(&alert.fingerprint)
-    .bind(alert.status.as_str())
-    .bind(kind)
-    .bind(&doc)
-    .bind(now)
-    .bind(due)
-    .execute(&mut *conn)
-    .await?;
-    Ok(true)
-}
-
-/// The alert a notification says, rendered at send time: the alert as it is now (its latest
-/// cause), with the notification's own status; the snapshot taken when it was queued when
-/// the alert has moved on to another episode since (a resolved notification of an alert
-/// firing again).
-fn alert_to_send(status: AlertStatus, snapshot: Alert, current: Option<Alert>) -> Alert {
-    match current {
-        Some(now) if now.status == status => now,
-        Some(mut now) if status == AlertStatus::Firing => {
-            now.status = AlertStatus::Firing;
-            now.ends_at_ms = None;
-            now.resolution = None;
-            now
-        }
-        _ => snapshot,
-    }
-}
-
-fn row_to_notification(row: &sqlx::sqlite::SqliteRow) -> Result<Notification, StoreError> {
-    let id: i64 = row.get("id");
-    let mut alert: Alert =
-        serde_json::from_str(row.get::<&str, _>("alert")).map_err(|e| StoreError::Corrupt {
-            id: format!("notification {id}"),
-            error: e.to_string(),
-        })?;
-    let status = AlertStatus::from_name(row.get::<&str, _>("status")).unwrap_or(alert.status);
-    // Rows read for sending carry the alert as it is now (`current`).
-    if let Ok(Some(current)) = row.try_get::<Option<&str>, _>("current") {
-        let current = serde_json::from_str::<Alert>(current).ok();
-        alert = alert_to_send(status, alert, current);
-    }
-    Ok(Notification {
-        id,
-        version: row.get("version"),
-        receiver: row.get("receiver"),
-        group_key: row.get("group_key"),
-        fingerprint: row.get("fingerprint"),
-        status,
-        kind: row.get("kind"),
-        alert,
-        created_at_ms: row.get("created_at"),
-        due_at_ms: row.get("due_at"),
-        attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(0),
-        outcome: OutboxState::from_name(row.get::<&str, _>("outcome"))
-            .unwrap_or(OutboxState::Pending),
-        last_error: row.get("last_error"),
-        last_attempt_at_ms: row.get("last_attempt_at"),
-        delivered_at_ms: row.get("delivered_at"),
-    })
-}
-
 impl SqliteStore {
     /// Whether any alert named in `changes` is firing now (one query).
     async fn any_firing(&self, changes: &[AlertChange]) -> Result<bool, StoreError> {
@@ -407,23 +119,6 @@ impl SqliteStore {
         }
         Ok(q.fetch_optional(&self.pool).await?.is_some())
     }
-}
-
-fn list_sql(query: &ListQuery) -> String {
-    let mut sql = String::from("SELECT id, doc FROM executions WHERE 1 = 1");
-    match query.which {
-        Which::Active => sql.push_str(" AND active = 1"),
-        Which::History => sql.push_str(" AND active = 0"),
-        Which::All => {}
-    }
-    if query.check.is_some() {
-        sql.push_str(" AND check_name = ?");
-    }
-    if query.cursor.is_some() {
-        sql.push_str(" AND id < ?");
-    }
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
-    sql
 }
 
 #[async_trait]

@@ -1,0 +1,100 @@
+//! The executions table: one atomic upsert per state change (a final state is never left),
+//! decoding stored documents, listing.
+
+use sqlx::{Row, SqliteConnection};
+
+use super::*;
+
+pub(super) fn decode(id: &str, doc: &str) -> Result<ExecutionReport, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
+        id: id.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+pub(super) fn rows_to_reports(
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+) -> Result<Vec<ExecutionReport>, StoreError> {
+    rows.iter()
+        .map(|row| decode(row.get::<&str, _>("id"), row.get::<&str, _>("doc")))
+        .collect()
+}
+
+/// Writes the execution row: one atomic statement (no read-then-write: in WAL mode a deferred
+/// transaction that read first fails with SQLITE_BUSY when another writer got there in
+/// between; transactions with alert changes begin IMMEDIATE). Returns whether a row was
+/// written.
+pub(super) async fn write_execution(
+    conn: &mut SqliteConnection,
+    r: &ExecutionReport,
+    insert_only: bool,
+) -> Result<bool, StoreError> {
+    let doc = to_json(&r.execution_id, r)?;
+    let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    // The update never moves a final state to another one: `active = 1` (not yet final)
+    // or the same state (more detail, e.g. logs, for the same end).
+    let sql = if insert_only {
+        format!("{insert} ON CONFLICT DO NOTHING")
+    } else {
+        format!(
+            "{insert} ON CONFLICT (id) DO UPDATE SET trigger_status = excluded.trigger_status, state = excluded.state,
+             active = excluded.active, job_instance_id = excluded.job_instance_id, updated_at = excluded.updated_at,
+             doc = excluded.doc WHERE executions.active = 1 OR executions.state = excluded.state"
+        )
+    };
+    let written = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&r.execution_id)
+        .bind(&r.check)
+        .bind(&r.platform)
+        .bind(r.origin.as_str())
+        .bind(r.scheduled_at_ms)
+        .bind(r.trigger_status.as_str())
+        .bind(r.state.as_str())
+        .bind(!r.state.is_final())
+        .bind(r.job_instance_id.map(|id| id as i64))
+        .bind(r.started_at_ms)
+        .bind(crate::time::now_ms())
+        .bind(&doc)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    if written || insert_only {
+        return Ok(written);
+    }
+    // Not written: the stored execution had already ended in another state.
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
+        .bind(&r.execution_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Err(StoreError::FinalStateChange {
+        id: r.execution_id.clone(),
+        state: state.unwrap_or_default(),
+        new_state: r.state.as_str().to_owned(),
+    })
+}
+
+pub(super) fn to_json(id: &str, value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        id: id.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+pub(super) fn list_sql(query: &ListQuery) -> String {
+    let mut sql = String::from("SELECT id, doc FROM executions WHERE 1 = 1");
+    match query.which {
+        Which::Active => sql.push_str(" AND active = 1"),
+        Which::History => sql.push_str(" AND active = 0"),
+        Which::All => {}
+    }
+    if query.check.is_some() {
+        sql.push_str(" AND check_name = ?");
+    }
+    if query.cursor.is_some() {
+        sql.push_str(" AND id < ?");
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    sql
+}
