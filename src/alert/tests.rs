@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::CheckConfig;
-use crate::model::Host;
+use std::collections::BTreeMap;
+
 use crate::model::condition::{Condition, ConditionKind, PastCondition};
+use crate::model::report::{ExecutionReport, Origin};
+use crate::model::{ExecutionState, Host, HostOutcome};
 use crate::tracker::report::HostReport;
 
 fn config(alerts: &str) -> Config {

@@ -120,7 +120,7 @@ impl Runner {
         let dispatcher = Dispatcher::start(
             self.store.clone(),
             &self.config.alerts,
-            self.alerting.secrets().to_vec(),
+            self.alerting.redactor().clone(),
             self.stop.clone(),
             &self.tasks,
         )

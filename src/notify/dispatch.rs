@@ -65,12 +65,12 @@ pub fn probe_delay(failures: u32, r: f64) -> Duration {
 
 impl Dispatcher {
     /// Starts one worker per receiver on `tasks`; they stop when `stop` is cancelled.
-    /// `secrets` are masked in stored errors. Waiting notifications of receivers no longer
+    /// `redactor` masks secrets in stored errors. Waiting notifications of receivers no longer
     /// configured are rejected first.
     pub async fn start(
         store: Arc<dyn Store>,
         config: &AlertsConfig,
-        secrets: Vec<String>,
+        redactor: Arc<crate::alert::Redactor>,
         stop: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<Arc<Self>, String> {
@@ -98,7 +98,7 @@ impl Dispatcher {
                 // A notifier bounds each request by the receiver's timeout; this bounds the
                 // whole attempt (Alertmanager: one request per URL).
                 attempt_limit: receiver.timeout * 4 + Duration::from_secs(5),
-                secrets: secrets.clone(),
+                redactor: redactor.clone(),
                 wake,
                 stop: stop.clone(),
                 down: None,
@@ -123,7 +123,7 @@ struct Worker {
     resend: Resend,
     retry_for_ms: i64,
     attempt_limit: Duration,
-    secrets: Vec<String>,
+    redactor: Arc<crate::alert::Redactor>,
     wake: Arc<Notify>,
     stop: CancellationToken,
     /// While the receiver is down: failed attempts in a row, and when to probe it next.
@@ -199,11 +199,7 @@ impl Worker {
     }
 
     fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), "[REDACTED]");
-        }
-        out
+        self.redactor.redact(text)
     }
 
     /// Sends one group and stores the outcome; returns whether the receiver answered (false:

@@ -144,6 +144,19 @@ impl ReceiverKind {
             ReceiverKind::Slack { .. } => "slack",
         }
     }
+
+    /// The receiver's secrets (password, URL with its token, signing secret), to mask.
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretString> {
+        let (a, b): (Option<&SecretString>, Option<&SecretString>) = match self {
+            ReceiverKind::Email { password, .. } => (password.as_ref(), None),
+            ReceiverKind::Webhook { url, secret }
+            | ReceiverKind::Dingtalk { url, secret }
+            | ReceiverKind::Feishu { url, secret } => (Some(url), secret.as_ref()),
+            ReceiverKind::Wecom { url } | ReceiverKind::Slack { url } => (Some(url), None),
+            ReceiverKind::Alertmanager { .. } => (None, None),
+        };
+        a.into_iter().chain(b)
+    }
 }
 
 /// Template overrides (minijinja); `None`: the receiver type's default.
