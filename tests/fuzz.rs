@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -238,67 +237,21 @@ fn the_config_reader_takes_mutated_and_arbitrary_text() {
     });
 }
 
-/// An in-process daemon API over a real SQLite file (no schedule runs).
-struct Api {
-    router: axum::Router,
-    store: Arc<dyn jobwatch::store::Store>,
-    _dir: tempfile::TempDir,
-}
-
-const TOKEN: &str = "fuzz-token-0123";
-
-fn api(rt: &tokio::runtime::Runtime) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[agent]\ndata_dir = \"{}\"\n[api]\ntoken = \"{TOKEN}\"\n[platforms.local]\nkind = \"local\"\n[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n",
-        dir.path().display()
-    );
-    let config = Arc::new(jobwatch::config::load_text(&text, "fuzz", Vec::new()).unwrap());
-    rt.block_on(async {
-        let store: Arc<dyn jobwatch::store::Store> = Arc::new(
-            jobwatch::store::SqliteStore::open(dir.path())
-                .await
-                .unwrap(),
-        );
-        let mut platforms = std::collections::BTreeMap::new();
-        platforms.insert(
-            "local".to_owned(),
-            jobwatch::build_platform(&config.platforms["local"], dir.path()).unwrap(),
-        );
-        let metrics = jobwatch::metrics::global();
-        let runner =
-            jobwatch::daemon::Runner::new(config.clone(), platforms, store.clone(), metrics);
-        let router = jobwatch::api::router(jobwatch::api::AppState::new(runner, metrics));
-        Api {
-            router,
-            store,
-            _dir: dir,
-        }
-    })
-}
-
-async fn count(store: &dyn jobwatch::store::Store) -> usize {
-    store
-        .list(&jobwatch::store::ListQuery {
-            which: jobwatch::store::Which::All,
-            check: None,
-            limit: 1000,
-            cursor: None,
-        })
-        .await
-        .unwrap()
-        .len()
-}
-
 /// One request: the answer is never a 5xx, every error is the documented JSON, and a refused
 /// request stores nothing.
-fn request(rt: &tokio::runtime::Runtime, api: &Api, method: Method, uri: &str, body: Vec<u8>) {
+fn request(
+    rt: &tokio::runtime::Runtime,
+    api: &common::InProcessApi,
+    method: Method,
+    uri: &str,
+    body: Vec<u8>,
+) {
     rt.block_on(async {
-        let before = count(api.store.as_ref()).await;
+        let before = api.count().await;
         let Ok(req) = Request::builder()
             .method(method)
             .uri(uri)
-            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Authorization", format!("Bearer {}", common::TOKEN))
             .header("Content-Type", "application/json")
             .body(Body::from(body))
         else {
@@ -319,7 +272,7 @@ fn request(rt: &tokio::runtime::Runtime, api: &Api, method: Method, uri: &str, b
             );
             assert!(bytes.len() < 2000, "{uri}: {} bytes", bytes.len());
             assert_eq!(
-                count(api.store.as_ref()).await,
+                api.count().await,
                 before,
                 "{uri}: a refusal stored something"
             );
@@ -334,7 +287,7 @@ fn every_api_body_query_and_path_takes_bad_bytes() {
         .enable_all()
         .build()
         .unwrap();
-    let api = api(&rt);
+    let api = common::InProcessApi::start(&rt, "");
     let bodies: Vec<Vec<u8>> = vec![
         br#"{"check":"a","hosts":["localhost"],"params":"-x"}"#.to_vec(),
         br#"{"platform":"local","job_instance_id":5,"timeout_seconds":60,"check":"a"}"#.to_vec(),

@@ -286,3 +286,90 @@ pub fn bkjob_fixtures(dir: &Path) -> Vec<(String, Vec<u8>)> {
     list.sort();
     list
 }
+
+/// An in-process daemon API over a real SQLite file (no schedule runs, the local platform,
+/// one check `a`, the API token [`TOKEN`]); `extra` is more TOML, written right after the
+/// token in `[api]` (it may open other tables).
+pub struct InProcessApi {
+    pub router: axum::Router,
+    pub store: std::sync::Arc<dyn jobwatch::store::Store>,
+    pub runner: std::sync::Arc<jobwatch::daemon::Runner>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessApi {
+    pub fn start(rt: &tokio::runtime::Runtime, extra: &str) -> InProcessApi {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[agent]\ndata_dir = \"{}\"\n[api]\ntoken = \"{TOKEN}\"\n{extra}\n[platforms.local]\nkind = \"local\"\n[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n",
+            dir.path().display()
+        );
+        let config = Arc::new(jobwatch::config::load_text(&text, "test", Vec::new()).unwrap());
+        rt.block_on(async {
+            let store: Arc<dyn jobwatch::store::Store> = Arc::new(
+                jobwatch::store::SqliteStore::open(dir.path())
+                    .await
+                    .unwrap(),
+            );
+            let mut platforms = std::collections::BTreeMap::new();
+            platforms.insert(
+                "local".to_owned(),
+                jobwatch::platform::build(&config.platforms["local"], dir.path()).unwrap(),
+            );
+            let metrics = jobwatch::metrics::global();
+            let runner =
+                jobwatch::daemon::Runner::new(config.clone(), platforms, store.clone(), metrics);
+            let router =
+                jobwatch::api::router(jobwatch::api::AppState::new(runner.clone(), metrics));
+            InProcessApi {
+                router,
+                store,
+                runner,
+                _dir: dir,
+            }
+        })
+    }
+
+    /// How many executions are stored.
+    pub async fn count(&self) -> usize {
+        self.store
+            .list(&jobwatch::store::ListQuery {
+                which: jobwatch::store::Which::All,
+                check: None,
+                limit: 1000,
+                cursor: None,
+            })
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// Sends one request through the router (no process, no socket): status and body.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
+        use tower::ServiceExt as _;
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .header("Content-Type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
