@@ -12,25 +12,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::http::{Robot, classify_errcode, json_answer};
 use super::{Delivery, Notifier};
 use crate::alert::render::NotificationView;
-use crate::config::ReceiverConfig;
 
 const MAX_TEXT_BYTES: usize = 18_000;
 const RETRY_CODES: [i64; 2] = [-1, 130101];
 
 /// A DingTalk robot.
-pub struct Dingtalk(Robot);
-
-impl Dingtalk {
-    /// To the robot `url`, signed with `secret` when set.
-    pub fn new(
-        client: reqwest::Client,
-        url: SecretString,
-        secret: Option<SecretString>,
-        receiver: &ReceiverConfig,
-    ) -> Result<Self, String> {
-        Robot::new(client, url, secret, receiver).map(Dingtalk)
-    }
-}
+pub struct Dingtalk(pub(super) Robot);
 
 /// DingTalk's sign: base64(HMAC-SHA256(key = secret, message = "<timestamp_ms>\n<secret>")).
 pub fn sign(secret: &str, timestamp_ms: i64) -> String {

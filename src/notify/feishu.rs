@@ -9,31 +9,18 @@
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 
 use super::http::{Robot, classify_code, json_answer};
 use super::{Delivery, Notifier};
 use crate::alert::AlertStatus;
 use crate::alert::render::NotificationView;
-use crate::config::ReceiverConfig;
 
 const MAX_TEXT_BYTES: usize = 20_000;
 const RETRY_CODES: [i64; 3] = [11232, 230020, 2200];
 
 /// A Feishu bot.
-pub struct Feishu(Robot);
-
-impl Feishu {
-    /// To the bot `url`, signed with `secret` when set.
-    pub fn new(
-        client: reqwest::Client,
-        url: SecretString,
-        secret: Option<SecretString>,
-        receiver: &ReceiverConfig,
-    ) -> Result<Self, String> {
-        Robot::new(client, url, secret, receiver).map(Feishu)
-    }
-}
+pub struct Feishu(pub(super) Robot);
 
 /// Feishu's sign: base64(HMAC-SHA256(key = "<timestamp_s>\n<secret>", message = empty)).
 pub fn sign(secret: &str, timestamp_s: i64) -> String {

@@ -16,6 +16,7 @@ pub mod webhook;
 pub mod wecom;
 
 pub use self::dispatch::Dispatcher;
+use self::http::Robot;
 use crate::alert::render::NotificationView;
 use crate::config::{ReceiverConfig, ReceiverKind};
 pub use crate::model::outbox::{Delivery, Notification, OutboxState, Resend};
@@ -86,23 +87,29 @@ pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, 
             urls.clone(),
             *resend_delay,
         )),
-        ReceiverKind::Wecom { url } => {
-            Arc::new(wecom::Wecom::new(client()?, url.clone(), receiver)?)
-        }
-        ReceiverKind::Dingtalk { url, secret } => Arc::new(dingtalk::Dingtalk::new(
+        ReceiverKind::Wecom { url } => Arc::new(wecom::Wecom(Robot::new(
+            client()?,
+            url.clone(),
+            None,
+            receiver,
+        )?)),
+        ReceiverKind::Dingtalk { url, secret } => Arc::new(dingtalk::Dingtalk(Robot::new(
             client()?,
             url.clone(),
             secret.clone(),
             receiver,
-        )?),
-        ReceiverKind::Feishu { url, secret } => Arc::new(feishu::Feishu::new(
+        )?)),
+        ReceiverKind::Feishu { url, secret } => Arc::new(feishu::Feishu(Robot::new(
             client()?,
             url.clone(),
             secret.clone(),
             receiver,
-        )?),
-        ReceiverKind::Slack { url } => {
-            Arc::new(slack::Slack::new(client()?, url.clone(), receiver)?)
-        }
+        )?)),
+        ReceiverKind::Slack { url } => Arc::new(slack::Slack(Robot::new(
+            client()?,
+            url.clone(),
+            None,
+            receiver,
+        )?)),
     })
 }

@@ -3,29 +3,15 @@
 //! 403, `no_service` 404, `channel_is_archived` 410, rate limited 429, `rollup_error` 500):
 //! the HTTP status decides.
 
-use secrecy::SecretString;
-
 use super::http::Robot;
 use super::{Delivery, Notifier};
 use crate::alert::render::NotificationView;
-use crate::config::ReceiverConfig;
 
 /// Slack's limit for `text` is 40 000 characters; stay well below.
 const MAX_TEXT_CHARS: usize = 35_000;
 
 /// A Slack receiver.
-pub struct Slack(Robot);
-
-impl Slack {
-    /// To the webhook `url`.
-    pub fn new(
-        client: reqwest::Client,
-        url: SecretString,
-        receiver: &ReceiverConfig,
-    ) -> Result<Self, String> {
-        Robot::new(client, url, None, receiver).map(Slack)
-    }
-}
+pub struct Slack(pub(super) Robot);
 
 #[async_trait::async_trait]
 impl Notifier for Slack {

@@ -4,29 +4,15 @@
 //! 45009 (over the rate limit: 20 messages a minute) are retried, any other (93000 invalid
 //! webhook URL, 40008 invalid message type, …) is a rejection.
 
-use secrecy::SecretString;
-
 use super::http::{Robot, classify_errcode, json_answer};
 use super::{Delivery, Notifier};
 use crate::alert::render::NotificationView;
-use crate::config::ReceiverConfig;
 
 const MAX_CONTENT_BYTES: usize = 4096;
 const RETRY_CODES: [i64; 2] = [-1, 45009];
 
 /// A WeCom robot.
-pub struct Wecom(Robot);
-
-impl Wecom {
-    /// To the robot `url`.
-    pub fn new(
-        client: reqwest::Client,
-        url: SecretString,
-        receiver: &ReceiverConfig,
-    ) -> Result<Self, String> {
-        Robot::new(client, url, None, receiver).map(Wecom)
-    }
-}
+pub struct Wecom(pub(super) Robot);
 
 /// Classifies a WeCom answer body.
 pub fn classify(v: &serde_json::Value) -> Delivery {

@@ -10,28 +10,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{Host, JobSnapshot, ScriptLanguage};
+use crate::model::{Host, JobSnapshot};
 
-/// What to run, where, as the platform is asked for it.
-#[derive(Debug, Clone)]
-pub struct SubmitRequest {
+/// What to run, where, as the platform is asked for it: the check (its script, language,
+/// parameters, hosts, execution account and timeout — overrides of one execution already
+/// applied) under the job's name on the platform.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitRequest<'a> {
     /// The job's name on the platform; carries jobwatch's execution id so an execution can be
     /// found again (bk-job `task_name`, ≤ 512 characters).
-    pub task_name: String,
-    /// The script text.
-    pub script: String,
-    /// Its language.
-    pub language: ScriptLanguage,
-    /// The whole argument string, passed as one unit (bk-job `script_param`).
-    pub param: Option<String>,
-    /// Whether the platform should mask the parameters (bk-job `is_param_sensitive`).
-    pub param_sensitive: bool,
-    /// Target hosts.
-    pub hosts: Vec<Host>,
-    /// Execution account alias (bk-job `account_alias`).
-    pub account_alias: Option<String>,
-    /// The job's own timeout (bk-job `timeout`, seconds 1–259200).
-    pub timeout: Duration,
+    pub task_name: &'a str,
+    /// What to run and where.
+    pub check: &'a crate::config::CheckConfig,
 }
 
 /// A job instance the platform created.
@@ -183,7 +173,7 @@ pub trait Platform: Send + Sync {
     /// with `maybe_applied = false`.
     async fn submit(
         &self,
-        request: &SubmitRequest,
+        request: &SubmitRequest<'_>,
         gate: &dyn SubmitGate,
     ) -> Result<JobRef, PlatformError>;
 

@@ -534,7 +534,7 @@ impl<'a> Execution<'a> {
     /// while that stays unknown.
     async fn trigger(
         &self,
-        request: &SubmitRequest,
+        request: &SubmitRequest<'_>,
         gate: &dyn SubmitGate,
         since_ms: i64,
         observer: &mut dyn Observer,
@@ -549,7 +549,7 @@ impl<'a> Execution<'a> {
         let mut must_reconcile = false;
         loop {
             let error = if must_reconcile {
-                match self.platform.find_job(&request.task_name, since_ms).await {
+                match self.platform.find_job(request.task_name, since_ms).await {
                     Ok(Some(job)) => return Trigger::Triggered(job),
                     Ok(None) => {
                         // The platform answered: it is reachable again, so the next
@@ -562,7 +562,7 @@ impl<'a> Execution<'a> {
                 }
             } else {
                 observer.on_event(&TrackerEvent::Submitting {
-                    task_name: &request.task_name,
+                    task_name: request.task_name,
                 });
                 match self.platform.submit(request, gate).await {
                     Ok(job) => return Trigger::Triggered(job),
@@ -590,7 +590,7 @@ impl<'a> Execution<'a> {
                 }
                 // The budget is spent but a submit may have created a job: never end while
                 // that is unknown. Ask until the platform answers.
-                return match Box::pin(self.reconcile(&request.task_name, since_ms)).await {
+                return match Box::pin(self.reconcile(request.task_name, since_ms)).await {
                     Some(Some(job)) => Trigger::Triggered(job),
                     Some(None) => Trigger::Failed(PlatformError {
                         message: format!(
@@ -641,17 +641,10 @@ impl<'a> Execution<'a> {
         )
     }
 
-    fn request(&self, report: &ExecutionReport) -> SubmitRequest {
-        let check = self.check;
+    fn request<'r>(&'r self, report: &'r ExecutionReport) -> SubmitRequest<'r> {
         SubmitRequest {
-            task_name: report.task_name.clone(),
-            script: check.script.clone(),
-            language: check.language,
-            param: check.param.clone(),
-            param_sensitive: check.param_sensitive,
-            hosts: check.hosts.clone(),
-            account_alias: check.account_alias.clone(),
-            timeout: check.timeout,
+            task_name: &report.task_name,
+            check: self.check,
         }
     }
 

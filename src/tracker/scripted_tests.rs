@@ -68,7 +68,7 @@ impl Platform for Scripted {
         "scripted"
     }
 
-    async fn submit(&self, _: &SubmitRequest, gate: &dyn SubmitGate) -> Answer<JobRef> {
+    async fn submit(&self, _: &SubmitRequest<'_>, gate: &dyn SubmitGate) -> Answer<JobRef> {
         gate.leaving()
             .await
             .map_err(|why| crate::platform::gate_refused("fast_execute_script", &why))?;

@@ -193,7 +193,9 @@ impl Daemon {
         Self::start_with(jobwatch_bk(), config)
     }
 
-    /// Starts `jobwatch run` from `cmd` (with its environment).
+    /// Starts `jobwatch run` from `cmd` (with its environment) and waits — at most 60 s —
+    /// for the line saying where it listens; a daemon that exits or hangs before fails the
+    /// test with what it printed.
     pub fn start_with(mut cmd: Command, config: &Path) -> Daemon {
         let mut child = cmd
             .args(["run", "--config"])
@@ -203,18 +205,38 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads every line, so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    // Nobody waits any more: keep draining.
+                    continue;
+                }
+            }
+        });
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
         let (base, resumed) = loop {
-            let line = lines
-                .next()
-                .expect("the daemon exited before listening")
-                .unwrap();
-            if let Some(found) = jobwatch::daemon::parse_listening_line(&line) {
-                break found;
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(found) = jobwatch::daemon::parse_listening_line(&line) {
+                        break found;
+                    }
+                    seen.push(line);
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "the daemon did not say where it listens ({e}); it printed:\n{}",
+                        seen.join("\n")
+                    );
+                }
             }
         };
-        // Keep draining stderr so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         Daemon {
             child,
             base,

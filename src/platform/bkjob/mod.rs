@@ -306,29 +306,29 @@ impl Platform for BkJob {
 
     async fn submit(
         &self,
-        r: &SubmitRequest,
+        r: &SubmitRequest<'_>,
         gate: &dyn SubmitGate,
     ) -> Result<JobRef, PlatformError> {
         // Hosts go by id (host_id_list) when every host has one, else by control area + IP
         // (ip_list); config refuses a mix, since bk-job ignores ip_list next to host_id_list.
-        let (key, list) = host_list(&r.hosts);
+        let (key, list) = host_list(&r.check.hosts);
         let mut target_server = Map::new();
         target_server.insert(key.into(), list);
         let mut body = object(json!({
             "task_name": r.task_name,
-            "script_content": BASE64.encode(r.script.as_bytes()),
-            "script_language": r.language.code(),
-            "timeout": r.timeout.as_secs().max(1),
+            "script_content": BASE64.encode(r.check.script.as_bytes()),
+            "script_language": r.check.language.code(),
+            "timeout": r.check.timeout.as_secs().max(1),
             "target_server": target_server,
-            "is_param_sensitive": i32::from(r.param_sensitive),
+            "is_param_sensitive": i32::from(r.check.param_sensitive),
         }));
-        if let Some(param) = &r.param {
+        if let Some(param) = &r.check.param {
             body.insert(
                 "script_param".into(),
                 json!(BASE64.encode(param.as_bytes())),
             );
         }
-        if let Some(account) = &r.account_alias {
+        if let Some(account) = &r.check.account_alias {
             body.insert("account_alias".into(), json!(account));
         }
         let data: SubmitData = self

@@ -392,10 +392,10 @@ impl Platform for Local {
 
     async fn submit(
         &self,
-        r: &SubmitRequest,
+        r: &SubmitRequest<'_>,
         gate: &dyn SubmitGate,
     ) -> Result<JobRef, PlatformError> {
-        if let Some(other) = r.hosts.iter().find(|h| !h.is_local()) {
+        if let Some(other) = r.check.hosts.iter().find(|h| !h.is_local()) {
             return Err(PlatformError::permanent(
                 "fast_execute_script",
                 Some(1243052),
@@ -407,7 +407,7 @@ impl Platform for Local {
             .map_err(|why| crate::platform::gate_refused("fast_execute_script", &why))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let job = Arc::new(LocalJob {
-            name: r.task_name.clone(),
+            name: r.task_name.to_owned(),
             started: Instant::now(),
             created_ms: crate::time::now_ms(),
             output: Arc::default(),
@@ -415,13 +415,13 @@ impl Platform for Local {
             cancel: CancellationToken::new(),
             pid: Mutex::new(None),
         });
-        let args = match &r.param {
+        let args = match &r.check.param {
             Some(p) => shell_words::split(p)
                 .unwrap_or_else(|_| p.split_whitespace().map(str::to_owned).collect()),
             None => Vec::new(),
         };
-        let started = interpreter(r.language).and_then(|(interp, ext)| {
-            let script = write_script(&self.work_dir, id, ext, &r.script)
+        let started = interpreter(r.check.language).and_then(|(interp, ext)| {
+            let script = write_script(&self.work_dir, id, ext, &r.check.script)
                 .map_err(|e| format!("cannot write the script file: {e}"))?;
             match spawn(&interp, &script, &args, &self.work_dir, job.output.clone()) {
                 Ok((child, drained)) => Ok((child, drained, script)),
@@ -434,7 +434,13 @@ impl Platform for Local {
         match started {
             Ok((child, drained, script)) => {
                 *job.pid.lock().expect("local job lock") = child.id();
-                tokio::spawn(supervise(job.clone(), child, script, r.timeout, drained));
+                tokio::spawn(supervise(
+                    job.clone(),
+                    child,
+                    script,
+                    r.check.timeout,
+                    drained,
+                ));
             }
             Err(why) => {
                 job.output
@@ -448,7 +454,7 @@ impl Platform for Local {
         Ok(JobRef {
             job_instance_id: id,
             step_instance_id: Some(id),
-            name: Some(r.task_name.clone()),
+            name: Some(r.task_name.to_owned()),
         })
     }
 
@@ -497,16 +503,10 @@ impl Platform for Local {
 mod tests {
     use super::*;
 
-    fn request(script: &str) -> SubmitRequest {
-        SubmitRequest {
-            task_name: "t".into(),
-            script: script.into(),
-            language: ScriptLanguage::Shell,
-            param: None,
-            param_sensitive: false,
-            hosts: vec![Host::localhost()],
-            account_alias: None,
+    fn check(script: &str) -> crate::config::CheckConfig {
+        crate::config::CheckConfig {
             timeout: Duration::from_secs(10),
+            ..crate::config::CheckConfig::new("t", "local", script, vec![Host::localhost()])
         }
     }
 
@@ -515,11 +515,29 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let gate = crate::platform::NoGate;
         let first = Local::new(root.path()).unwrap();
-        let old = first.submit(&request("echo old"), &gate).await.unwrap();
+        let old = first
+            .submit(
+                &SubmitRequest {
+                    task_name: "t",
+                    check: &check("echo old"),
+                },
+                &gate,
+            )
+            .await
+            .unwrap();
         drop(first);
         tokio::time::sleep(Duration::from_millis(2)).await;
         let second = Local::new(root.path()).unwrap();
-        let new = second.submit(&request("echo new"), &gate).await.unwrap();
+        let new = second
+            .submit(
+                &SubmitRequest {
+                    task_name: "t",
+                    check: &check("echo new"),
+                },
+                &gate,
+            )
+            .await
+            .unwrap();
         assert_ne!(new.job_instance_id, old.job_instance_id);
         let e = second.snapshot(&old).await.unwrap_err();
         assert_eq!(e.class, crate::platform::ErrorClass::NotFound);
