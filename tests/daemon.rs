@@ -13,25 +13,16 @@ use serde_json::Value;
 
 fn write_config(dir: &Path, emulator: &common::Platform, checks: &str) -> PathBuf {
     let path = dir.join("jobwatch.toml");
+    let platform = bkjob_emulator::jobwatch_platform_toml(
+        "bk",
+        &[emulator.emulator.apigw_url()],
+        "apigw",
+        "request_timeout = \"3s\"\nmax_requests_per_second = 2000\nmax_concurrent_requests = 64",
+    );
     let text = format!(
         r#"
-[agent]
-data_dir = "{data}"
-shutdown_grace = "5s"
-
-[api]
-listen = "127.0.0.1:0"
-
-[platforms.bk]
-kind = "bkjob"
-endpoints = ["{url}"]
-app_code = "jobwatch"
-username = "admin"
-scope_id = "2"
-request_timeout = "3s"
-max_requests_per_second = 2000
-max_concurrent_requests = 64
-
+{daemon}
+{platform}
 [platforms.local]
 kind = "local"
 
@@ -42,8 +33,7 @@ url = "http://127.0.0.1:9/unused"
 
 {checks}
 "#,
-        data = dir.join("data").display(),
-        url = emulator.emulator.apigw_url(),
+        daemon = bkjob_emulator::jobwatch_daemon_toml(&dir.join("data")),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -1291,43 +1281,6 @@ fn after_kill_9_no_local_script_process_or_file_is_left_once_restarted() {
     });
 }
 
-/// Starts `jobwatch run` with stderr piped back, line by line, until it says where it
-/// listens (at most `within`); returns the lines and the daemon (still running).
-fn run_collecting_stderr(config: &Path, within: Duration) -> (Vec<String>, Child) {
-    use std::io::{BufRead, BufReader};
-    let mut child = common::jobwatch_bk()
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let until = Instant::now() + within;
-    let mut lines = Vec::new();
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let listening = jobwatch::daemon::parse_listening_line(&line).is_some();
-                lines.push(line);
-                if listening {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    (lines, child)
-}
-
 #[test]
 fn logs_are_plain_off_a_terminal_json_when_asked_and_the_sample_runs_at_start() {
     let platform = common::emulator(TWO_HOSTS);
@@ -1355,12 +1308,8 @@ run_on_start = true
             ),
         };
         std::fs::write(&config, text).unwrap();
-        let (lines, mut child) = run_collecting_stderr(&config, Duration::from_secs(10));
-        let base = lines
-            .iter()
-            .find_map(|l| jobwatch::daemon::parse_listening_line(l))
-            .map(|(base, _)| base)
-            .unwrap_or_else(|| panic!("not listening: {lines:#?}"));
+        let daemon = Daemon::start(&config);
+        let (lines, base) = (daemon.printed.clone(), daemon.base.clone());
         let logged: Vec<&String> = lines
             .iter()
             .filter(|l| !l.starts_with("jobwatch: "))
@@ -1394,8 +1343,7 @@ run_on_start = true
                 .any(|e| e["check"] == "hourly" && e["state"] == "succeeded"),
             "{history:#?}"
         );
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(daemon);
     }
 }
 

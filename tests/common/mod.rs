@@ -88,23 +88,13 @@ pub fn config_for(platform: &Platform, door: &str, checks: &str) -> Setup {
 pub fn config_with_endpoints(endpoints: &[String], door: &str, checks: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jobwatch.toml");
-    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
-    let text = format!(
-        r#"
-[platforms.bk]
-kind = "bkjob"
-door = "{door}"
-endpoints = [{}]
-app_code = "jobwatch"
-username = "admin"
-scope_id = "2"
-request_timeout = "2s"
-max_requests_per_second = 2000
-{checks}
-"#,
-        endpoints.join(", ")
+    let platform = bkjob_emulator::jobwatch_platform_toml(
+        "bk",
+        endpoints,
+        door,
+        "request_timeout = \"2s\"\nmax_requests_per_second = 2000",
     );
-    std::fs::write(&config, text).unwrap();
+    std::fs::write(&config, format!("{platform}{checks}\n")).unwrap();
     Setup { dir, config }
 }
 
@@ -186,6 +176,8 @@ pub struct Daemon {
     pub base: String,
     /// How many unfinished executions it resumed at start.
     pub resumed: usize,
+    /// What it printed on stderr up to where it listens (that line included).
+    pub printed: Vec<String>,
 }
 
 impl Daemon {
@@ -222,10 +214,11 @@ impl Daemon {
             let left = until.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(found) = jobwatch::daemon::parse_listening_line(&line) {
+                    let found = jobwatch::daemon::parse_listening_line(&line);
+                    seen.push(line);
+                    if let Some(found) = found {
                         break found;
                     }
-                    seen.push(line);
                 }
                 Err(e) => {
                     let _ = child.kill();
@@ -241,6 +234,7 @@ impl Daemon {
             child,
             base,
             resumed,
+            printed: seen,
         }
     }
 

@@ -31,6 +31,26 @@ use tokio::task::JoinHandle;
 pub use scenario::Scenario;
 pub use server::State;
 
+/// The `[platforms.<name>]` table of a jobwatch configuration pointing at `endpoints` (base
+/// URLs of this emulator) through `door` (`apigw` or `esb`), with the app code and user the
+/// scenarios' `[auth]` expect; `extra` lines (limits, a secret…) are added to the table.
+pub fn jobwatch_platform_toml(name: &str, endpoints: &[String], door: &str, extra: &str) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    format!(
+        "[platforms.{name}]\nkind = \"bkjob\"\ndoor = \"{door}\"\nendpoints = [{}]\napp_code = \"jobwatch\"\nusername = \"admin\"\nscope_id = \"2\"\n{extra}\n",
+        endpoints.join(", ")
+    )
+}
+
+/// The `[agent]` and `[api]` tables of a jobwatch daemon for tests and benchmarks: state in
+/// `data_dir`, a 5 s shutdown grace, the API on a free loopback port.
+pub fn jobwatch_daemon_toml(data_dir: &std::path::Path) -> String {
+    format!(
+        "[agent]\ndata_dir = \"{}\"\nshutdown_grace = \"5s\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        data_dir.display()
+    )
+}
+
 /// A running emulator. Dropping it stops accepting connections.
 #[derive(Debug)]
 pub struct Emulator {

@@ -156,29 +156,20 @@ impl Drop for Agent {
 fn write_config(dir: &Path, url: &str, interval: Duration) -> anyhow::Result<PathBuf> {
     let path = dir.join("jobwatch.toml");
     let i = format!("{}ms", interval.as_millis());
+    let platform = bkjob_emulator::jobwatch_platform_toml(
+        "bk",
+        &[url.to_owned()],
+        "apigw",
+        &format!(
+            "app_secret = \"{SECRET}\"\nrequest_timeout = \"30s\"\nmax_concurrent_requests = 64\nmax_requests_per_second = 10000000\nmax_submits_per_second = 10000000\nendpoint_failures_before_cooldown = 1000000"
+        ),
+    );
     std::fs::write(
         &path,
         format!(
             r#"
-[agent]
-data_dir = "{data}"
-shutdown_grace = "5s"
-
-[api]
-listen = "127.0.0.1:0"
-
-[platforms.bk]
-kind = "bkjob"
-endpoints = ["{url}"]
-app_code = "jobwatch"
-app_secret = "{SECRET}"
-username = "admin"
-scope_id = "2"
-request_timeout = "30s"
-max_concurrent_requests = 64
-max_requests_per_second = 10000000
-endpoint_failures_before_cooldown = 1000000
-
+{daemon}
+{platform}
 [[checks]]
 name = "bench"
 platform = "bk"
@@ -203,7 +194,7 @@ hosts = [101]
 account_alias = "root"
 timeout = "1m"
 "#,
-            data = dir.join("data").display(),
+            daemon = bkjob_emulator::jobwatch_daemon_toml(&dir.join("data")),
         ),
     )?;
     Ok(path)
