@@ -36,7 +36,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     let metrics = crate::metrics::global();
     metrics.declare(&config);
-    let runner = Runner::new(config.clone(), platforms, store, metrics);
+    let runner = Runner::new(config.clone(), platforms, store);
     runner
         .start_alerts()
         .await

@@ -15,9 +15,40 @@ use prometheus::{
 };
 
 use crate::config::Config;
+use crate::internal_events::StatusTable;
+use crate::model::alert::{AlertEvent, AlertStatus};
 use crate::model::condition::ConditionKind;
 use crate::model::report::ExecutionReport;
-use crate::model::{ExecutionState, HostOutcome};
+use crate::model::{ErrorClass, ExecutionState, HostOutcome};
+
+/// How a delivery attempt counts (`jobwatch_alert_notifications_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationResult {
+    /// The receiver took it.
+    Delivered,
+    /// Failed transiently; it will be retried.
+    Errored,
+    /// Refused, or given up.
+    Rejected,
+}
+
+impl NotificationResult {
+    /// Every result (a closed label set).
+    pub const ALL: [NotificationResult; 3] = [
+        NotificationResult::Delivered,
+        NotificationResult::Errored,
+        NotificationResult::Rejected,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationResult::Delivered => "delivered",
+            NotificationResult::Errored => "errored",
+            NotificationResult::Rejected => "rejected",
+        }
+    }
+}
 
 /// Trigger failure codes that get their own label value (bk-job API.md §2.2, §2.4); any other
 /// code is `other`, no code (platform unreachable) is `none`.
@@ -225,7 +256,9 @@ impl Metrics {
                 self.platform_request_duration
                     .with_label_values(&[name.as_str(), api]);
                 for endpoint in 0..settings.endpoints.len() {
-                    for result in ["ok", "transient", "permanent", "not_found"] {
+                    for result in
+                        std::iter::once("ok").chain(ErrorClass::ALL.map(ErrorClass::as_str))
+                    {
                         self.platform_requests_total.with_label_values(&[
                             name.as_str(),
                             &endpoint.to_string(),
@@ -243,9 +276,9 @@ impl Metrics {
             self.store_pruned_total.with_label_values(&[table]);
         }
         for receiver in config.alerts.receivers.keys() {
-            for result in ["delivered", "errored", "rejected"] {
+            for result in NotificationResult::ALL {
                 self.alert_notifications_total
-                    .with_label_values(&[receiver.as_str(), result]);
+                    .with_label_values(&[receiver.as_str(), result.as_str()]);
             }
             self.alert_outbox_depth
                 .with_label_values(&[receiver.as_str()])
@@ -367,15 +400,17 @@ impl Metrics {
         }
     }
 
-    /// One platform request: endpoint index, API, result, latency in seconds.
+    /// One platform request: endpoint index, API (a closed list), result (`None`: answered),
+    /// latency in seconds.
     pub fn platform_request(
         &self,
         platform: &str,
         endpoint: usize,
-        api: &str,
-        result: &str,
+        api: &'static str,
+        result: Option<ErrorClass>,
         seconds: f64,
     ) {
+        let result = result.map_or("ok", ErrorClass::as_str);
         self.platform_requests_total
             .with_label_values(&[platform, &endpoint.to_string(), api, result])
             .inc();
@@ -395,8 +430,10 @@ impl Metrics {
     }
 
     /// A status code was not in the tables.
-    pub fn unknown_status_code(&self, table: &str) {
-        self.unknown_codes_total.with_label_values(&[table]).inc();
+    pub fn unknown_status_code(&self, table: StatusTable) {
+        self.unknown_codes_total
+            .with_label_values(&[table.as_str()])
+            .inc();
     }
 
     /// Unknown status codes counted since start, both tables.
@@ -413,9 +450,14 @@ impl Metrics {
     }
 
     /// A delivery attempt to `receiver` (a configured name) ended with `result`.
-    pub fn alert_notification(&self, receiver: &str, result: &str, notifications: usize) {
+    pub fn alert_notification(
+        &self,
+        receiver: &str,
+        result: NotificationResult,
+        notifications: usize,
+    ) {
         self.alert_notifications_total
-            .with_label_values(&[receiver, result])
+            .with_label_values(&[receiver, result.as_str()])
             .inc_by(notifications as u64);
     }
 
@@ -426,10 +468,10 @@ impl Metrics {
             .set(depth);
     }
 
-    /// An alert named `alertname` (a closed set) fired or resolved.
-    pub fn alert_transition(&self, alertname: &str, status: &str) {
+    /// An alert of `event` fired or resolved.
+    pub fn alert_transition(&self, event: AlertEvent, status: AlertStatus) {
         self.alert_transitions_total
-            .with_label_values(&[alertname, status])
+            .with_label_values(&[event.alertname(), status.as_str()])
             .inc();
     }
 

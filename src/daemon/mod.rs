@@ -16,7 +16,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::Alerting;
 use crate::config::{CheckConfig, Config};
-use crate::metrics::Metrics;
 use crate::model::{ExecutionState, Host, TriggerStatus};
 use crate::notify::Dispatcher;
 use crate::platform::Platform;
@@ -68,7 +67,6 @@ pub struct Runner {
     config: Arc<Config>,
     platforms: BTreeMap<String, Arc<dyn Platform>>,
     store: Arc<dyn Store>,
-    metrics: &'static Metrics,
     tasks: TaskTracker,
     stop: CancellationToken,
     accepting: AtomicBool,
@@ -92,12 +90,10 @@ impl Runner {
         config: Arc<Config>,
         platforms: BTreeMap<String, Arc<dyn Platform>>,
         store: Arc<dyn Store>,
-        metrics: &'static Metrics,
     ) -> Arc<Self> {
         Arc::new(Runner {
             platforms,
             store,
-            metrics,
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             accepting: AtomicBool::new(true),
@@ -266,7 +262,7 @@ impl Runner {
         if !self.record(&report, true).await? {
             return Ok(None); // this tick is already recorded
         }
-        self.metrics.triggered(check_name);
+        crate::internal_events::ExecutionTriggered { check: check_name }.emit();
         self.spawn(check, platform, report.clone(), false);
         Ok(Some(report))
     }
@@ -292,7 +288,7 @@ impl Runner {
         report.mark_unreported_unknown();
         let inserted = self.record(&report, true).await?;
         if inserted {
-            self.metrics.execution_ended(&report);
+            crate::internal_events::ExecutionEnded { report: &report }.emit();
         }
         Ok(inserted)
     }
@@ -390,8 +386,11 @@ impl Runner {
             .expect("active lock")
             .entry(report.check.clone())
             .or_insert(0) += 1;
-        self.metrics
-            .set_active(&report.check, self.active_count(&report.check));
+        crate::internal_events::ActiveExecutions {
+            check: &report.check,
+            count: self.active_count(&report.check),
+        }
+        .emit();
         let runner = self.clone();
         // Boxed: the task's future then holds a pointer, not the report itself.
         let report = Box::new(report);
@@ -409,12 +408,16 @@ impl Runner {
                 execution.start(*report, &mut Silent).await
             };
             if report.state.is_final() {
-                runner.metrics.execution_ended(&report);
+                crate::internal_events::ExecutionEnded { report: &report }.emit();
             }
             let mut active = runner.active.lock().expect("active lock");
             let count = active.entry(check_name.clone()).or_insert(1);
             *count = count.saturating_sub(1);
-            runner.metrics.set_active(&check_name, *count);
+            crate::internal_events::ActiveExecutions {
+                check: &check_name,
+                count: *count,
+            }
+            .emit();
         });
     }
 
@@ -471,12 +474,7 @@ mod tests {
             "local".to_owned(),
             crate::platform::build(&config.platforms["local"], dir.path()).unwrap(),
         );
-        let runner = Runner::new(
-            config.clone(),
-            platforms,
-            store.clone(),
-            crate::metrics::global(),
-        );
+        let runner = Runner::new(config.clone(), platforms, store.clone());
         const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, a tick
         const MINUTE: i64 = 60_000;
         assert!(

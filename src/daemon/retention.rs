@@ -27,12 +27,11 @@ pub fn start(runner: &Arc<Runner>) {
             let cutoff = crate::time::now_ms()
                 - i64::try_from(runner.config().store.retention.as_millis()).unwrap_or(i64::MAX);
             match prune(runner.store().as_ref(), cutoff, &stop).await {
-                Ok(p) if p.executions + p.notifications > 0 => tracing::info!(
-                    executions = p.executions,
-                    notifications = p.notifications,
-                    "Pruned what is older than the retention."
-                ),
-                Ok(_) => {}
+                Ok(p) => crate::internal_events::StorePruned {
+                    executions: p.executions,
+                    notifications: p.notifications,
+                }
+                .emit(),
                 Err(e) => {
                     tracing::warn!(error = %e, "Retention could not prune; it tries again later.")
                 }
@@ -45,8 +44,7 @@ pub fn start(runner: &Arc<Runner>) {
     });
 }
 
-/// Prunes everything older than `cutoff_ms` batch by batch, counting it in the metrics, then
-/// gives the space back. Stops early (between batches) when `stop` is cancelled.
+/// Prunes everything older than `cutoff_ms` batch by batch, then gives the space back. Stops early (between batches) when `stop` is cancelled.
 pub async fn prune(
     store: &dyn Store,
     cutoff_ms: i64,
@@ -55,7 +53,6 @@ pub async fn prune(
     let mut total = Pruned::default();
     loop {
         let batch = store.prune(cutoff_ms, BATCH).await?;
-        crate::metrics::global().store_pruned(batch.executions, batch.notifications);
         total.executions += batch.executions;
         total.notifications += batch.notifications;
         let full = batch.executions == u64::from(BATCH) || batch.notifications == u64::from(BATCH);

@@ -16,6 +16,37 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// How a platform error should be handled, whatever the platform (DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Connect/timeout, HTTP 5xx, 429, gateway 16xxxxx and the platform's own "unavailable"
+    /// codes: retried with backoff; never fails a job.
+    Transient,
+    /// Auth, bad request, permission, unknown account or host…: surfaced with the platform's
+    /// own code and text.
+    Permanent,
+    /// The platform does not know the job instance (bk-job 1244006): the job may be **lost**.
+    NotFound,
+}
+
+impl ErrorClass {
+    /// Every class (a closed label set).
+    pub const ALL: [ErrorClass; 3] = [
+        ErrorClass::Transient,
+        ErrorClass::Permanent,
+        ErrorClass::NotFound,
+    ];
+
+    /// Bounded label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::NotFound => "not_found",
+        }
+    }
+}
+
 /// The check name of a watched job (one started elsewhere, followed with the default poll
 /// policy): no script, the job's timeout as given.
 pub const WATCH_CHECK: &str = "watch";

@@ -194,7 +194,11 @@ impl Worker {
             }
         }
         let depth = self.store.outbox_depth(&self.name).await?;
-        crate::metrics::global().set_outbox_depth(&self.name, depth);
+        crate::internal_events::OutboxDepth {
+            receiver: &self.name,
+            depth,
+        }
+        .emit();
         Ok(())
     }
 

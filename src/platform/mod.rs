@@ -44,29 +44,7 @@ pub struct HostLog {
     pub content: String,
 }
 
-/// How an error should be handled (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Connect/timeout, HTTP 5xx, 429, gateway 16xxxxx and the platform's own "unavailable"
-    /// codes: retried with backoff; never fails a job.
-    Transient,
-    /// Auth, bad request, permission, unknown account or host…: surfaced with the platform's
-    /// own code and text.
-    Permanent,
-    /// The platform does not know the job instance (bk-job 1244006): the job may be **lost**.
-    NotFound,
-}
-
-impl ErrorClass {
-    /// Bounded label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Permanent => "permanent",
-            ErrorClass::NotFound => "not_found",
-        }
-    }
-}
+pub use crate::model::ErrorClass;
 
 /// An error from a platform call, classified, with the platform's code and text, and never a
 /// secret (URLs are printed without query strings; credentials never enter the message).

@@ -522,7 +522,7 @@ impl<'a> Execution<'a> {
         PlatformRequestFailed {
             platform: self.platform_name,
             api: e.api,
-            class: e.class.as_str(),
+            class: e.class,
             error: e,
             retry_in,
         }
@@ -1007,11 +1007,13 @@ impl<'a> Execution<'a> {
                     .map(|c| (c.kind, c.since_ms, &c.hosts)))
             {
                 let kinds = |c: &[detect::Condition]| c.iter().map(|c| c.kind).collect::<Vec<_>>();
-                crate::metrics::global().conditions_changed(
-                    &check.name,
-                    &kinds(&report.conditions),
-                    &kinds(&conditions),
-                );
+                crate::internal_events::ConditionsChanged {
+                    check: &check.name,
+                    execution_id: &report.execution_id,
+                    before: &kinds(&report.conditions),
+                    after: &kinds(&conditions),
+                }
+                .emit();
                 report.conditions = conditions;
                 observer.on_event(&TrackerEvent::Conditions {
                     conditions: &report.conditions,
@@ -1050,7 +1052,15 @@ impl<'a> Execution<'a> {
             next_poll = Instant::now() + policy.delay(poll_index, rand::random_range(0.0..1.0));
         };
         let held: Vec<detect::ConditionKind> = report.conditions.iter().map(|c| c.kind).collect();
-        crate::metrics::global().conditions_changed(&check.name, &held, &[]);
+        if !held.is_empty() {
+            crate::internal_events::ConditionsChanged {
+                check: &check.name,
+                execution_id: &report.execution_id,
+                before: &held,
+                after: &[],
+            }
+            .emit();
+        }
         report.conditions.clear();
         detect::update_log(&mut report.condition_log, &[], now_ms());
         if end == PollEnd::Cancelled {

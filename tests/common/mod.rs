@@ -334,8 +334,7 @@ impl InProcessApi {
                 jobwatch::platform::build(&config.platforms["local"], dir.path()).unwrap(),
             );
             let metrics = jobwatch::metrics::global();
-            let runner =
-                jobwatch::daemon::Runner::new(config.clone(), platforms, store.clone(), metrics);
+            let runner = jobwatch::daemon::Runner::new(config.clone(), platforms, store.clone());
             let router =
                 jobwatch::api::router(jobwatch::api::AppState::new(runner.clone(), metrics));
             InProcessApi {

@@ -180,7 +180,7 @@ impl BkJob {
                 platform: &self.settings.name,
                 endpoint: i,
                 api,
-                result: result.as_ref().map_or_else(|e| e.class.as_str(), |_| "ok"),
+                result: result.as_ref().err().map(|e| e.class),
                 elapsed: began.elapsed(),
             }
             .emit();

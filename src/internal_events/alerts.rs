@@ -1,0 +1,95 @@
+//! What alert delivery does: delivery attempts, alert transitions, the outbox's depth.
+
+use crate::metrics::{self, NotificationResult};
+use crate::model::alert::{Alert, AlertEvent};
+use crate::model::outbox::Delivery;
+
+/// A notification attempt to a receiver ended (one group: `notifications` rows).
+pub struct AlertNotificationAttempted<'a> {
+    /// Receiver name (configured: a closed set).
+    pub receiver: &'a str,
+    /// How it ended.
+    pub delivery: &'a Delivery,
+    /// Notifications in the group.
+    pub notifications: usize,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+    /// Whether the retry stage gave up (retry_for elapsed).
+    pub gave_up: bool,
+}
+
+impl AlertNotificationAttempted<'_> {
+    /// Logs (DEBUG delivered, WARN errored, ERROR rejected) and counts
+    /// (`jobwatch_alert_notifications_total{receiver,result}`).
+    pub fn emit(self) {
+        let result = match self.delivery {
+            Delivery::Delivered => NotificationResult::Delivered,
+            Delivery::Errored(_) if !self.gave_up => NotificationResult::Errored,
+            _ => NotificationResult::Rejected,
+        };
+        metrics::global().alert_notification(self.receiver, result, self.notifications);
+        match self.delivery {
+            Delivery::Delivered => tracing::debug!(
+                receiver = self.receiver,
+                notifications = self.notifications,
+                attempts = self.attempts,
+                "Notification delivered."
+            ),
+            Delivery::Errored(e) if !self.gave_up => {
+                tracing::warn!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification failed; it will be retried.")
+            }
+            Delivery::Errored(e) | Delivery::Rejected(e) => {
+                tracing::error!(receiver = self.receiver, notifications = self.notifications, attempts = self.attempts, error = %e, "Notification rejected; it will not be retried.")
+            }
+        }
+    }
+}
+
+/// An alert started firing or resolved (its notifications are queued in the same
+/// transaction).
+pub struct AlertTransition<'a> {
+    /// The alert.
+    pub alert: &'a Alert,
+}
+
+impl AlertTransition<'_> {
+    /// Logs at INFO and counts (`jobwatch_alert_transitions_total{alertname,status}`).
+    pub fn emit(self) {
+        let a = self.alert;
+        let alertname = a.labels.get("alertname").map_or("", String::as_str);
+        if let Some(event) = AlertEvent::ALL
+            .into_iter()
+            .find(|e| e.alertname() == alertname)
+        {
+            metrics::global().alert_transition(event, a.status);
+        }
+        tracing::info!(
+            fingerprint = %a.fingerprint,
+            alertname,
+            check = a.labels.get("check").map_or("", String::as_str),
+            status = a.status.as_str(),
+            execution_id = %a.cause.execution_id,
+            "Alert {}.", a.status.as_str()
+        );
+    }
+}
+
+/// The notifications waiting for a receiver, measured after a delivery pass.
+pub struct OutboxDepth<'a> {
+    /// Receiver name (configured).
+    pub receiver: &'a str,
+    /// Pending or errored notifications.
+    pub depth: i64,
+}
+
+impl OutboxDepth<'_> {
+    /// Sets `jobwatch_alert_outbox_depth{receiver}`; logged at TRACE.
+    pub fn emit(self) {
+        tracing::trace!(
+            receiver = self.receiver,
+            depth = self.depth,
+            "Outbox depth."
+        );
+        metrics::global().set_outbox_depth(self.receiver, self.depth);
+    }
+}

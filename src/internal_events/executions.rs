@@ -1,0 +1,129 @@
+//! What happens to executions: triggers, ends, the active count, conditions, and the store
+//! that keeps them (write failures, retention).
+
+use crate::metrics;
+use crate::model::condition::ConditionKind;
+use crate::model::report::ExecutionReport;
+
+/// A trigger of a check is being attempted now.
+pub struct ExecutionTriggered<'a> {
+    /// The check.
+    pub check: &'a str,
+}
+
+impl ExecutionTriggered<'_> {
+    /// Sets `jobwatch_last_trigger_timestamp_seconds{check}`; logged at DEBUG.
+    pub fn emit(self) {
+        tracing::debug!(check = self.check, "Execution triggered.");
+        metrics::global().triggered(self.check);
+    }
+}
+
+/// An execution reached its final state.
+pub struct ExecutionEnded<'a> {
+    /// Its record.
+    pub report: &'a ExecutionReport,
+}
+
+impl ExecutionEnded<'_> {
+    /// Counts its outcome, duration and host results (`jobwatch_executions_total`, …);
+    /// logged at DEBUG with its reason (alerts tell the failures).
+    pub fn emit(self) {
+        let r = self.report;
+        tracing::debug!(
+            check = %r.check,
+            execution_id = %r.execution_id,
+            state = r.state.as_str(),
+            reason = %r.reason,
+            "Execution ended."
+        );
+        metrics::global().execution_ended(r);
+    }
+}
+
+/// How many executions of a check this process follows now.
+pub struct ActiveExecutions<'a> {
+    /// The check.
+    pub check: &'a str,
+    /// How many.
+    pub count: usize,
+}
+
+impl ActiveExecutions<'_> {
+    /// Sets `jobwatch_active_executions{check}`.
+    pub fn emit(self) {
+        metrics::global().set_active(self.check, self.count);
+    }
+}
+
+/// The conditions holding for one execution changed.
+pub struct ConditionsChanged<'a> {
+    /// Its check.
+    pub check: &'a str,
+    /// Its id.
+    pub execution_id: &'a str,
+    /// The kinds holding before.
+    pub before: &'a [ConditionKind],
+    /// The kinds holding now.
+    pub after: &'a [ConditionKind],
+}
+
+impl ConditionsChanged<'_> {
+    /// Moves `jobwatch_conditions{check,condition}`; logged at INFO.
+    pub fn emit(self) {
+        let names = |kinds: &[ConditionKind]| {
+            kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        tracing::info!(
+            check = self.check,
+            execution_id = self.execution_id,
+            before = %names(self.before),
+            now = %names(self.after),
+            "Conditions changed."
+        );
+        metrics::global().conditions_changed(self.check, self.before, self.after);
+    }
+}
+
+/// An execution's state could not be written to the store.
+pub struct StoreWriteFailed<'a> {
+    /// The execution.
+    pub execution_id: &'a str,
+    /// What failed.
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl StoreWriteFailed<'_> {
+    /// Logs at ERROR (an operator must look: state may be lost on a crash) and counts it
+    /// (`jobwatch_store_write_failures_total`).
+    pub fn emit(self) {
+        metrics::global().store_write_failed();
+        tracing::error!(execution_id = self.execution_id, error = %self.error, "Cannot write execution state to the store.");
+    }
+}
+
+/// Retention deleted rows.
+pub struct StorePruned {
+    /// Ended executions.
+    pub executions: u64,
+    /// Delivered, rejected or dropped notifications.
+    pub notifications: u64,
+}
+
+impl StorePruned {
+    /// Counts them (`jobwatch_store_pruned_total{table}`); logged at INFO when any.
+    pub fn emit(self) {
+        if self.executions + self.notifications > 0 {
+            tracing::info!(
+                executions = self.executions,
+                notifications = self.notifications,
+                "Pruned what is older than the retention."
+            );
+        }
+        metrics::global().store_pruned(self.executions, self.notifications);
+    }
+}

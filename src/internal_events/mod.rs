@@ -1,0 +1,18 @@
+//! One type per observable thing: its `emit()` writes the log line and moves the metric
+//! together, so logs and metrics never disagree (STYLE.md #3). Nothing else touches the
+//! registry ([`crate::metrics`]); label values come from closed sets (enums, configured
+//! names).
+
+mod alerts;
+mod executions;
+mod platform;
+
+pub use self::alerts::{AlertNotificationAttempted, AlertTransition, OutboxDepth};
+pub use self::executions::{
+    ActiveExecutions, ConditionsChanged, ExecutionEnded, ExecutionTriggered, StorePruned,
+    StoreWriteFailed,
+};
+pub use self::platform::{
+    PlatformRequestDone, PlatformRequestFailed, StatusTable, UnknownStatusCode,
+    unknown_status_codes_seen,
+};
