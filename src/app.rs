@@ -10,45 +10,80 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon::{Runner, listening_line};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store could not be opened (or migrated).
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// A platform adapter could not be built.
+    #[error("platform {name}: {source}")]
+    Platform {
+        /// The platform.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::platform::PlatformError,
+    },
+    /// A receiver could not be built.
+    #[error("cannot start alert delivery: {0}")]
+    Alerts(#[from] crate::notify::BuildError),
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The unfinished executions could not be read.
+    #[error("cannot read unfinished executions: {0}")]
+    Resume(#[source] StoreError),
+}
 
 /// Runs the daemon until SIGTERM/SIGINT (or `shutdown` is cancelled), then shuts down.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    use anyhow::Context as _;
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
     let config = Arc::new(config);
     let store: Arc<dyn Store> = Arc::new(
         crate::store::SqliteStore::open(&config.agent.data_dir)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot open the store in {}",
-                    config.agent.data_dir.display()
-                )
+            .map_err(|source| AppError::Store {
+                dir: config.agent.data_dir.display().to_string(),
+                source,
             })?,
     );
     let mut platforms = BTreeMap::new();
     for (name, p) in &config.platforms {
-        platforms.insert(
-            name.clone(),
-            crate::platform::build(p, &config.agent.data_dir)
-                .with_context(|| format!("platform {name}"))?,
-        );
+        let platform = crate::platform::build(p, &config.agent.data_dir).map_err(|source| {
+            AppError::Platform {
+                name: name.clone(),
+                source,
+            }
+        })?;
+        platforms.insert(name.clone(), platform);
     }
     let metrics = crate::metrics::global();
     metrics.declare(&config);
     let runner = Runner::new(config.clone(), platforms, store);
-    runner
-        .start_alerts()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start alert delivery: {e}"))?;
+    runner.start_alerts().await?;
+    let listen_error = |source| AppError::Listen {
+        addr: config.api.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.api.listen))?;
-    let addr = listener.local_addr()?;
-    let resumed = runner
-        .resume_all()
-        .await
-        .context("cannot read unfinished executions")?;
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    let resumed = runner.resume_all().await.map_err(AppError::Resume)?;
     tracing::info!(%addr, resumed, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
     eprintln!("{}", listening_line(addr, resumed));
     crate::daemon::scheduler::start(&runner);

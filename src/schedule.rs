@@ -9,6 +9,16 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
+/// A schedule that does not read ([`Schedule::cron`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a cron expression: {reason}")]
+pub struct ScheduleError {
+    /// The expression as written.
+    pub text: String,
+    /// The parser's words.
+    pub reason: String,
+}
+
 /// Missed ticks are counted one by one (cron) up to this many.
 pub const MAX_COUNTED_TICKS: u64 = 1_000_000;
 
@@ -38,12 +48,15 @@ impl fmt::Debug for Schedule {
 
 impl Schedule {
     /// Parses a cron expression (seconds optional, aliases like `@hourly` allowed).
-    pub fn cron(text: &str) -> Result<Self, String> {
+    pub fn cron(text: &str) -> Result<Self, ScheduleError> {
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()
             .parse(text.trim())
-            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))?;
+            .map_err(|e| ScheduleError {
+                text: text.to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok(Schedule::Cron {
             text: text.trim().to_owned(),
             cron: Box::new(cron),
@@ -110,7 +123,7 @@ impl Schedule {
 }
 
 impl FromStr for Schedule {
-    type Err = String;
+    type Err = ScheduleError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Schedule::cron(s)

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::config::templates::TemplateError;
+
 use super::{Alert, AlertCause, AlertStatus};
 use crate::config::Templates;
 use crate::time::rfc3339_ms;
@@ -226,7 +228,7 @@ pub struct Rendered {
 
 impl Renderer {
     /// The receiver's templates: overrides, else the defaults for `style`.
-    pub fn new(templates: &Templates, style: BodyStyle) -> Result<Self, String> {
+    pub fn new(templates: &Templates, style: BodyStyle) -> Result<Self, TemplateError> {
         let mut env = crate::config::templates::environment();
         let body_default = match style {
             BodyStyle::Text => DEFAULT_TEXT,
@@ -247,19 +249,25 @@ impl Renderer {
             ),
         ] {
             env.add_template_owned(name, text.to_owned())
-                .map_err(|e| format!("template {name}: {e}"))?;
+                .map_err(|source| TemplateError {
+                    name: name.into(),
+                    source,
+                })?;
         }
         Ok(Renderer { env })
     }
 
     /// Renders all three texts. A failing template (e.g. a filter error at run time) is
     /// reported as an error value; the caller treats it as a rejected notification.
-    pub fn render(&self, view: &NotificationView) -> Result<Rendered, String> {
-        let one = |name: &str| -> Result<String, String> {
+    pub fn render(&self, view: &NotificationView) -> Result<Rendered, TemplateError> {
+        let one = |name: &str| -> Result<String, TemplateError> {
             self.env
                 .get_template(name)
                 .and_then(|t| t.render(view))
-                .map_err(|e| format!("template {name}: {e}"))
+                .map_err(|source| TemplateError {
+                    name: name.into(),
+                    source,
+                })
         };
         Ok(Rendered {
             title: one("title.txt")?

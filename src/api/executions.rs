@@ -143,7 +143,7 @@ pub(super) fn parse_host(v: &serde_json::Value) -> Result<Host, ApiError> {
             if s.chars().count() > super::error::ECHO_MAX_CHARS {
                 ApiError::bad_request(format!("`{}` is not a host", clip(s)))
             } else {
-                ApiError::bad_request(e)
+                ApiError::bad_request(e.to_string())
             }
         }),
         other => Err(ApiError::bad_request(format!(

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Parses one host: a CMDB id, `"<bk_cloud_id>:<ip>"` (IPv4), or `localhost`.
-pub(super) fn parse_host(raw: &RawHost) -> Result<Host, String> {
+pub(super) fn parse_host(raw: &RawHost) -> Result<Host, crate::model::HostParseError> {
     match raw {
         RawHost::Id(id) => Ok(Host::by_id(*id)),
         RawHost::Text(text) => Host::parse(text),
@@ -102,7 +102,7 @@ pub(super) fn validate_check(
     for (i, h) in c.hosts.iter().enumerate() {
         match parse_host(h) {
             Ok(host) => hosts.push(host),
-            Err(e) => issues.add(format!("{key}.hosts[{i}]"), e),
+            Err(e) => issues.add(format!("{key}.hosts[{i}]"), e.to_string()),
         }
     }
     match kind.as_deref() {
@@ -151,7 +151,7 @@ pub(super) fn validate_check(
         None => FailWhen::Any,
         Some(Ok(f)) => f,
         Some(Err(e)) => {
-            issues.add(format!("{key}.fail_when"), e);
+            issues.add(format!("{key}.fail_when"), e.to_string());
             FailWhen::Any
         }
     };
@@ -166,7 +166,7 @@ pub(super) fn validate_check(
         (Some(text), None) => match crate::schedule::Schedule::cron(text) {
             Ok(s) => Some(s),
             Err(e) => {
-                issues.add(format!("{key}.schedule"), e);
+                issues.add(format!("{key}.schedule"), e.to_string());
                 None
             }
         },

@@ -124,6 +124,11 @@ impl Default for DetectPolicy {
     }
 }
 
+/// A `fail_when` that does not read ([`FailWhen::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}`: use \"any\", \"count >= N\" or \"ratio > R\"")]
+pub struct FailWhenParseError(pub String);
+
 /// When a finished job counts as failed (k-of-N), per check.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum FailWhen {
@@ -138,9 +143,9 @@ pub enum FailWhen {
 
 impl FailWhen {
     /// Parses `"any"`, `"count >= N"` (N ≥ 1) or `"ratio > R"` (0 ≤ R < 1).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, FailWhenParseError> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let bad = || format!("`{text}`: use \"any\", \"count >= N\" or \"ratio > R\"");
+        let bad = || FailWhenParseError(text.to_owned());
         if compact == "any" {
             return Ok(FailWhen::Any);
         }

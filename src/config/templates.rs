@@ -17,8 +17,22 @@ pub fn environment() -> minijinja::Environment<'static> {
 }
 
 /// Whether `text` is a valid template (for config validation).
-pub fn check_template(text: &str) -> Result<(), String> {
+pub fn check_template(text: &str) -> Result<(), TemplateError> {
     let mut env = environment();
     env.add_template_owned("check", text.to_owned())
-        .map_err(|e| format!("not a valid template: {e}"))
+        .map_err(|source| TemplateError {
+            name: "check".into(),
+            source,
+        })
+}
+
+/// A template that does not compile or render.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name} is not valid: {source}")]
+pub struct TemplateError {
+    /// Which template (`title.txt`, `body.txt`, `body.html`, or `check` in validation).
+    pub name: String,
+    /// minijinja's words.
+    #[source]
+    pub source: minijinja::Error,
 }

@@ -112,7 +112,7 @@ impl Runner {
 
     /// Starts the delivery workers of the configured receivers (once; they stop with the
     /// runner).
-    pub async fn start_alerts(&self) -> Result<(), String> {
+    pub async fn start_alerts(&self) -> Result<(), crate::notify::BuildError> {
         let dispatcher = Dispatcher::start(
             self.store.clone(),
             &self.config.alerts,

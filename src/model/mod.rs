@@ -51,6 +51,30 @@ impl ErrorClass {
 /// policy): no script, the job's timeout as given.
 pub const WATCH_CHECK: &str = "watch";
 
+/// Why a host, as written, is not one ([`Host::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostParseError {
+    /// Not an id, not `<bk_cloud_id>:<ip>`, not the local host.
+    #[error("`{0}` is neither a host id nor \"<bk_cloud_id>:<ip>\"")]
+    Shape(String),
+    /// The control area is not a number.
+    #[error("`{cloud}` in `{text}` is not a bk_cloud_id")]
+    CloudId {
+        /// The control area as written.
+        cloud: String,
+        /// The whole text.
+        text: String,
+    },
+    /// The IP is not an IPv4 address.
+    #[error("`{ip}` in `{text}` is not an IPv4 address")]
+    Ip {
+        /// The IP as written.
+        ip: String,
+        /// The whole text.
+        text: String,
+    },
+}
+
 /// The names that mean the agent's own host.
 pub const LOCAL_HOST_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
@@ -101,7 +125,7 @@ impl Host {
     /// Parses a host as people write it in config and API requests: a CMDB host id
     /// (`"101"`), `"<bk_cloud_id>:<ip>"` (IPv4, e.g. `"0:10.0.0.1"`), or one of
     /// [`LOCAL_HOST_NAMES`] for the agent itself. The error says what was wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, HostParseError> {
         let text = text.trim();
         if let Ok(id) = text.parse::<u64>() {
             return Ok(Host::by_id(id));
@@ -110,18 +134,16 @@ impl Host {
             return Ok(Host::localhost());
         }
         let Some((cloud, ip)) = text.split_once(':') else {
-            return Err(format!(
-                "`{text}` is neither a host id nor \"<bk_cloud_id>:<ip>\""
-            ));
+            return Err(HostParseError::Shape(text.to_owned()));
         };
-        let cloud: u64 = cloud
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{cloud}` in `{text}` is not a bk_cloud_id"))?;
-        let ip: std::net::Ipv4Addr = ip
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{ip}` in `{text}` is not an IPv4 address"))?;
+        let cloud: u64 = cloud.trim().parse().map_err(|_| HostParseError::CloudId {
+            cloud: cloud.to_owned(),
+            text: text.to_owned(),
+        })?;
+        let ip: std::net::Ipv4Addr = ip.trim().parse().map_err(|_| HostParseError::Ip {
+            ip: ip.to_owned(),
+            text: text.to_owned(),
+        })?;
         Ok(Host::by_ip(cloud, ip.to_string()))
     }
 
@@ -523,16 +545,19 @@ mod tests {
         assert!(
             Host::parse("0:999.1.1.1")
                 .unwrap_err()
+                .to_string()
                 .contains("not an IPv4 address")
         );
         assert!(
             Host::parse("x:10.0.0.1")
                 .unwrap_err()
+                .to_string()
                 .contains("not a bk_cloud_id")
         );
         assert!(
             Host::parse("10.0.0.1")
                 .unwrap_err()
+                .to_string()
                 .contains("neither a host id")
         );
     }

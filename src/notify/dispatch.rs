@@ -73,7 +73,7 @@ impl Dispatcher {
         redactor: Arc<crate::alert::Redactor>,
         stop: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, super::BuildError> {
         let known: Vec<String> = config.receivers.keys().cloned().collect();
         match store.reject_orphans(&known, crate::time::now_ms()).await {
             Ok(0) => {}
@@ -85,8 +85,10 @@ impl Dispatcher {
         }
         let mut wakers = Vec::new();
         for receiver in config.receivers.values() {
-            let notifier =
-                super::build(receiver).map_err(|e| format!("receiver {}: {e}", receiver.name))?;
+            let notifier = super::build(receiver).map_err(|e| super::BuildError::Receiver {
+                name: receiver.name.clone(),
+                source: Box::new(e),
+            })?;
             let wake = Arc::new(Notify::new());
             wakers.push(wake.clone());
             let worker = Worker {

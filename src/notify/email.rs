@@ -10,6 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::ExposeSecret as _;
 
+use super::BuildError;
 use super::{Delivery, Notifier};
 use crate::alert::render::{BodyStyle, NotificationView, Renderer};
 use crate::config::{ReceiverConfig, ReceiverKind, SmtpTls};
@@ -24,7 +25,7 @@ pub struct Email {
 
 impl Email {
     /// From a validated `type = "email"` receiver.
-    pub fn new(receiver: &ReceiverConfig) -> Result<Self, String> {
+    pub fn new(receiver: &ReceiverConfig) -> Result<Self, BuildError> {
         let ReceiverKind::Email {
             smtp_host,
             smtp_port,
@@ -35,7 +36,7 @@ impl Email {
             to,
         } = &receiver.kind
         else {
-            return Err("not an email receiver".into());
+            return Err(BuildError::Kind("email"));
         };
         crate::tls::install_crypto_provider();
         let builder = match tls {
@@ -43,9 +44,18 @@ impl Email {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host.as_str())
             }
             SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(smtp_host)
-                .map_err(|e| format!("SMTP {smtp_host}: {e}"))?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(smtp_host)
-                .map_err(|e| format!("SMTP {smtp_host}: {e}"))?,
+                .map_err(|source| BuildError::Smtp {
+                    host: smtp_host.clone(),
+                    source,
+                })?,
+            SmtpTls::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(smtp_host).map_err(|source| {
+                    BuildError::Smtp {
+                        host: smtp_host.clone(),
+                        source,
+                    }
+                })?
+            }
         };
         let mut builder = builder.port(*smtp_port).timeout(Some(receiver.timeout));
         if let Some(user) = username {
@@ -55,7 +65,12 @@ impl Email {
                 .unwrap_or_default();
             builder = builder.credentials(Credentials::new(user.clone(), pass));
         }
-        let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("`{a}`: {e}"));
+        let parse = |a: &str| {
+            a.parse::<Mailbox>().map_err(|source| BuildError::Address {
+                address: a.to_owned(),
+                source,
+            })
+        };
         Ok(Email {
             transport: builder.build(),
             from: parse(from)?,
@@ -80,7 +95,7 @@ impl Notifier for Email {
     async fn notify(&self, view: &NotificationView) -> Delivery {
         let rendered = match self.renderer.render(view) {
             Ok(r) => r,
-            Err(e) => return Delivery::Rejected(e),
+            Err(e) => return Delivery::Rejected(e.to_string()),
         };
         let mut builder = Message::builder()
             .from(self.from.clone())

@@ -10,13 +10,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::Delivery;
 
 /// A client with the receiver's time limit.
-pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, super::BuildError> {
     crate::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+        .map_err(super::BuildError::Client)
 }
 
 /// An HTTP answer: status and body (at most 64 KiB of it, lossily decoded).
@@ -101,7 +101,7 @@ impl Robot {
         url: SecretString,
         secret: Option<SecretString>,
         receiver: &crate::config::ReceiverConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::BuildError> {
         Ok(Robot {
             client,
             url,
@@ -118,7 +118,9 @@ impl Robot {
         &self,
         view: &crate::alert::render::NotificationView,
     ) -> Result<crate::alert::render::Rendered, Delivery> {
-        self.renderer.render(view).map_err(Delivery::Rejected)
+        self.renderer
+            .render(view)
+            .map_err(|e| Delivery::Rejected(e.to_string()))
     }
 
     /// POSTs `body` as JSON to `url` (the robot's own, or a signed variant of it). The HTTP

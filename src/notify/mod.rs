@@ -69,8 +69,49 @@ fn cut_bytes(text: &str, max: usize) -> String {
     format!("{}\n… (cut)", &text[..end])
 }
 
+/// Why a receiver's notifier could not be built (at start).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The HTTP client (TLS stack) could not start.
+    #[error("cannot build an HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The SMTP relay's TLS settings could not be prepared.
+    #[error("SMTP {host}: {source}")]
+    Smtp {
+        /// The SMTP server.
+        host: String,
+        /// lettre's words.
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    /// An address does not parse (validation checks them first).
+    #[error("`{address}` is not an email address: {source}")]
+    Address {
+        /// As configured.
+        address: String,
+        /// lettre's words.
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    /// A template does not compile.
+    #[error(transparent)]
+    Template(#[from] crate::alert::render::TemplateError),
+    /// A notifier was built from a receiver of another kind.
+    #[error("not a {0} receiver")]
+    Kind(&'static str),
+    /// One receiver failed (named).
+    #[error("receiver {name}: {source}")]
+    Receiver {
+        /// The receiver.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<BuildError>,
+    },
+}
+
 /// Builds the notifier of a receiver.
-pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, String> {
+pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, BuildError> {
     use std::sync::Arc;
     let client = || http::client(receiver.timeout);
     Ok(match &receiver.kind {

@@ -114,9 +114,9 @@ impl PlatformError {
 /// submitted after a crash; one with it is reconciled, never submitted again.
 #[async_trait]
 pub trait SubmitGate: Send + Sync {
-    /// Called once per endpoint attempt, right before the request is sent. `Err(why)` keeps
+    /// Called once per endpoint attempt, right before the request is sent. An error keeps
     /// the request from leaving.
-    async fn leaving(&self) -> Result<(), String>;
+    async fn leaving(&self) -> Result<(), GateClosed>;
 }
 
 /// A gate that records nothing (tests, tools).
@@ -124,13 +124,18 @@ pub struct NoGate;
 
 #[async_trait]
 impl SubmitGate for NoGate {
-    async fn leaving(&self) -> Result<(), String> {
+    async fn leaving(&self) -> Result<(), GateClosed> {
         Ok(())
     }
 }
 
+/// Why a [`SubmitGate`] kept a submit from leaving (the caller's words, e.g. the store's error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GateClosed(pub String);
+
 /// The error a submit returns when its gate refused to let it leave: nothing was sent.
-pub fn gate_refused(api: &'static str, why: &str) -> PlatformError {
+pub fn gate_refused(api: &'static str, why: &GateClosed) -> PlatformError {
     PlatformError::transient(api, format!("not sent: {why}"))
 }
 

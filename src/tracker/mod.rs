@@ -449,7 +449,7 @@ impl<'a> MarkSubmitting<'a> {
 
 #[async_trait::async_trait]
 impl SubmitGate for MarkSubmitting<'_> {
-    async fn leaving(&self) -> Result<(), String> {
+    async fn leaving(&self) -> Result<(), crate::platform::GateClosed> {
         if self.marked() {
             return Ok(());
         }
@@ -464,7 +464,9 @@ impl SubmitGate for MarkSubmitting<'_> {
                     error: &e,
                 }
                 .emit();
-                Err(format!("the submit could not be recorded first ({e})"))
+                Err(crate::platform::GateClosed(format!(
+                    "the submit could not be recorded first ({e})"
+                )))
             }
         }
     }

@@ -285,7 +285,7 @@ pub(super) fn validate_receiver(
         if let Some(text) = text
             && let Err(e) = crate::config::templates::check_template(text)
         {
-            issues.add(format!("{key}.templates.{field}"), e);
+            issues.add(format!("{key}.templates.{field}"), e.to_string());
         }
     }
     let secret_url = |issues: &mut Issues| -> Option<SecretString> {
