@@ -34,12 +34,12 @@ pub struct ErrorDetail {
 }
 
 /// At most this many characters of a message (echoed input included).
-pub(super) const MESSAGE_MAX_CHARS: usize = 500;
+pub const MESSAGE_MAX_CHARS: usize = 500;
 
 /// At most this many characters of one piece of echoed input.
-pub(super) const ECHO_MAX_CHARS: usize = 64;
+pub const ECHO_MAX_CHARS: usize = 64;
 
-/// `text` as it may be echoed back: at most [`ECHO_MAX_CHARS`] characters, then `…`.
+/// `text` as it may be echoed back: at most `ECHO_MAX_CHARS` (64) characters, then `…`.
 pub fn clip(text: &str) -> String {
     let mut chars = text.chars();
     let mut out: String = chars.by_ref().take(ECHO_MAX_CHARS).collect();

@@ -10,7 +10,7 @@ use super::Runner;
 use crate::store::{Pruned, Store, StoreError};
 
 /// How often retention runs.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Rows per batch and table.
 const BATCH: u32 = 500;

@@ -5,6 +5,15 @@
 //!
 //! Raw platform codes are always kept next to their normalized form, so nothing the platform
 //! said is lost in translation (DESIGN.md §4).
+//!
+//! **One type per stage that truly differs** (STYLE.md #14). Hosts: [`Host`] (identity),
+//! [`HostStatus`] (what the platform said of it in one answer), `tracker::TrackedHost`
+//! (identity and latest status while following), [`report::HostReport`] (what is stored and
+//! shown, with its log), [`alert::HostLine`] (a row of an alert's host table, as receivers get
+//! it), `tracker::detect::HostView` (what the detectors read). Delivery outcomes:
+//! [`outbox::Delivery`] (how one attempt ended, with its reason), [`outbox::OutboxState`]
+//! (where a stored notification stands), `store::Finish` (what to store after an attempt,
+//! with the next due time).
 
 pub mod alert;
 pub mod condition;

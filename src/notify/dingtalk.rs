@@ -19,7 +19,7 @@ const RETRY_CODES: [i64; 2] = [-1, 130101];
 /// A DingTalk robot.
 pub struct Dingtalk(pub(super) Robot);
 
-/// DingTalk's sign: base64(HMAC-SHA256(key = secret, message = "<timestamp_ms>\n<secret>")).
+/// DingTalk's sign: base64(HMAC-SHA256(key = secret, message = "`<timestamp_ms>\n<secret>`")).
 pub fn sign(secret: &str, timestamp_ms: i64) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{timestamp_ms}\n{secret}").as_bytes());

@@ -22,7 +22,7 @@ const RETRY_CODES: [i64; 3] = [11232, 230020, 2200];
 /// A Feishu bot.
 pub struct Feishu(pub(super) Robot);
 
-/// Feishu's sign: base64(HMAC-SHA256(key = "<timestamp_s>\n<secret>", message = empty)).
+/// Feishu's sign: base64(HMAC-SHA256(key = "`<timestamp_s>\n<secret>`", message = empty)).
 pub fn sign(secret: &str, timestamp_s: i64) -> String {
     let key = format!("{timestamp_s}\n{secret}");
     let mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");

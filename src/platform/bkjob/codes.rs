@@ -3,7 +3,7 @@
 //! classification of envelope error codes (API.md §2.4).
 //!
 //! An unknown code is never a panic and never a success: it gets a generated label, the
-//! `unknown` outcome, and an [`UnknownStatusCode`](crate::internal_events::UnknownStatusCode)
+//! `unknown` outcome, and an [`crate::internal_events::UnknownStatusCode`]
 //! event that logs and counts it.
 
 use crate::internal_events::{StatusTable, UnknownStatusCode};
