@@ -12,6 +12,15 @@ use crate::config::Config;
 use crate::daemon::{Runner, listening_line};
 use crate::store::{Store, StoreError};
 
+/// Loads the configuration as jobwatch runs it: [`crate::config::load_checked`] with every
+/// receiver type checking its own settings ([`crate::notify::check_receiver`]).
+pub fn load_config(
+    path: Option<&std::path::Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, crate::config::ConfigError> {
+    crate::config::load_checked(path, env, crate::notify::check_receiver)
+}
+
 /// Why the daemon could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -92,7 +92,7 @@ fn init_logging(default: &str, format: config::LogFormat) {
 /// Loads the configuration; once it is read, logging starts with its format (a refused
 /// configuration is told on stderr, plainly).
 fn load(path: Option<&PathBuf>, default_level: &str) -> Result<Config, ExitCode> {
-    match config::load(path.map(PathBuf::as_path), std::env::vars()) {
+    match jobwatch::app::load_config(path.map(PathBuf::as_path), std::env::vars()) {
         Ok(c) => {
             init_logging(default_level, c.agent.log_format);
             Ok(c)

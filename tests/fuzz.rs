@@ -191,7 +191,7 @@ fn read_config(text: &str, env: Vec<(String, String)>) {
     let secret_given = text
         .lines()
         .any(|l| l == "app_secret = \"Sekr3t-Fuzz\"" || l == "token = \"Sekr3t-Fuzz\"");
-    match jobwatch::config::load_text(text, "fuzz", env) {
+    match jobwatch::config::load_text_checked(text, "fuzz", env, jobwatch::notify::check_receiver) {
         Ok(_) => {}
         Err(jobwatch::config::ConfigError::Invalid { issues, .. }) => {
             assert!(!issues.is_empty());
@@ -216,6 +216,7 @@ fn the_config_reader_takes_mutated_and_arbitrary_text() {
         );
     let bases: Vec<Vec<u8>> = vec![
         example.into_bytes(),
+        b"[alerts.receivers.m]\ntype = \"email\"\nsmtp_host = \"smtp.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\ntls = \"tls\"\n[alerts.receivers.h]\ntype = \"webhook\"\nurl = \"https://h.example.com/x\"\nsecret = \"s\"\n[alerts.receivers.a]\ntype = \"alertmanager\"\nurls = [\"http://am:9093\"]\nresend_delay = \"1m\"\n[alerts.receivers.d]\ntype = \"dingtalk\"\nurl = \"https://d.example.com/\"\n[alerts.receivers.d.templates]\ntitle = \"{{ status }}\"\n[[alerts.routes]]\nreceiver = \"h\"\n".to_vec(),
         b"[api]\ntoken = \"Sekr3t-Fuzz\"\n[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n[platforms.local]\nkind = \"local\"\n".to_vec(),
     ];
     let texts = proptest::sample::select(bases)

@@ -2,11 +2,11 @@
 //! that answers what the real service answers, each receiver must classify every answer
 //! right (delivered / errored = retry / rejected), send its documented request (signatures
 //! included), and never show its secrets (tokens in URLs, sign keys) in an error.
-//! A new receiver is a new file in `src/notify/` plus one `Case` here.
+//! A new receiver is a new file in `src/notify/` (its settings, their check, its request and
+//! its answers), its line in `notify::Settings`, and one `Case` here.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,10 +14,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine as _;
 use jobwatch::alert::render::NotificationView;
 use jobwatch::alert::{Alert, AlertCause, AlertStatus, HostLine, LogTailView};
-use jobwatch::config::{ReceiverConfig, ReceiverKind, Templates};
+use jobwatch::config::ReceiverConfig;
 use jobwatch::model::{ExecutionState, HostOutcome};
 use jobwatch::notify::{self, Delivery};
-use secrecy::SecretString;
 
 const URL_TOKEN: &str = "tok3n-in-the-URL-5f2a";
 const SIGN_SECRET: &str = "SECsign-secret-7c1e";
@@ -105,30 +104,26 @@ fn alert(status: AlertStatus) -> Alert {
     }
 }
 
-fn receiver(kind: ReceiverKind) -> ReceiverConfig {
-    ReceiverConfig {
-        name: "r".into(),
-        kind,
-        send_resolved: true,
-        timeout: Duration::from_secs(3),
-        retry_for: Duration::from_secs(3600),
-        templates: Templates::default(),
-    }
+/// The receiver `r` as a user configures it, read and checked as jobwatch does: `fields` is
+/// the rest of its table (`type = …` and the type's own settings).
+fn receiver(fields: String) -> ReceiverConfig {
+    let text = format!("[alerts.receivers.r]\ntimeout = \"3s\"\nretry_for = \"1h\"\n{fields}\n");
+    let config =
+        jobwatch::config::load_text_checked(&text, "test", Vec::new(), notify::check_receiver)
+            .unwrap();
+    config.alerts.receivers["r"].clone()
 }
 
 /// One receiver type: how to build it against `base`, the answers it must classify, and
 /// what its request must look like.
 struct Case {
     name: &'static str,
-    build: fn(&str) -> ReceiverKind,
+    /// The receiver's table (after `[alerts.receivers.r]`) against `base`.
+    build: fn(&str) -> String,
     ok: (u16, &'static str),
     /// (HTTP status, body, expected result).
     answers: Vec<(u16, &'static str, &'static str)>,
     check_request: fn(&Uri, &HeaderMap, &serde_json::Value, &[u8]),
-}
-
-fn secret_url(base: &str, path: &str) -> SecretString {
-    SecretString::from(format!("{base}{path}"))
 }
 
 fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
@@ -151,9 +146,10 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "webhook",
-            build: |base| ReceiverKind::Webhook {
-                url: secret_url(base, &format!("/hook?token={URL_TOKEN}")),
-                secret: Some(SecretString::from(SIGN_SECRET)),
+            build: |base| {
+                format!(
+                    "type = \"webhook\"\nurl = \"{base}/hook?token={URL_TOKEN}\"\nsecret = \"{SIGN_SECRET}\""
+                )
             },
             ok: (200, ""),
             answers: http_only.clone(),
@@ -182,11 +178,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "alertmanager",
-            build: |base| ReceiverKind::Alertmanager {
-                urls: vec![base.parse().unwrap()],
-                resend_delay: Duration::from_secs(60),
-                resolve_resend: Duration::from_secs(300),
-            },
+            build: |base| format!("type = \"alertmanager\"\nurls = [\"{base}\"]"),
             ok: (200, ""),
             answers: http_only.clone(),
             check_request: |uri, _, body, _| {
@@ -211,8 +203,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "wecom",
-            build: |base| ReceiverKind::Wecom {
-                url: secret_url(base, &format!("/cgi-bin/webhook/send?key={URL_TOKEN}")),
+            build: |base| {
+                format!("type = \"wecom\"\nurl = \"{base}/cgi-bin/webhook/send?key={URL_TOKEN}\"")
             },
             ok: (200, r#"{"errcode":0,"errmsg":"ok"}"#),
             answers: {
@@ -245,9 +237,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "dingtalk",
-            build: |base| ReceiverKind::Dingtalk {
-                url: secret_url(base, &format!("/robot/send?access_token={URL_TOKEN}")),
-                secret: Some(SecretString::from(SIGN_SECRET)),
+            build: |base| {
+                format!(
+                    "type = \"dingtalk\"\nurl = \"{base}/robot/send?access_token={URL_TOKEN}\"\nsecret = \"{SIGN_SECRET}\""
+                )
             },
             ok: (200, r#"{"errcode":0,"errmsg":"ok"}"#),
             answers: {
@@ -300,9 +293,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "feishu",
-            build: |base| ReceiverKind::Feishu {
-                url: secret_url(base, &format!("/open-apis/bot/v2/hook/{URL_TOKEN}")),
-                secret: Some(SecretString::from(SIGN_SECRET)),
+            build: |base| {
+                format!(
+                    "type = \"feishu\"\nurl = \"{base}/open-apis/bot/v2/hook/{URL_TOKEN}\"\nsecret = \"{SIGN_SECRET}\""
+                )
             },
             ok: (200, r#"{"code":0,"msg":"success","data":{}}"#),
             answers: {
@@ -330,8 +324,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "slack",
-            build: |base| ReceiverKind::Slack {
-                url: secret_url(base, &format!("/services/T000/B000/{URL_TOKEN}")),
+            build: |base| {
+                format!("type = \"slack\"\nurl = \"{base}/services/T000/B000/{URL_TOKEN}\"")
             },
             ok: (200, "ok"),
             answers: {

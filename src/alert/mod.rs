@@ -45,11 +45,17 @@ pub struct Alerting {
 }
 
 impl Alerting {
-    /// From a validated configuration.
+    /// From a validated configuration, masking the platforms' and the API's secrets.
     pub fn new(config: &Config) -> Self {
+        Self::with_secrets(config, Vec::new())
+    }
+
+    /// From a validated configuration, also masking `secrets` (the receivers': the daemon
+    /// passes `notify::secrets`).
+    pub fn with_secrets(config: &Config, secrets: Vec<String>) -> Self {
         Alerting {
             config: config.alerts.clone(),
-            redactor: Arc::new(Redactor::new(config)),
+            redactor: Arc::new(Redactor::new(config, secrets)),
         }
     }
 

@@ -36,13 +36,13 @@ mod tests;
 mod validate;
 
 pub use self::alerts::{
-    AlertsConfig, Matcher, ReceiverConfig, ReceiverKind, RouteConfig, RuleConfig, SmtpTls,
-    Templates, builtin_redactions,
+    AlertsConfig, Matcher, ReceiverCheck, ReceiverConfig, RouteConfig, RuleConfig, Templates,
+    builtin_redactions, no_receiver_check,
 };
+pub use self::issues::Issues;
 
 use self::bkjob::{BkJobSettings, Door, FlowSettings};
 use self::checks::*;
-use self::issues::Issues;
 use self::platforms::*;
 use self::policy::{DetectPolicy, FailWhen, OnDeadline, PollPolicy};
 use self::raw::*;
@@ -247,10 +247,12 @@ fn list(issues: &[ConfigIssue]) -> String {
 }
 
 /// Loads `path` (or the embedded sample when `None`) with environment overrides from `env`
-/// (normally `std::env::vars()`), then validates and builds it.
-pub fn load(
+/// (normally `std::env::vars()`), then validates and builds it; receivers' own settings are
+/// checked by `check` (the application passes `crate::notify::check_receiver`).
+pub fn load_checked(
     path: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
+    check: ReceiverCheck,
 ) -> Result<Config, ConfigError> {
     let source_name = path.map_or_else(
         || "embedded default".to_owned(),
@@ -263,17 +265,35 @@ pub fn load(
         })?,
         None => EMBEDDED_DEFAULT.to_owned(),
     };
-    load_text(&text, &source_name, env)
+    load_text_checked(&text, &source_name, env, check)
+}
+
+/// [`load_checked`] without checking the receivers' own settings.
+pub fn load(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    load_checked(path, env, no_receiver_check)
+}
+
+/// [`load_text_checked`] without checking the receivers' own settings.
+pub fn load_text(
+    text: &str,
+    source_name: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    load_text_checked(text, source_name, env, no_receiver_check)
 }
 
 /// Like [`load`], from TOML `text`; `source_name` names it in errors. Every problem is
 /// reported at once: a TOML syntax error (by position, never quoting the line), each unknown
 /// key and wrong type (by full key, naming the environment variable it came from), then every
-/// value problem.
-pub fn load_text(
+/// value problem (receivers' own settings through `check`).
+pub fn load_text_checked(
     text: &str,
     source_name: &str,
     env: impl IntoIterator<Item = (String, String)>,
+    check: ReceiverCheck,
 ) -> Result<Config, ConfigError> {
     let invalid = |issues| ConfigError::Invalid {
         source_name: source_name.to_owned(),
@@ -286,7 +306,7 @@ pub fn load_text(
     let Some(raw) = raw else {
         return Err(invalid(shape_issues));
     };
-    match validate(raw) {
+    match validate(raw, check) {
         Ok(config) if shape_issues.is_empty() => Ok(config),
         Ok(_) => Err(invalid(shape_issues)),
         Err(value_issues) => {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
+pub(super) fn validate(raw: RawConfig, check: ReceiverCheck) -> Result<Config, Vec<ConfigIssue>> {
     let mut issues = Issues::default();
     let mut platforms = BTreeMap::new();
     for (name, p) in &raw.platforms {
@@ -39,7 +39,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigIssue>> {
     }
     let store = StoreConfig { retention };
     let api = validate_api(&mut issues, &raw.api);
-    let alerts = alerts::validate(&mut issues, &raw.alerts);
+    let alerts = alerts::validate(&mut issues, &raw.alerts, check);
     match api {
         Some(api) if issues.0.is_empty() => Ok(Config {
             platforms,

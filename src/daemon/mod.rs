@@ -98,7 +98,7 @@ impl Runner {
             stop: CancellationToken::new(),
             accepting: AtomicBool::new(true),
             active: Mutex::default(),
-            alerting: Alerting::new(&config),
+            alerting: Alerting::with_secrets(&config, crate::notify::secrets(&config)),
             dispatcher: OnceLock::new(),
             checks: config
                 .checks

@@ -21,6 +21,64 @@ use crate::alert::AlertStatus;
 use crate::alert::render::NotificationView;
 use crate::time::rfc3339_ms;
 
+/// `type = "alertmanager"`: `urls`, `resend_delay` (default 1m), `resolve_resend` (default 5m).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    urls: Option<Vec<String>>,
+    #[serde(default, with = "humantime_serde")]
+    resend_delay: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    resolve_resend: Option<Duration>,
+}
+
+/// An Alertmanager receiver's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Every Alertmanager of the cluster (each gets every alert).
+    pub urls: Vec<Url>,
+    /// Firing alerts are re-pushed this often (`endsAt` = 4 × this ahead).
+    pub resend_delay: Duration,
+    /// Resolved alerts are re-pushed for this long after they resolve.
+    pub resolve_resend: Duration,
+}
+
+impl Settings {
+    /// Reads and checks them (no templates: Alertmanager renders its own).
+    pub fn read(
+        receiver: &crate::config::ReceiverConfig,
+        issues: &mut crate::config::Issues,
+    ) -> Option<Self> {
+        let key = receiver.key();
+        let raw: Raw = super::read_settings(receiver, issues, &[])?;
+        let mut urls = Vec::new();
+        match &raw.urls {
+            Some(list) if !list.is_empty() => {
+                for (i, u) in list.iter().enumerate() {
+                    if let Some(u) = issues.http_url(format!("{key}.urls[{i}]"), u) {
+                        urls.push(u);
+                    }
+                }
+            }
+            _ => issues.add(
+                format!("{key}.urls"),
+                "required: the Alertmanager base URLs, e.g. [\"http://alertmanager:9093\"]",
+            ),
+        }
+        let resend_delay = issues.positive(
+            format!("{key}.resend_delay"),
+            raw.resend_delay,
+            Duration::from_secs(60),
+        );
+        let resolve_resend = raw.resolve_resend.unwrap_or(Duration::from_secs(300));
+        (!urls.is_empty()).then_some(Settings {
+            urls,
+            resend_delay,
+            resolve_resend,
+        })
+    }
+}
+
 /// An Alertmanager receiver.
 pub struct Alertmanager {
     client: reqwest::Client,

@@ -85,17 +85,29 @@ impl Dispatcher {
         }
         let mut wakers = Vec::new();
         for receiver in config.receivers.values() {
-            let notifier = super::build(receiver).map_err(|e| super::BuildError::Receiver {
+            let named = |e| super::BuildError::Receiver {
                 name: receiver.name.clone(),
                 source: Box::new(e),
+            };
+            let mut issues = crate::config::Issues::default();
+            let settings = super::Settings::read(receiver, &mut issues).ok_or_else(|| {
+                named(super::BuildError::Settings(
+                    issues
+                        .into_vec()
+                        .into_iter()
+                        .map(|i| format!("{}: {}", i.key, i.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ))
             })?;
+            let notifier = settings.build(receiver).map_err(named)?;
             let wake = Arc::new(Notify::new());
             wakers.push(wake.clone());
             let worker = Worker {
                 name: receiver.name.clone(),
                 notifier,
                 store: store.clone(),
-                resend: Resend::of(receiver),
+                resend: settings.resend(),
                 retry_for_ms: receiver.retry_for.as_millis() as i64,
                 // A notifier bounds each request by the receiver's timeout; this bounds the
                 // whole attempt (Alertmanager: one request per URL).

@@ -13,7 +13,128 @@ use secrecy::ExposeSecret as _;
 use super::BuildError;
 use super::{Delivery, Notifier};
 use crate::alert::render::{BodyStyle, NotificationView, Renderer};
-use crate::config::{ReceiverConfig, ReceiverKind, SmtpTls};
+use crate::config::{Issues, ReceiverConfig};
+use secrecy::SecretString;
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (port 25, local relays).
+    None,
+    /// Plain connection upgraded with STARTTLS (port 587; required).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `type = "email"` as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    tls: Option<String>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    password_file: Option<std::path::PathBuf>,
+    /// With `tls = "none"`: send the login over the unencrypted connection anyway (default
+    /// false: refused).
+    allow_plaintext_auth: Option<bool>,
+    from: Option<String>,
+    to: Option<Vec<String>>,
+}
+
+/// An email receiver's settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// SMTP server.
+    pub smtp_host: String,
+    /// Port (default by `tls`: 25, 587, 465).
+    pub smtp_port: u16,
+    /// Security.
+    pub tls: SmtpTls,
+    /// Login.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<SecretString>,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+impl Settings {
+    /// Reads and checks them (templates: title, body, html).
+    pub fn read(receiver: &ReceiverConfig, issues: &mut Issues) -> Option<Self> {
+        let key = receiver.key();
+        let r: Raw = super::read_settings(receiver, issues, &["title", "body", "html"])?;
+        let before = issues.count();
+        let tls = match r.tls.as_deref().unwrap_or("starttls") {
+            "none" => Some(SmtpTls::None),
+            "starttls" => Some(SmtpTls::StartTls),
+            "tls" => Some(SmtpTls::Tls),
+            other => {
+                issues.add(
+                    format!("{key}.tls"),
+                    format!("`{other}`: use \"none\", \"starttls\" or \"tls\""),
+                );
+                None
+            }
+        };
+        let smtp_host = issues.non_empty(format!("{key}.smtp_host"), &r.smtp_host);
+        let from = issues.non_empty(format!("{key}.from"), &r.from);
+        if let Some(f) = &from
+            && f.parse::<Mailbox>().is_err()
+        {
+            issues.add(
+                format!("{key}.from"),
+                format!("`{f}` is not an email address"),
+            );
+        }
+        let to = r.to.clone().unwrap_or_default();
+        if to.is_empty() {
+            issues.add(format!("{key}.to"), "required: a list of addresses");
+        }
+        for (i, t) in to.iter().enumerate() {
+            if t.parse::<Mailbox>().is_err() {
+                issues.add(
+                    format!("{key}.to[{i}]"),
+                    format!("`{t}` is not an email address"),
+                );
+            }
+        }
+        let password = issues.secret(&key, "password", &r.password, &r.password_file);
+        if password.is_some() && r.username.is_none() {
+            issues.add(format!("{key}.username"), "required with a password");
+        }
+        if tls == Some(SmtpTls::None)
+            && (password.is_some() || r.password.is_some() || r.password_file.is_some())
+            && r.allow_plaintext_auth != Some(true)
+        {
+            issues.add(
+                format!("{key}.tls"),
+                "\"none\" would send the SMTP password unencrypted: use \"starttls\" or \"tls\", or set allow_plaintext_auth = true",
+            );
+        }
+        if issues.count() != before {
+            return None;
+        }
+        let tls = tls?;
+        Some(Settings {
+            smtp_host: smtp_host?,
+            smtp_port: r.smtp_port.unwrap_or(match tls {
+                SmtpTls::None => 25,
+                SmtpTls::StartTls => 587,
+                SmtpTls::Tls => 465,
+            }),
+            tls,
+            username: r.username,
+            password,
+            from: from?,
+            to,
+        })
+    }
+}
 
 /// An email receiver.
 pub struct Email {
@@ -24,9 +145,9 @@ pub struct Email {
 }
 
 impl Email {
-    /// From a validated `type = "email"` receiver.
-    pub fn new(receiver: &ReceiverConfig) -> Result<Self, BuildError> {
-        let ReceiverKind::Email {
+    /// From a receiver and its checked settings.
+    pub fn new(receiver: &ReceiverConfig, settings: &Settings) -> Result<Self, BuildError> {
+        let Settings {
             smtp_host,
             smtp_port,
             tls,
@@ -34,10 +155,7 @@ impl Email {
             password,
             from,
             to,
-        } = &receiver.kind
-        else {
-            return Err(BuildError::Kind("email"));
-        };
+        } = settings;
         crate::tls::install_crypto_provider();
         let builder = match tls {
             SmtpTls::None => {

@@ -95,17 +95,77 @@ pub(super) struct Robot {
     renderer: crate::alert::render::Renderer,
 }
 
+/// A chat robot's settings: its webhook URL (a secret: it carries the token) and, for the
+/// robots that sign (DingTalk, Feishu), the signing secret.
+#[derive(Clone)]
+pub struct RobotSettings {
+    /// The robot's URL.
+    pub url: SecretString,
+    /// The signing secret, if the robot signs.
+    pub secret: Option<SecretString>,
+}
+
+/// Whether a robot type signs its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// `secret` is a setting (DingTalk, Feishu).
+    Yes,
+    /// `secret` is not a setting (WeCom, Slack).
+    No,
+}
+
+/// `url` / `url_file` (robots that do not sign).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUrl {
+    url: Option<SecretString>,
+    url_file: Option<std::path::PathBuf>,
+}
+
+/// `url` / `url_file` and `secret` / `secret_file` (robots that sign).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigned {
+    url: Option<SecretString>,
+    url_file: Option<std::path::PathBuf>,
+    secret: Option<SecretString>,
+    secret_file: Option<std::path::PathBuf>,
+}
+
+impl RobotSettings {
+    /// Reads and checks a robot receiver's settings (templates: title and body).
+    pub fn read(
+        receiver: &crate::config::ReceiverConfig,
+        issues: &mut crate::config::Issues,
+        signing: Signing,
+    ) -> Option<Self> {
+        const TEMPLATES: &[&str] = &["title", "body"];
+        let (url, url_file, secret, secret_file) = match signing {
+            Signing::No => {
+                let raw: RawUrl = super::read_settings(receiver, issues, TEMPLATES)?;
+                (raw.url, raw.url_file, None, None)
+            }
+            Signing::Yes => {
+                let raw: RawSigned = super::read_settings(receiver, issues, TEMPLATES)?;
+                (raw.url, raw.url_file, raw.secret, raw.secret_file)
+            }
+        };
+        let url = super::secret_url(receiver, issues, &url, &url_file);
+        let secret = issues.secret(&receiver.key(), "secret", &secret, &secret_file);
+        Some(RobotSettings { url: url?, secret })
+    }
+}
+
 impl Robot {
     pub fn new(
         client: reqwest::Client,
-        url: SecretString,
-        secret: Option<SecretString>,
+        settings: &RobotSettings,
         receiver: &crate::config::ReceiverConfig,
     ) -> Result<Self, super::BuildError> {
         Ok(Robot {
             client,
-            url,
-            secret,
+            url: settings.url.clone(),
+            secret: settings.secret.clone(),
             renderer: crate::alert::render::Renderer::new(
                 &receiver.templates,
                 crate::alert::render::BodyStyle::Markdown,

@@ -39,6 +39,39 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// `type = "webhook"`: `url` (or `url_file`) and the optional HMAC `secret` (or
+/// `secret_file`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    url: Option<SecretString>,
+    url_file: Option<std::path::PathBuf>,
+    secret: Option<SecretString>,
+    secret_file: Option<std::path::PathBuf>,
+}
+
+/// A webhook receiver's settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// Endpoint (a secret: it may carry a token).
+    pub url: SecretString,
+    /// HMAC-SHA256 key for `X-Jobwatch-Signature`.
+    pub secret: Option<SecretString>,
+}
+
+impl Settings {
+    /// Reads and checks them (no templates: the body is the notification as JSON).
+    pub fn read(
+        receiver: &crate::config::ReceiverConfig,
+        issues: &mut crate::config::Issues,
+    ) -> Option<Self> {
+        let raw: Raw = super::read_settings(receiver, issues, &[])?;
+        let url = super::secret_url(receiver, issues, &raw.url, &raw.url_file);
+        let secret = issues.secret(&receiver.key(), "secret", &raw.secret, &raw.secret_file);
+        Some(Settings { url: url?, secret })
+    }
+}
+
 /// A webhook receiver.
 pub struct Webhook {
     client: reqwest::Client,

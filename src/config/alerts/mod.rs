@@ -11,7 +11,7 @@ use super::Issues;
 mod receivers;
 
 use self::receivers::{RawReceiver, validate_receiver};
-pub use self::receivers::{ReceiverConfig, ReceiverKind, SmtpTls, Templates};
+pub use self::receivers::{ReceiverCheck, ReceiverConfig, Templates, no_receiver_check};
 use crate::model::alert::{AlertEvent, SEVERITIES};
 
 /// `[alerts]` as written.
@@ -227,7 +227,7 @@ fn compile(
     }
 }
 
-pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts) -> AlertsConfig {
+pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts, check: ReceiverCheck) -> AlertsConfig {
     let mut config = AlertsConfig::default();
     for (i, p) in raw.redact.iter().enumerate() {
         if let Some(re) = compile(issues, format!("alerts.redact[{i}]"), p, false) {
@@ -277,7 +277,7 @@ pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts) -> AlertsConfig {
         });
     }
     for (name, r) in &raw.receivers {
-        if let Some(receiver) = validate_receiver(issues, name, r) {
+        if let Some(receiver) = validate_receiver(issues, name, r, check) {
             config.receivers.insert(name.clone(), receiver);
         }
     }
