@@ -60,6 +60,9 @@ pub struct ExecutionReport {
     pub trigger_code: Option<i64>,
     /// The platform's message when the submit failed.
     pub trigger_message: Option<String>,
+    /// When the submit was let go to the platform (the `submitting` mark), Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_marked_at_ms: Option<i64>,
     /// bk-job `job_instance_id`.
     pub job_instance_id: Option<u64>,
     /// bk-job `step_instance_id`.

@@ -89,17 +89,7 @@ impl Dispatcher {
                 name: receiver.name.clone(),
                 source: Box::new(e),
             };
-            let mut issues = crate::config::Issues::default();
-            let settings = super::Settings::read(receiver, &mut issues).ok_or_else(|| {
-                named(super::BuildError::Settings(
-                    issues
-                        .into_vec()
-                        .into_iter()
-                        .map(|i| format!("{}: {}", i.key, i.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ))
-            })?;
+            let settings = super::Settings::of(receiver).map_err(named)?;
             let notifier = settings.build(receiver).map_err(named)?;
             let wake = Arc::new(Notify::new());
             wakers.push(wake.clone());

@@ -90,6 +90,22 @@ impl Settings {
         }
     }
 
+    /// The receiver's settings when they read, else [`BuildError::Settings`] with every
+    /// problem (at start; the configuration was checked when it was loaded).
+    pub fn of(receiver: &ReceiverConfig) -> Result<Settings, BuildError> {
+        let mut issues = Issues::default();
+        Settings::read(receiver, &mut issues).ok_or_else(|| {
+            BuildError::Settings(
+                issues
+                    .into_vec()
+                    .into_iter()
+                    .map(|i| format!("{}: {}", i.key, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+    }
+
     /// Its secrets (password, URL with its token, signing secret), to mask.
     pub fn secrets(&self) -> Vec<&SecretString> {
         match self {
@@ -288,19 +304,5 @@ pub enum BuildError {
 /// Builds the notifier of a receiver (its settings were checked when the configuration was
 /// loaded; a problem found again here is a [`BuildError::Settings`]).
 pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, BuildError> {
-    let mut issues = Issues::default();
-    match Settings::read(receiver, &mut issues) {
-        Some(settings) => settings.build(receiver),
-        None => Err(BuildError::Settings(
-            issues
-                .into_vec()
-                .into_iter()
-                .map(|i| format!("{}: {}", i.key, i.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )),
-    }
+    Settings::of(receiver)?.build(receiver)
 }
-
-#[cfg(test)]
-mod tests;

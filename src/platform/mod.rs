@@ -169,6 +169,14 @@ pub trait Platform: Send + Sync {
     /// Asks the platform to stop the job. Asynchronous on bk-job: keep polling until finished.
     async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError>;
 
+    /// How long after a submit left it may still create a job on the platform (a request
+    /// the platform took keeps running after the sender is gone): a submit that left is
+    /// resubmitted only if the platform still has no such job this long after it left.
+    /// Default 60 s.
+    fn submit_settle(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
     /// Finds a job created with `task_name` no earlier than `since_ms` (Unix epoch ms), to
     /// reconcile a submit whose answer was lost. `Ok(None)`: the platform has no such job.
     async fn find_job(

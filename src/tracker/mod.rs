@@ -453,7 +453,9 @@ impl SubmitGate for MarkSubmitting<'_> {
         if self.marked() {
             return Ok(());
         }
-        match self.journal.save(&self.marked_report).await {
+        let mut marked = self.marked_report.clone();
+        marked.submit_marked_at_ms = Some(crate::time::now_ms());
+        match self.journal.save(&marked).await {
             Ok(()) => {
                 self.marked.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
@@ -793,15 +795,43 @@ impl<'a> Execution<'a> {
         if report.trigger_status == TriggerStatus::Pending {
             return self.submit_and_follow(report, observer).await;
         }
+        // Marked: the submit was let go at a known time. If the platform has no job even
+        // once that submit can no longer create one, it never did: submit again.
+        let marked_at = (report.trigger_status == TriggerStatus::Submitting)
+            .then_some(report.submit_marked_at_ms.unwrap_or(report.started_at_ms));
         // Whether the submit left is unknown until the platform says.
         if report.trigger_status != TriggerStatus::TriggerUnknown {
             report.trigger_status = TriggerStatus::TriggerUnknown;
             self.save(&report).await;
         }
-        let job = match self
+        let mut found = self
             .reconcile(&report.task_name, report.started_at_ms)
-            .await
-        {
+            .await;
+        if let (Some(None), Some(marked_at)) = (&found, marked_at) {
+            let settled_at = marked_at
+                + i64::try_from(self.platform.submit_settle().as_millis()).unwrap_or(i64::MAX);
+            let wait = Duration::from_millis((settled_at - crate::time::now_ms()).max(0) as u64);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stop.cancelled() => return report,
+                () = self.cancel.cancelled() => return report,
+            }
+            found = self
+                .reconcile(&report.task_name, report.started_at_ms)
+                .await;
+            if let Some(None) = found {
+                tracing::info!(
+                    execution_id = %report.execution_id,
+                    task_name = %report.task_name,
+                    "The submit never reached the platform (no job once it could no longer create one); submitting it now."
+                );
+                report.trigger_status = TriggerStatus::Pending;
+                report.submit_marked_at_ms = None;
+                self.save(&report).await;
+                return self.submit_and_follow(report, observer).await;
+            }
+        }
+        let job = match found {
             Some(Some(job)) => job,
             Some(None) => {
                 report.trigger_status = TriggerStatus::TriggerFailed;

@@ -56,6 +56,7 @@ impl ExecutionReport {
             trigger_status: TriggerStatus::Pending,
             trigger_code: None,
             trigger_message: None,
+            submit_marked_at_ms: None,
             job_instance_id: None,
             step_instance_id: None,
             job_status: None,

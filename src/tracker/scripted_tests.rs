@@ -725,3 +725,36 @@ async fn a_resumed_pending_execution_is_submitted_and_a_submitting_one_reconcile
     assert_eq!(p.count("fast_execute_script"), 0);
     assert_eq!(p.count("get_job_instance_list"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_marked_submit_the_platform_never_got_is_submitted_again_once_it_could_no_longer_land() {
+    let check = check(PollPolicy::default());
+    // Not found at resume, still not found once the submit could no longer create a job
+    // (the platform's settle time after the mark): it never reached the platform.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.finds.lock().unwrap().extend([Ok(None), Ok(None)]);
+    let execution = Execution::new(&check, "scripted", p.clone());
+    let mut report = execution.new_report();
+    report.trigger_status = TriggerStatus::Submitting;
+    report.submit_marked_at_ms = Some(crate::time::now_ms());
+    let started = Instant::now();
+    let report = execution.resume(report, &mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert_eq!(p.count("get_job_instance_list"), 2);
+    assert_eq!(p.count("fast_execute_script"), 1, "submitted again, once");
+    assert!(
+        p.first("fast_execute_script") - started >= p.submit_settle(),
+        "not before the first submit could no longer land"
+    );
+
+    // Found on the second look (the first submit landed late): adopted, not submitted.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.finds.lock().unwrap().extend([Ok(None), Ok(Some(job()))]);
+    let execution = Execution::new(&check, "scripted", p.clone());
+    let mut report = execution.new_report();
+    report.trigger_status = TriggerStatus::Submitting;
+    report.submit_marked_at_ms = Some(crate::time::now_ms());
+    let report = execution.resume(report, &mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert_eq!(p.count("fast_execute_script"), 0);
+}

@@ -191,22 +191,6 @@ pub struct RouteConfig {
     pub continue_matching: bool,
 }
 
-pub(super) fn positive(
-    issues: &mut Issues,
-    key: String,
-    value: Option<Duration>,
-    default: Duration,
-) -> Duration {
-    match value {
-        Some(d) if d.is_zero() => {
-            issues.add(key, "must be more than 0");
-            default
-        }
-        Some(d) => d,
-        None => default,
-    }
-}
-
 fn compile(
     issues: &mut Issues,
     key: String,
@@ -320,14 +304,12 @@ pub(super) fn validate(issues: &mut Issues, raw: &RawAlerts, check: ReceiverChec
             matchers,
             group_by,
             group_wait: r.group_wait.unwrap_or(Duration::from_secs(30)),
-            group_interval: positive(
-                issues,
+            group_interval: issues.positive(
                 format!("{key}.group_interval"),
                 r.group_interval,
                 Duration::from_secs(300),
             ),
-            repeat_interval: positive(
-                issues,
+            repeat_interval: issues.positive(
                 format!("{key}.repeat_interval"),
                 r.repeat_interval,
                 Duration::from_secs(4 * 3600),

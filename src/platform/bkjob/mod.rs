@@ -382,6 +382,12 @@ impl Platform for BkJob {
         Ok(())
     }
 
+    /// The request time limit and 30 s more (the gateway may still be forwarding a request
+    /// this side gave up on).
+    fn submit_settle(&self) -> Duration {
+        self.settings.request_timeout + Duration::from_secs(30)
+    }
+
     async fn find_job(
         &self,
         task_name: &str,
