@@ -428,7 +428,8 @@ static NO_JOURNAL: NoJournal = NoJournal;
 struct MarkSubmitting<'a> {
     journal: &'a dyn Journal,
     marked_report: ExecutionReport,
-    marked: std::sync::atomic::AtomicBool,
+    /// When the mark was saved (Unix ms); 0 until then.
+    marked_at_ms: std::sync::atomic::AtomicI64,
 }
 
 impl<'a> MarkSubmitting<'a> {
@@ -438,26 +439,29 @@ impl<'a> MarkSubmitting<'a> {
         MarkSubmitting {
             journal,
             marked_report,
-            marked: std::sync::atomic::AtomicBool::new(false),
+            marked_at_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
-    fn marked(&self) -> bool {
-        self.marked.load(std::sync::atomic::Ordering::SeqCst)
+    /// When the mark was saved, if it was.
+    fn marked_at(&self) -> Option<i64> {
+        Some(self.marked_at_ms.load(std::sync::atomic::Ordering::SeqCst)).filter(|&t| t > 0)
     }
 }
 
 #[async_trait::async_trait]
 impl SubmitGate for MarkSubmitting<'_> {
     async fn leaving(&self) -> Result<(), crate::platform::GateClosed> {
-        if self.marked() {
+        if self.marked_at().is_some() {
             return Ok(());
         }
         let mut marked = self.marked_report.clone();
-        marked.submit_marked_at_ms = Some(crate::time::now_ms());
+        let now = crate::time::now_ms();
+        marked.submit_marked_at_ms = Some(now);
         match self.journal.save(&marked).await {
             Ok(()) => {
-                self.marked.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.marked_at_ms
+                    .store(now.max(1), std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             }
             Err(e) => {
@@ -721,8 +725,11 @@ impl<'a> Execution<'a> {
         // Boxed: the trigger's retry state lives on the heap only while it runs, so a
         // followed execution at rest stays small (many thousands are at rest at once).
         let outcome = Box::pin(self.trigger(&request, &gate, since_ms, observer)).await;
-        if gate.marked() && report.trigger_status == TriggerStatus::Pending {
-            report.trigger_status = TriggerStatus::Submitting;
+        if let Some(at) = gate.marked_at() {
+            report.submit_marked_at_ms = Some(at);
+            if report.trigger_status == TriggerStatus::Pending {
+                report.trigger_status = TriggerStatus::Submitting;
+            }
         }
         drop(gate);
         let job = match outcome {
@@ -797,8 +804,12 @@ impl<'a> Execution<'a> {
         }
         // Marked: the submit was let go at a known time. If the platform has no job even
         // once that submit can no longer create one, it never did: submit again.
-        let marked_at = (report.trigger_status == TriggerStatus::Submitting)
-            .then_some(report.submit_marked_at_ms.unwrap_or(report.started_at_ms));
+        // (The mark time stays when a resume turns `submitting` into `trigger_unknown`, so a
+        // second restart during the wait still knows it.)
+        let marked_at = report
+            .submit_marked_at_ms
+            .or((report.trigger_status == TriggerStatus::Submitting)
+                .then_some(report.started_at_ms));
         // Whether the submit left is unknown until the platform says.
         if report.trigger_status != TriggerStatus::TriggerUnknown {
             report.trigger_status = TriggerStatus::TriggerUnknown;

@@ -747,6 +747,18 @@ async fn a_marked_submit_the_platform_never_got_is_submitted_again_once_it_could
         "not before the first submit could no longer land"
     );
 
+    // The same after a second restart during the wait: the resume had saved it
+    // `trigger_unknown`, and the mark time still tells.
+    let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
+    p.finds.lock().unwrap().extend([Ok(None), Ok(None)]);
+    let execution = Execution::new(&check, "scripted", p.clone());
+    let mut report = execution.new_report();
+    report.trigger_status = TriggerStatus::TriggerUnknown;
+    report.submit_marked_at_ms = Some(crate::time::now_ms());
+    let report = execution.resume(report, &mut Silent).await;
+    assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
+    assert_eq!(p.count("fast_execute_script"), 1);
+
     // Found on the second look (the first submit landed late): adopted, not submitted.
     let p = scripted(vec![Ok(snapshot(3, &[9, 9]))]);
     p.finds.lock().unwrap().extend([Ok(None), Ok(Some(job()))]);
