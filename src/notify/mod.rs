@@ -306,3 +306,6 @@ pub enum BuildError {
 pub fn build(receiver: &ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, BuildError> {
     Settings::of(receiver)?.build(receiver)
 }
+
+#[cfg(test)]
+mod tests;
