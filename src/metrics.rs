@@ -18,37 +18,17 @@ use crate::config::Config;
 use crate::internal_events::StatusTable;
 use crate::model::alert::{AlertEvent, AlertStatus};
 use crate::model::condition::ConditionKind;
+use crate::model::outbox::OutboxState;
 use crate::model::report::ExecutionReport;
 use crate::model::{ErrorClass, ExecutionState, HostOutcome};
 
-/// How a delivery attempt counts (`jobwatch_alert_notifications_total{result}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotificationResult {
-    /// The receiver took it.
-    Delivered,
-    /// Failed transiently; it will be retried.
-    Errored,
-    /// Refused, or given up.
-    Rejected,
-}
-
-impl NotificationResult {
-    /// Every result (a closed label set).
-    pub const ALL: [NotificationResult; 3] = [
-        NotificationResult::Delivered,
-        NotificationResult::Errored,
-        NotificationResult::Rejected,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationResult::Delivered => "delivered",
-            NotificationResult::Errored => "errored",
-            NotificationResult::Rejected => "rejected",
-        }
-    }
-}
+/// The results a delivery attempt counts as (`jobwatch_alert_notifications_total{result}`):
+/// the end states of [`OutboxState`] an attempt can reach.
+const NOTIFICATION_RESULTS: [OutboxState; 3] = [
+    OutboxState::Delivered,
+    OutboxState::Errored,
+    OutboxState::Rejected,
+];
 
 /// Trigger failure codes that get their own label value (bk-job API.md §2.2, §2.4); any other
 /// code is `other`, no code (platform unreachable) is `none`.
@@ -276,7 +256,7 @@ impl Metrics {
             self.store_pruned_total.with_label_values(&[table]);
         }
         for receiver in config.alerts.receivers.keys() {
-            for result in NotificationResult::ALL {
+            for result in NOTIFICATION_RESULTS {
                 self.alert_notifications_total
                     .with_label_values(&[receiver.as_str(), result.as_str()]);
             }
@@ -450,12 +430,7 @@ impl Metrics {
     }
 
     /// A delivery attempt to `receiver` (a configured name) ended with `result`.
-    pub fn alert_notification(
-        &self,
-        receiver: &str,
-        result: NotificationResult,
-        notifications: usize,
-    ) {
+    pub fn alert_notification(&self, receiver: &str, result: OutboxState, notifications: usize) {
         self.alert_notifications_total
             .with_label_values(&[receiver, result.as_str()])
             .inc_by(notifications as u64);

@@ -255,15 +255,7 @@ pub async fn list_executions(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("`limit` must be from 1 to 1000"));
     }
-    // A cursor is the id of the last execution of the previous page.
-    if let Some(cursor) = &params.cursor
-        && uuid::Uuid::parse_str(cursor).is_err()
-    {
-        return Err(ApiError::bad_request(format!(
-            "`cursor={}` is not a cursor: pass the `next_cursor` of the previous page",
-            clip(cursor)
-        )));
-    }
+    super::extract::page_position("cursor", params.cursor.as_deref())?;
     let query = ListQuery {
         which,
         check: params.check,

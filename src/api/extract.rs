@@ -52,6 +52,17 @@ impl<S: Send + Sync> FromRequest<S> for ApiBody {
     }
 }
 
+/// A page position (`cursor`, `before`): an execution id, else a 400 naming the parameter.
+pub(super) fn page_position(name: &str, value: Option<&str>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if uuid::Uuid::parse_str(v).is_err() => Err(ApiError::bad_request(format!(
+            "`{name}={}` is not an execution id: pass the id of the previous page's last one (`next_cursor`)",
+            clip(v)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {}", clip(&e.to_string()))))

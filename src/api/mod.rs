@@ -69,14 +69,7 @@ async fn status_page(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Html<String>, ApiError> {
-    if let Some(before) = &params.before
-        && uuid::Uuid::parse_str(before).is_err()
-    {
-        return Err(ApiError::bad_request(format!(
-            "`before={}` is not an execution id",
-            clip(before)
-        )));
-    }
+    extract::page_position("before", params.before.as_deref())?;
     let board = state
         .runner
         .store()

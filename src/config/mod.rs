@@ -268,14 +268,6 @@ pub fn load_checked(
     load_text_checked(&text, &source_name, env, check)
 }
 
-/// [`load_checked`] without checking the receivers' own settings.
-pub fn load(
-    path: Option<&Path>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Config, ConfigError> {
-    load_checked(path, env, no_receiver_check)
-}
-
 /// [`load_text_checked`] without checking the receivers' own settings.
 pub fn load_text(
     text: &str,

@@ -32,7 +32,7 @@ const BK: &str = r#"
 
 #[test]
 fn the_embedded_default_is_valid() {
-    let config = load(None, []).unwrap();
+    let config = load_checked(None, [], no_receiver_check).unwrap();
     assert!(!config.checks.is_empty());
     assert!(
         config

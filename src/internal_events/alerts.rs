@@ -1,8 +1,8 @@
 //! What alert delivery does: delivery attempts, alert transitions, the outbox's depth.
 
-use crate::metrics::{self, NotificationResult};
+use crate::metrics;
 use crate::model::alert::{Alert, AlertEvent};
-use crate::model::outbox::Delivery;
+use crate::model::outbox::{Delivery, OutboxState};
 
 /// A notification attempt to a receiver ended (one group: `notifications` rows).
 pub struct AlertNotificationAttempted<'a> {
@@ -23,9 +23,9 @@ impl AlertNotificationAttempted<'_> {
     /// (`jobwatch_alert_notifications_total{receiver,result}`).
     pub fn emit(self) {
         let result = match self.delivery {
-            Delivery::Delivered => NotificationResult::Delivered,
-            Delivery::Errored(_) if !self.gave_up => NotificationResult::Errored,
-            _ => NotificationResult::Rejected,
+            Delivery::Delivered => OutboxState::Delivered,
+            Delivery::Errored(_) if !self.gave_up => OutboxState::Errored,
+            _ => OutboxState::Rejected,
         };
         metrics::global().alert_notification(self.receiver, result, self.notifications);
         match self.delivery {

@@ -206,10 +206,6 @@ impl Worker {
         Ok(())
     }
 
-    fn scrub(&self, text: &str) -> String {
-        self.redactor.redact(text)
-    }
-
     /// Sends one group and stores the outcome; returns whether the receiver answered (false:
     /// it is down until the next probe).
     async fn send(&mut self, group: Vec<Notification>) -> Result<bool, StoreError> {
@@ -221,8 +217,8 @@ impl Worker {
             });
         let delivery = match delivery {
             Delivery::Delivered => Delivery::Delivered,
-            Delivery::Errored(e) => Delivery::Errored(self.scrub(&e)),
-            Delivery::Rejected(e) => Delivery::Rejected(self.scrub(&e)),
+            Delivery::Errored(e) => Delivery::Errored(self.redactor.redact(&e)),
+            Delivery::Rejected(e) => Delivery::Rejected(self.redactor.redact(&e)),
         };
         let now = crate::time::now_ms();
         let attempts = group.iter().map(|n| n.attempts).max().unwrap_or(0) + 1;

@@ -427,18 +427,17 @@ static NO_JOURNAL: NoJournal = NoJournal;
 /// reconciled, never submitted again. If the mark cannot be saved, nothing is sent.
 struct MarkSubmitting<'a> {
     journal: &'a dyn Journal,
-    marked_report: ExecutionReport,
+    /// The execution as recorded before its submit.
+    report: &'a ExecutionReport,
     /// When the mark was saved (Unix ms); 0 until then.
     marked_at_ms: std::sync::atomic::AtomicI64,
 }
 
 impl<'a> MarkSubmitting<'a> {
-    fn new(journal: &'a dyn Journal, report: &ExecutionReport) -> Self {
-        let mut marked_report = report.clone();
-        marked_report.trigger_status = TriggerStatus::Submitting;
+    fn new(journal: &'a dyn Journal, report: &'a ExecutionReport) -> Self {
         MarkSubmitting {
             journal,
-            marked_report,
+            report,
             marked_at_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
@@ -455,8 +454,9 @@ impl SubmitGate for MarkSubmitting<'_> {
         if self.marked_at().is_some() {
             return Ok(());
         }
-        let mut marked = self.marked_report.clone();
         let now = crate::time::now_ms();
+        let mut marked = self.report.clone();
+        marked.trigger_status = TriggerStatus::Submitting;
         marked.submit_marked_at_ms = Some(now);
         match self.journal.save(&marked).await {
             Ok(()) => {
@@ -466,7 +466,7 @@ impl SubmitGate for MarkSubmitting<'_> {
             }
             Err(e) => {
                 crate::internal_events::StoreWriteFailed {
-                    execution_id: &self.marked_report.execution_id,
+                    execution_id: &self.report.execution_id,
                     error: &e,
                 }
                 .emit();
@@ -693,12 +693,14 @@ impl<'a> Execution<'a> {
 
     async fn start_boxed(
         &self,
-        report: Box<ExecutionReport>,
+        mut report: Box<ExecutionReport>,
         observer: &mut dyn Observer,
     ) -> Box<ExecutionReport> {
-        let mut report = report;
+        // A new execution starts now, in this process (its record was made a moment ago): its
+        // deadline counts from this instant, on the same clock as its polls.
+        let started = Instant::now();
         if !self.save(&report).await {
-            let elapsed = started_instant(&report).elapsed();
+            let elapsed = started.elapsed();
             report.finish(
                 ExecutionState::TriggerFailed,
                 "the execution could not be recorded before its submit, so nothing was submitted"
@@ -707,16 +709,17 @@ impl<'a> Execution<'a> {
             );
             return report;
         }
-        self.submit_and_follow(report, observer).await
+        self.submit_and_follow(report, observer, started).await
     }
 
-    /// Submits a recorded `pending` execution (its submit surely never left), then follows.
+    /// Submits a recorded `pending` execution (its submit surely never left), then follows;
+    /// `started` is the execution's start on the monotonic clock.
     async fn submit_and_follow(
         &self,
         mut report: Box<ExecutionReport>,
         observer: &mut dyn Observer,
+        started: Instant,
     ) -> Box<ExecutionReport> {
-        let started = started_instant(&report);
         let request = self.request(&report);
         let gate = MarkSubmitting::new(self.journal, &report);
         // Reconciling looks for the job from the execution's start on (a resumed one was
@@ -725,13 +728,13 @@ impl<'a> Execution<'a> {
         // Boxed: the trigger's retry state lives on the heap only while it runs, so a
         // followed execution at rest stays small (many thousands are at rest at once).
         let outcome = Box::pin(self.trigger(&request, &gate, since_ms, observer)).await;
-        if let Some(at) = gate.marked_at() {
+        let marked_at = gate.marked_at();
+        if let Some(at) = marked_at {
             report.submit_marked_at_ms = Some(at);
             if report.trigger_status == TriggerStatus::Pending {
                 report.trigger_status = TriggerStatus::Submitting;
             }
         }
-        drop(gate);
         let job = match outcome {
             Trigger::Triggered(job) => job,
             Trigger::Failed(e) => {
@@ -758,7 +761,7 @@ impl<'a> Execution<'a> {
         report.triggered(&job);
         self.save(&report).await;
         observer.on_event(&TrackerEvent::Triggered { job: &job });
-        self.follow(report, job, observer).await
+        self.follow(report, job, observer, started).await
     }
 
     /// Resumes a stored execution that had not ended (after a restart or a takeover):
@@ -789,6 +792,8 @@ impl<'a> Execution<'a> {
         if report.state.is_final() {
             return report;
         }
+        // Started in an earlier process: the start is rebuilt from the wall clock.
+        let started = started_instant(&report);
         if let (TriggerStatus::Triggered, Some(id)) =
             (report.trigger_status, report.job_instance_id)
         {
@@ -797,10 +802,10 @@ impl<'a> Execution<'a> {
                 step_instance_id: report.step_instance_id,
                 name: None,
             };
-            return self.follow(report, job, observer).await;
+            return self.follow(report, job, observer, started).await;
         }
         if report.trigger_status == TriggerStatus::Pending {
-            return self.submit_and_follow(report, observer).await;
+            return self.submit_and_follow(report, observer, started).await;
         }
         // Marked: the submit was let go at a known time. If the platform has no job even
         // once that submit can no longer create one, it never did: submit again.
@@ -839,7 +844,7 @@ impl<'a> Execution<'a> {
                 report.trigger_status = TriggerStatus::Pending;
                 report.submit_marked_at_ms = None;
                 self.save(&report).await;
-                return self.submit_and_follow(report, observer).await;
+                return self.submit_and_follow(report, observer, started).await;
             }
         }
         let job = match found {
@@ -847,7 +852,7 @@ impl<'a> Execution<'a> {
             Some(None) => {
                 report.trigger_status = TriggerStatus::TriggerFailed;
                 report.trigger_message = Some("not found on the platform".into());
-                let elapsed = started_instant(&report).elapsed();
+                let elapsed = started.elapsed();
                 report.finish(
                     ExecutionState::TriggerFailed,
                     format!(
@@ -865,7 +870,7 @@ impl<'a> Execution<'a> {
         report.triggered(&job);
         self.save(&report).await;
         observer.on_event(&TrackerEvent::Triggered { job: &job });
-        self.follow(report, job, observer).await
+        self.follow(report, job, observer, started).await
     }
 
     /// Looks for the job of an execution whose submit may have left, for as long as the
@@ -894,15 +899,16 @@ impl<'a> Execution<'a> {
         }
     }
 
-    /// Polls a triggered job to its end, saving every change, then fetches the logs.
+    /// Polls a triggered job to its end, saving every change, then fetches the logs;
+    /// `started` is the execution's start on the monotonic clock (its deadline counts from it).
     async fn follow(
         &self,
         mut report: Box<ExecutionReport>,
         mut job: JobRef,
         observer: &mut dyn Observer,
+        started: Instant,
     ) -> Box<ExecutionReport> {
         let check = self.check;
-        let started = started_instant(&report);
         let report_started_ms = report.started_at_ms;
         let policy = &check.poll;
         let deadline_after = policy.deadline(Duration::from_secs(report.timeout_seconds.max(1)));
