@@ -26,11 +26,13 @@ impl Observer for Lines {
             }
             TrackerEvent::Snapshot { hosts, .. } => {
                 for h in hosts.iter() {
-                    if let Some(s) = &h.status {
-                        let key = h.host.to_string();
-                        if self.seen.insert(key.clone(), s.status) != Some(s.status) {
-                            eprintln!("host {key}: {} {} ({})", s.status, s.label.en, s.outcome);
-                        }
+                    if let Some(status) = h.status
+                        && self.seen.insert(h.host.clone(), status) != Some(status)
+                    {
+                        eprintln!(
+                            "host {}: {status} {} ({})",
+                            h.host, h.status_label, h.outcome
+                        );
                     }
                 }
             }
@@ -91,15 +93,15 @@ impl Observer for Bars {
             TrackerEvent::Snapshot { snapshot, hosts } => {
                 self.summary.set_length(hosts.len() as u64);
                 self.summary
-                    .set_position(hosts.iter().filter(|h| h.outcome().is_final()).count() as u64);
-                let failing = hosts.iter().filter(|h| h.outcome().is_failure()).count();
+                    .set_position(hosts.iter().filter(|h| h.outcome.is_final()).count() as u64);
+                let failing = hosts.iter().filter(|h| h.outcome.is_failure()).count();
                 self.summary.set_message(format!(
                     "job {} ({}), {failing} failing",
                     snapshot.label.en, snapshot.status
                 ));
                 if hosts.len() <= MAX_HOST_BARS {
                     for h in hosts.iter() {
-                        let key = h.host.to_string();
+                        let key = h.host.clone();
                         let bar = self.hosts.entry(key.clone()).or_insert_with(|| {
                             let bar = self.multi.add(ProgressBar::new_spinner());
                             bar.set_style(
@@ -108,13 +110,13 @@ impl Observer for Bars {
                             );
                             bar
                         });
-                        let text = match &h.status {
-                            Some(s) => {
-                                format!("{key:<28} {} {} ({})", s.status, s.label.en, s.outcome)
+                        let text = match h.status {
+                            Some(status) => {
+                                format!("{key:<28} {status} {} ({})", h.status_label, h.outcome)
                             }
                             None => format!("{key:<28} not reported yet"),
                         };
-                        if h.outcome() == HostOutcome::Success || h.outcome().is_failure() {
+                        if h.outcome == HostOutcome::Success || h.outcome.is_failure() {
                             bar.finish_with_message(text);
                         } else {
                             bar.set_message(text);

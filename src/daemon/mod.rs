@@ -8,7 +8,7 @@ pub mod scheduler;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,8 @@ use crate::notify::Dispatcher;
 use crate::platform::Platform;
 use crate::store::{Store, StoreError};
 use crate::tracker::report::Origin;
-use crate::tracker::{Execution, ExecutionReport, Silent};
+use crate::tracker::engine::Engine;
+use crate::tracker::{Execution, ExecutionReport, Follow, Phase, Silent};
 
 /// Why the runner refused to start an execution.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +63,11 @@ pub struct Overrides {
 /// A watch configuration's key: (configured check, or none for `watch`; platform).
 type WatchKey = (Option<String>, String);
 
-/// Starts, resumes and counts executions; owns their tasks.
+/// Starts, resumes and counts executions: triggers each in a task while it lasts, then
+/// hands it to the one poll scheduler ([`Engine`]).
 pub struct Runner {
     config: Arc<Config>,
+    engine: Engine,
     platforms: BTreeMap<String, Arc<dyn Platform>>,
     store: Arc<dyn Store>,
     tasks: TaskTracker,
@@ -91,11 +94,27 @@ impl Runner {
         platforms: BTreeMap<String, Arc<dyn Platform>>,
         store: Arc<dyn Store>,
     ) -> Arc<Self> {
-        Arc::new(Runner {
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        Arc::new_cyclic(|runner: &Weak<Runner>| Runner {
+            engine: Engine::start(
+                Arc::new(WeakJournal(runner.clone())),
+                {
+                    let runner = runner.clone();
+                    Arc::new(move |report: &ExecutionReport| {
+                        if let Some(runner) = runner.upgrade() {
+                            runner.finished(report);
+                        }
+                    })
+                },
+                stop.clone(),
+                &tasks,
+                crate::tracker::engine::DEFAULT_POOL,
+            ),
             platforms,
             store,
-            tasks: TaskTracker::new(),
-            stop: CancellationToken::new(),
+            tasks,
+            stop,
             accepting: AtomicBool::new(true),
             active: Mutex::default(),
             alerting: Alerting::with_secrets(&config, crate::notify::secrets(&config)),
@@ -373,6 +392,8 @@ impl Runner {
         Ok(resumed)
     }
 
+    /// Starts (or resumes) following `report`: a triggered one goes straight to the engine;
+    /// one to submit or reconcile gets a task while its trigger lasts.
     fn spawn(
         self: &Arc<Self>,
         check: Arc<CheckConfig>,
@@ -391,34 +412,70 @@ impl Runner {
             count: self.active_count(&report.check),
         }
         .emit();
-        let runner = self.clone();
-        // Boxed: the task's future then holds a pointer, not the report itself.
         let report = Box::new(report);
+        let report = if resume {
+            match Phase::resumed(report) {
+                Ok(phase) => return self.follow(check, platform, phase),
+                Err(report) => report,
+            }
+        } else {
+            report
+        };
+        let runner = self.clone();
         self.tasks.spawn(async move {
-            let check_name = report.check.clone();
             let journal: &dyn crate::tracker::Journal = runner.as_ref();
             let execution = Execution {
                 stop: runner.stop.clone(),
                 journal,
-                ..Execution::new(&check, &check.platform, platform)
+                ..Execution::new(&check, &check.platform, platform.clone())
             };
-            let report = if resume {
-                execution.resume(*report, &mut Silent).await
+            let phase = if resume {
+                execution.trigger_resumed(report, &mut Silent).await
             } else {
-                execution.start(*report, &mut Silent).await
+                execution.trigger_new(report, &mut Silent).await
             };
-            if report.state.is_final() {
-                crate::internal_events::ExecutionEnded { report: &report }.emit();
-            }
-            let mut active = runner.active.lock().expect("active lock");
-            let count = active.entry(check_name.clone()).or_insert(1);
-            *count = count.saturating_sub(1);
-            crate::internal_events::ActiveExecutions {
-                check: &check_name,
-                count: *count,
-            }
-            .emit();
+            runner.follow(check, platform, phase);
         });
+    }
+
+    /// Hands a triggered execution to the engine; an ended (or stopped) one is done.
+    fn follow(&self, check: Arc<CheckConfig>, platform: Arc<dyn Platform>, phase: Phase) {
+        match phase {
+            Phase::Follow {
+                report,
+                job,
+                started,
+            } => self.engine.follow(Follow::new(
+                report,
+                job,
+                check,
+                platform,
+                started,
+                tokio::time::Instant::now(),
+                rand::random_range(0.0..1.0),
+            )),
+            Phase::Done(report) => self.finished(&report),
+        }
+    }
+
+    /// An execution this process no longer follows: ended, or left for the next start.
+    fn finished(&self, report: &ExecutionReport) {
+        if report.state.is_final() {
+            crate::internal_events::ExecutionEnded { report }.emit();
+        }
+        let mut active = self.active.lock().expect("active lock");
+        let count = active.entry(report.check.clone()).or_insert(1);
+        *count = count.saturating_sub(1);
+        crate::internal_events::ActiveExecutions {
+            check: &report.check,
+            count: *count,
+        }
+        .emit();
+    }
+
+    /// Asks for a status poll of `execution_id` now (see [`Engine::poll_now`]).
+    pub fn poll_now(&self, execution_id: &str) {
+        self.engine.poll_now(execution_id);
     }
 
     /// Shutdown: stop intake, stop following, wait for the tasks up to `grace`. Returns
@@ -436,6 +493,19 @@ impl Runner {
 impl crate::tracker::Journal for Runner {
     async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
         Ok(self.record(report, false).await.map(|_| ())?)
+    }
+}
+
+/// The engine's journal: the runner, while it lives (the runner owns the engine).
+struct WeakJournal(Weak<Runner>);
+
+#[async_trait::async_trait]
+impl crate::tracker::Journal for WeakJournal {
+    async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
+        match self.0.upgrade() {
+            Some(runner) => crate::tracker::Journal::save(runner.as_ref(), report).await,
+            None => Err(crate::tracker::JournalError("jobwatch is shutting down".into())),
+        }
     }
 }
 

@@ -105,6 +105,10 @@ pub struct ExecutionReport {
     /// them, so that they carry the log tails.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub logs_pending: bool,
+    /// While it is followed: when the next status poll is due (Unix ms), as of the last saved
+    /// change (a time in the past means "due now").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_at_ms: Option<i64>,
 }
 
 /// One host's result.

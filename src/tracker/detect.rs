@@ -45,9 +45,9 @@ pub use crate::config::policy::DetectPolicy;
 
 /// One host as the detectors see it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostView {
+pub struct HostView<'a> {
     /// As shown in reports.
-    pub host: String,
+    pub host: &'a str,
     /// Whether it has ended.
     pub ended: bool,
     /// When jobwatch first saw it ended (Unix ms).
@@ -66,7 +66,7 @@ pub struct Observation<'a> {
     /// Whether the platform says the job ended.
     pub job_finished: bool,
     /// Every host.
-    pub hosts: &'a [HostView],
+    pub hosts: &'a [HostView<'a>],
     /// Since when no poll got an answer (Unix ms); `None` if the last poll got one.
     pub unanswered_since_ms: Option<i64>,
 }
@@ -81,7 +81,7 @@ pub fn detect(o: &Observation<'_>, p: &DetectPolicy) -> Vec<Condition> {
     if o.job_finished {
         return out;
     }
-    let stragglers: Vec<&HostView> = o.hosts.iter().filter(|h| !h.ended).collect();
+    let stragglers: Vec<&HostView<'_>> = o.hosts.iter().filter(|h| !h.ended).collect();
     let last_end = o.hosts.iter().filter_map(|h| h.ended_seen_ms).max();
     let all_ended = !o.hosts.is_empty() && stragglers.is_empty();
 
@@ -109,7 +109,7 @@ pub fn detect(o: &Observation<'_>, p: &DetectPolicy) -> Vec<Condition> {
             hosts: stragglers
                 .iter()
                 .filter(|_| last_end.is_some())
-                .map(|h| h.host.clone())
+                .map(|h| h.host.to_owned())
                 .collect(),
         });
     }
@@ -128,7 +128,7 @@ pub fn detect(o: &Observation<'_>, p: &DetectPolicy) -> Vec<Condition> {
                 since(o.now_ms, last_end),
                 names(&stragglers)
             ),
-            hosts: stragglers.iter().map(|h| h.host.clone()).collect(),
+            hosts: stragglers.iter().map(|h| h.host.to_owned()).collect(),
         });
     }
 
@@ -151,9 +151,9 @@ fn since(now_ms: i64, from_ms: i64) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
-fn names(hosts: &[&HostView]) -> String {
+fn names(hosts: &[&HostView<'_>]) -> String {
     const SHOWN: usize = 10;
-    let mut list: Vec<&str> = hosts.iter().take(SHOWN).map(|h| h.host.as_str()).collect();
+    let mut list: Vec<&str> = hosts.iter().take(SHOWN).map(|h| h.host).collect();
     let more = hosts.len().saturating_sub(SHOWN);
     let extra = if more > 0 {
         format!(" and {more} more")
@@ -171,9 +171,9 @@ mod tests {
     const T0: i64 = 1_000_000;
     const MIN: i64 = 60_000;
 
-    fn host(name: &str, ended_at: Option<i64>) -> HostView {
+    fn host(name: &str, ended_at: Option<i64>) -> HostView<'_> {
         HostView {
-            host: name.into(),
+            host: name,
             ended: ended_at.is_some(),
             ended_seen_ms: ended_at,
         }
@@ -190,7 +190,7 @@ mod tests {
     fn obs<'a>(
         now: i64,
         progress: Option<i64>,
-        hosts: &'a [HostView],
+        hosts: &'a [HostView<'a>],
         unanswered: Option<i64>,
     ) -> Observation<'a> {
         Observation {

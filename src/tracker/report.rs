@@ -3,33 +3,78 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::TrackedHost;
 use crate::config::CheckConfig;
-use crate::model::{ExecutionState, Host, HostOutcome, LogTail, TriggerStatus};
+use crate::model::{
+    ExecutionState, Host, HostOutcome, HostStatus, JobSnapshot, LogTail, TriggerStatus,
+};
 use crate::platform::{JobRef, PlatformError};
 
 pub use crate::model::report::{ExecutionReport, HostReport, Origin};
 
 impl HostReport {
-    /// A host's report from its tracked state, without a log yet.
-    pub fn from_tracked(t: &TrackedHost) -> Self {
-        let s = t.status.as_ref();
+    /// A configured host the platform has not reported yet.
+    pub fn unreported(host: Host) -> Self {
         HostReport {
-            host: t.host.to_string(),
-            identity: t.host.clone(),
-            status: s.map(|s| s.status),
-            status_label: s.map_or_else(|| "Not reported".to_owned(), |s| s.label.en.to_string()),
-            status_label_zh: s.map_or_else(|| "未上报".to_owned(), |s| s.label.zh.to_string()),
-            outcome: t.outcome(),
-            exit_code: s.and_then(|s| s.exit_code),
-            error_code: s.and_then(|s| s.error_code),
-            tag: s.and_then(|s| s.tag.clone()).filter(|t| !t.is_empty()),
-            duration_seconds: s.and_then(|s| s.duration).map(|d| d.as_secs_f64()),
+            host: host.to_string(),
+            identity: host,
+            status: None,
+            status_label: "Not reported".to_owned(),
+            status_label_zh: "未上报".to_owned(),
+            outcome: HostOutcome::Waiting,
+            exit_code: None,
+            error_code: None,
+            tag: None,
+            duration_seconds: None,
             log: String::new(),
             log_truncated: false,
             log_bytes: 0,
             log_error: None,
         }
+    }
+
+    /// Takes in what one answer said of this host (identity fields are completed, never
+    /// dropped; the log is kept). Returns whether anything a reader sees changed. Labels are
+    /// copied only when the status code changed.
+    pub fn update(&mut self, s: &HostStatus) -> bool {
+        let mut changed = false;
+        let before = (
+            self.identity.bk_host_id,
+            self.identity.bk_cloud_id,
+            self.identity.ip.is_some(),
+        );
+        self.identity.merge_from(&s.host);
+        if before
+            != (
+                self.identity.bk_host_id,
+                self.identity.bk_cloud_id,
+                self.identity.ip.is_some(),
+            )
+        {
+            self.host = self.identity.to_string();
+            changed = true;
+        }
+        if self.status != Some(s.status) {
+            self.status = Some(s.status);
+            self.status_label = s.label.en.to_string();
+            self.status_label_zh = s.label.zh.to_string();
+            changed = true;
+        }
+        let tag = s.tag.as_deref().filter(|t| !t.is_empty());
+        let duration = s.duration.map(|d| d.as_secs_f64());
+        if self.outcome != s.outcome
+            || self.exit_code != s.exit_code
+            || self.error_code != s.error_code
+            || self.tag.as_deref() != tag
+            || self.duration_seconds != duration
+        {
+            self.outcome = s.outcome;
+            self.exit_code = s.exit_code;
+            self.error_code = s.error_code;
+            self.tag = tag.map(str::to_owned);
+            self.duration_seconds = duration;
+            changed = true;
+        }
+        changed
     }
 }
 
@@ -74,41 +119,46 @@ impl ExecutionReport {
             hosts: check
                 .hosts
                 .iter()
-                .map(|h| {
-                    HostReport::from_tracked(&TrackedHost {
-                        host: h.clone(),
-                        status: None,
-                    })
-                })
+                .map(|h| HostReport::unreported(h.clone()))
                 .collect(),
             started_at_ms,
             timeout_seconds: check.timeout.as_secs(),
             logs_pending: false,
+            next_poll_at_ms: None,
         }
     }
 
-    /// Records a status answer: job status, step, and every host (logs are kept).
-    pub fn record_snapshot(
-        &mut self,
-        s: &crate::model::JobSnapshot,
-        hosts: &[TrackedHost],
-        step: Option<u64>,
-    ) {
-        self.job_status = Some(s.status);
-        self.job_status_label = Some(s.label.en.to_string());
-        self.step_instance_id = step.or(self.step_instance_id);
-        let logs: Vec<(Host, String)> = self
-            .hosts
-            .iter()
-            .filter(|h| !h.log.is_empty())
-            .map(|h| (h.identity.clone(), h.log.clone()))
-            .collect();
-        self.hosts = hosts.iter().map(HostReport::from_tracked).collect();
-        for (host, log) in logs {
-            if let Some(h) = self.hosts.iter_mut().find(|h| h.identity.same_as(&host)) {
-                h.log = log;
-            }
+    /// Takes in a status answer: job status, step, and every host, in place (configured
+    /// hosts are matched by id or by control area + IP; hosts the platform adds — topology
+    /// targets — are appended; logs are kept). Returns whether anything a reader sees
+    /// changed.
+    pub fn merge_snapshot(&mut self, s: &JobSnapshot, step: Option<u64>) -> bool {
+        let mut changed = false;
+        if self.job_status != Some(s.status) {
+            self.job_status = Some(s.status);
+            self.job_status_label = Some(s.label.en.to_string());
+            changed = true;
         }
+        if step.is_some() && self.step_instance_id != step {
+            self.step_instance_id = step;
+            changed = true;
+        }
+        for reported in &s.hosts {
+            let i = match self
+                .hosts
+                .iter()
+                .position(|h| h.identity.same_as(&reported.host))
+            {
+                Some(i) => i,
+                None => {
+                    self.hosts.push(HostReport::unreported(reported.host.clone()));
+                    changed = true;
+                    self.hosts.len() - 1
+                }
+            };
+            changed |= self.hosts[i].update(reported);
+        }
+        changed
     }
 
     /// At the end, a host the platform never reported is `unknown`, not `waiting`.

@@ -30,8 +30,8 @@ pub(super) async fn write_execution(
     insert_only: bool,
 ) -> Result<bool, StoreError> {
     let doc = to_json(&r.execution_id, r)?;
-    let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc, next_poll_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
     // The update never moves a final state to another one: `active = 1` (not yet final)
     // or the same state (more detail, e.g. logs, for the same end).
     let sql = if insert_only {
@@ -40,7 +40,7 @@ pub(super) async fn write_execution(
         format!(
             "{insert} ON CONFLICT (id) DO UPDATE SET trigger_status = excluded.trigger_status, state = excluded.state,
              active = excluded.active, job_instance_id = excluded.job_instance_id, updated_at = excluded.updated_at,
-             doc = excluded.doc WHERE executions.active = 1 OR executions.state = excluded.state"
+             doc = excluded.doc, next_poll_at = excluded.next_poll_at WHERE executions.active = 1 OR executions.state = excluded.state"
         )
     };
     let written = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -56,6 +56,7 @@ pub(super) async fn write_execution(
         .bind(r.started_at_ms)
         .bind(crate::time::now_ms())
         .bind(&doc)
+        .bind(r.next_poll_at_ms.filter(|_| !r.state.is_final()))
         .execute(&mut *conn)
         .await?
         .rows_affected()

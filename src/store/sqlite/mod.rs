@@ -59,6 +59,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0005_retention.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            "next poll time".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0006_next_poll_at.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -1,0 +1,273 @@
+//! The one poll scheduler of the daemon (STYLE.md #7): every followed execution is a
+//! [`Follow`] at rest in a single deadline queue (`tokio_util::time::DelayQueue`), not a task
+//! each. One task wakes the due ones and hands each turn (a poll, the logs of an ended job)
+//! to a bounded pool of in-flight platform calls: final log fetches first, then polls in the
+//! order they fell due. Triggers (submits, reconciles) run beside the pool, each in a task of
+//! its own while it lasts, so that no number of due polls delays a submit; the endpoints'
+//! limits (rate, concurrency, separate budgets for submits) apply inside the platform as
+//! everywhere.
+//!
+//! A poll can be asked for now from outside ([`Engine::poll_now`]: bk-job callbacks will use
+//! it). On shutdown the engine stops taking turns, lets the turns in flight end (a poll is
+//! abandoned, its execution stays as last saved) and exits; everything at rest is in the
+//! store, with `next_poll_at` as of its last change.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::time::{DelayQueue, delay_queue};
+
+use super::{ExecutionReport, Follow, Journal, Silent};
+
+/// Turns in flight at once (polls and log fetches together) when not configured.
+pub const DEFAULT_POOL: usize = 256;
+
+/// Called with an execution the engine is done with: ended and saved (with its logs).
+pub type OnDone = Arc<dyn Fn(&ExecutionReport) + Send + Sync>;
+
+/// What the engine is asked to do.
+enum Command {
+    /// Follow this execution (its job is on the platform, its record saved).
+    Follow(Box<Follow>),
+    /// Poll this execution now (by [`key`] of its id).
+    PollNow(u128),
+}
+
+/// The handle: cheap to clone; the engine runs until the stop token is cancelled.
+#[derive(Clone)]
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// What a turn left.
+enum Turned {
+    /// Polled; at rest until its next poll.
+    Rest(Box<Follow>),
+    /// Ended and recorded; its logs are to be fetched.
+    Logs(Box<Follow>),
+    /// Done: ended with its logs, or left as saved by shutdown.
+    Done(Box<Follow>, bool),
+}
+
+/// A turn to take.
+#[derive(Clone, Copy)]
+enum Turn {
+    Poll,
+    Logs,
+}
+
+/// The engine's key of an execution id: the UUID's bits, or a hash for any other id (a
+/// collision could only cause an extra poll).
+pub fn key(execution_id: &str) -> u128 {
+    match uuid::Uuid::parse_str(execution_id) {
+        Ok(id) => id.as_u128(),
+        Err(_) => {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+            u128::from(h.hash_one(execution_id)) | (1 << 127)
+        }
+    }
+}
+
+impl Engine {
+    /// Starts the engine task on `tasks`: turns save through `journal`; `on_done` is called
+    /// for every execution that ended; at most `pool` turns are in flight (at least 1).
+    pub fn start(
+        journal: Arc<dyn Journal>,
+        on_done: OnDone,
+        stop: CancellationToken,
+        tasks: &TaskTracker,
+        pool: usize,
+    ) -> Engine {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let scheduler = Scheduler {
+            journal,
+            on_done,
+            stop,
+            pool: pool.max(1),
+            queue: DelayQueue::new(),
+            at_rest: HashMap::new(),
+            ready_logs: VecDeque::new(),
+            ready_polls: VecDeque::new(),
+            in_flight: JoinSet::new(),
+            in_turn: HashSet::new(),
+            poll_soon: HashSet::new(),
+        };
+        tasks.spawn(scheduler.run(receiver));
+        Engine { commands }
+    }
+
+    /// Follows `follow` from now on (its first poll at [`Follow::next_poll`]). Dropped when
+    /// the engine has stopped (the record is saved; the next start resumes it).
+    pub fn follow(&self, follow: Follow) {
+        let _ = self.commands.send(Command::Follow(Box::new(follow)));
+    }
+
+    /// Asks for a poll of `execution_id` now: at once when it is at rest, right after the
+    /// turn in flight otherwise; nothing when the engine does not follow it.
+    pub fn poll_now(&self, execution_id: &str) {
+        let _ = self.commands.send(Command::PollNow(key(execution_id)));
+    }
+}
+
+struct Scheduler {
+    journal: Arc<dyn Journal>,
+    on_done: OnDone,
+    stop: CancellationToken,
+    pool: usize,
+    /// Executions at rest, by when their next poll is due.
+    queue: DelayQueue<Box<Follow>>,
+    /// Where each execution at rest is in the queue.
+    at_rest: HashMap<u128, delay_queue::Key>,
+    /// Ended executions whose logs wait for a turn.
+    ready_logs: VecDeque<Box<Follow>>,
+    /// Executions whose poll is due, in the order they fell due.
+    ready_polls: VecDeque<Box<Follow>>,
+    in_flight: JoinSet<Turned>,
+    /// Executions whose turn is in flight.
+    in_turn: HashSet<u128>,
+    /// Asked to poll now while their turn was in flight.
+    poll_soon: HashSet<u128>,
+}
+
+impl Scheduler {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut stopping = false;
+        loop {
+            if !stopping {
+                self.dispatch();
+            }
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    // Nothing more is taken; what waits stays as saved.
+                    self.ready_polls.clear();
+                    self.ready_logs.clear();
+                }
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    match done {
+                        Ok(turned) => self.take_back(turned, stopping),
+                        Err(e) => tracing::error!(error = %e, "A tracking turn failed; its execution is resumed at the next start."),
+                    }
+                }
+                command = commands.recv(), if !stopping => match command {
+                    Some(Command::Follow(f)) => self.rest(f),
+                    Some(Command::PollNow(id)) => self.poll_now(id),
+                    None => stopping = true,
+                },
+                Some(due) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !stopping && !self.queue.is_empty() => {
+                    let f = due.into_inner();
+                    self.at_rest.remove(&key(&f.report.execution_id));
+                    self.ready_polls.push_back(f);
+                }
+            }
+            if stopping && self.in_flight.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Starts turns while the pool has room: logs first, then polls.
+    fn dispatch(&mut self) {
+        while self.in_flight.len() < self.pool {
+            let (f, turn) = if let Some(f) = self.ready_logs.pop_front() {
+                (f, Turn::Logs)
+            } else if let Some(f) = self.ready_polls.pop_front() {
+                (f, Turn::Poll)
+            } else {
+                return;
+            };
+            self.in_turn.insert(key(&f.report.execution_id));
+            let journal = self.journal.clone();
+            let stop = self.stop.clone();
+            self.in_flight.spawn(take_turn(f, turn, journal, stop));
+        }
+    }
+
+    fn take_back(&mut self, turned: Turned, stopping: bool) {
+        let (Turned::Rest(f) | Turned::Logs(f) | Turned::Done(f, _)) = &turned;
+        self.in_turn.remove(&key(&f.report.execution_id));
+        match turned {
+            Turned::Rest(f) if !stopping => self.rest(f),
+            Turned::Logs(f) if !stopping => self.ready_logs.push_back(f),
+            Turned::Rest(_) | Turned::Logs(_) => {}
+            Turned::Done(f, ended) => {
+                self.poll_soon.remove(&key(&f.report.execution_id));
+                if ended {
+                    (self.on_done)(&f.report);
+                }
+            }
+        }
+    }
+
+    /// Puts `f` at rest until its next poll (or at once, when a poll was asked for).
+    fn rest(&mut self, f: Box<Follow>) {
+        let id = key(&f.report.execution_id);
+        if self.poll_soon.remove(&id) {
+            self.ready_polls.push_back(f);
+            return;
+        }
+        let at = f.next_poll().max(Instant::now());
+        let k = self.queue.insert_at(f, at);
+        self.at_rest.insert(id, k);
+    }
+
+    fn poll_now(&mut self, id: u128) {
+        match self.at_rest.remove(&id) {
+            Some(k) => {
+                let f = self.queue.remove(&k).into_inner();
+                self.ready_polls.push_front(f);
+            }
+            None if self.in_turn.contains(&id) => {
+                self.poll_soon.insert(id);
+            }
+            // Already due, or not followed here.
+            None => {}
+        }
+    }
+}
+
+/// One turn of one execution, in the pool.
+async fn take_turn(
+    mut f: Box<Follow>,
+    turn: Turn,
+    journal: Arc<dyn Journal>,
+    stop: CancellationToken,
+) -> Turned {
+    match turn {
+        Turn::Poll => {
+            let mut silent = Silent;
+            let polled = tokio::select! {
+                end = f.poll_turn(&*journal, &mut silent) => Some(end),
+                () = stop.cancelled() => None,
+            };
+            match polled {
+                None => Turned::Done(f, false),
+                Some(None) => Turned::Rest(f),
+                Some(Some(end)) => {
+                    if f.end_turn(&end, &*journal).await {
+                        Turned::Logs(f)
+                    } else {
+                        Turned::Done(f, true)
+                    }
+                }
+            }
+        }
+        Turn::Logs => {
+            let mut silent = Silent;
+            let fetched = tokio::select! {
+                () = f.logs_turn(&*journal, &mut silent) => true,
+                () = stop.cancelled() => false,
+            };
+            // Stopped mid-fetch: the end is recorded with `logs_pending`; the next start
+            // closes it without those logs, saying so.
+            Turned::Done(f, fetched)
+        }
+    }
+}
