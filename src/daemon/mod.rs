@@ -20,8 +20,8 @@ use crate::model::{ExecutionState, Host, TriggerStatus};
 use crate::notify::Dispatcher;
 use crate::platform::Platform;
 use crate::store::{Store, StoreError};
-use crate::tracker::report::Origin;
 use crate::tracker::engine::Engine;
+use crate::tracker::report::Origin;
 use crate::tracker::{Execution, ExecutionReport, Follow, Phase, Silent};
 
 /// Why the runner refused to start an execution.
@@ -504,7 +504,9 @@ impl crate::tracker::Journal for WeakJournal {
     async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
         match self.0.upgrade() {
             Some(runner) => crate::tracker::Journal::save(runner.as_ref(), report).await,
-            None => Err(crate::tracker::JournalError("jobwatch is shutting down".into())),
+            None => Err(crate::tracker::JournalError(
+                "jobwatch is shutting down".into(),
+            )),
         }
     }
 }
@@ -580,6 +582,193 @@ mod tests {
             missed[0].reason
         );
         assert!(missed[1..].iter().all(|r| !r.reason.contains("earlier")));
+    }
+
+    /// A platform whose jobs all run until the test ends: it answers every poll after
+    /// `latency`, counts the answers, and notes the runtime's live tasks at each poll and
+    /// how many polls were answered when a submit arrived.
+    #[derive(Default)]
+    struct Fleet {
+        latency: Duration,
+        answered: std::sync::atomic::AtomicUsize,
+        max_alive_tasks: std::sync::atomic::AtomicUsize,
+        answered_at_submit: Mutex<Option<usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Platform for Fleet {
+        fn kind(&self) -> &'static str {
+            "fleet"
+        }
+
+        async fn submit(
+            &self,
+            _: &crate::platform::SubmitRequest<'_>,
+            gate: &dyn crate::platform::SubmitGate,
+        ) -> Result<crate::platform::JobRef, crate::platform::PlatformError> {
+            gate.leaving()
+                .await
+                .map_err(|why| crate::platform::gate_refused("fast_execute_script", &why))?;
+            *self.answered_at_submit.lock().unwrap() = Some(self.answered.load(Ordering::SeqCst));
+            Ok(job(1))
+        }
+
+        async fn snapshot(
+            &self,
+            _: &crate::platform::JobRef,
+        ) -> Result<crate::model::JobSnapshot, crate::platform::PlatformError> {
+            let alive = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks();
+            self.max_alive_tasks.fetch_max(alive, Ordering::SeqCst);
+            tokio::time::sleep(self.latency).await;
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            Ok(crate::model::JobSnapshot {
+                status: 2,
+                label: crate::platform::bkjob::codes::job_label(2),
+                finished: false,
+                step_instance_id: Some(1),
+                hosts: Vec::new(),
+            })
+        }
+
+        async fn host_logs(
+            &self,
+            _: &crate::platform::JobRef,
+            _: &[Host],
+        ) -> Result<Vec<crate::platform::HostLog>, crate::platform::PlatformError> {
+            Ok(Vec::new())
+        }
+
+        async fn terminate(
+            &self,
+            _: &crate::platform::JobRef,
+        ) -> Result<(), crate::platform::PlatformError> {
+            Ok(())
+        }
+
+        async fn find_job(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<Option<crate::platform::JobRef>, crate::platform::PlatformError> {
+            Ok(None)
+        }
+    }
+
+    fn job(id: u64) -> crate::platform::JobRef {
+        crate::platform::JobRef {
+            job_instance_id: id,
+            step_instance_id: Some(1),
+            name: None,
+        }
+    }
+
+    /// A runner over a real SQLite file whose platform `fleet` is `fleet`, with check `c`.
+    async fn fleet_runner(
+        dir: &std::path::Path,
+        fleet: Arc<Fleet>,
+    ) -> (Arc<Runner>, Arc<CheckConfig>) {
+        let text = format!(
+            "[agent]\ndata_dir = \"{}\"\n[platforms.fleet]\nkind = \"local\"\n[[checks]]\nname = \"c\"\nplatform = \"fleet\"\nscript = \"true\"\nhosts = [\"localhost\"]\n",
+            dir.display()
+        );
+        let config = Arc::new(crate::config::load_text(&text, "test", Vec::new()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(crate::store::SqliteStore::open(dir).await.unwrap());
+        let mut platforms: BTreeMap<String, Arc<dyn Platform>> = BTreeMap::new();
+        platforms.insert("fleet".to_owned(), fleet);
+        let runner = Runner::new(config, platforms, store);
+        let check = runner.checks["c"].clone();
+        (runner, check)
+    }
+
+    /// `n` executions of `check` already running on the platform (as the engine gets them
+    /// from a resume: job status known, so an unchanged answer writes nothing), all due at
+    /// `due`.
+    fn followed(runner: &Runner, check: &Arc<CheckConfig>, n: usize, due: tokio::time::Instant) {
+        let platform = runner.platforms["fleet"].clone();
+        for i in 0..n {
+            let mut report =
+                Box::new(Execution::new(check, "fleet", platform.clone()).new_report());
+            report.triggered(&job(i as u64 + 10));
+            report.job_status = Some(2);
+            report.job_status_label = Some("Running".into());
+            report.hosts.clear();
+            let now = tokio::time::Instant::now();
+            let started = now;
+            let mut f = Follow::new(
+                report,
+                job(i as u64 + 10),
+                check.clone(),
+                platform.clone(),
+                started,
+                now,
+                0.0,
+            );
+            f.set_next_poll(due);
+            runner.engine.follow(f);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_thousand_followed_executions_hold_no_task_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Arc::new(Fleet::default());
+        let (runner, check) = fleet_runner(dir.path(), fleet.clone()).await;
+        let before = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let due = tokio::time::Instant::now() + Duration::from_millis(200);
+        followed(&runner, &check, 10_000, due);
+        // Every execution is polled at least twice (the default policy's next poll is 1 s on).
+        let until = std::time::Instant::now() + Duration::from_secs(120);
+        while fleet.answered.load(Ordering::SeqCst) < 20_000 {
+            assert!(std::time::Instant::now() < until, "the polls never came");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let max = fleet.max_alive_tasks.load(Ordering::SeqCst);
+        let bound = before + crate::tracker::engine::DEFAULT_POOL + 2;
+        assert!(
+            max <= bound,
+            "{max} live tasks while 10 000 executions were followed (bound: pool {} + the engine + {before} before)",
+            crate::tracker::engine::DEFAULT_POOL
+        );
+        assert!(runner.shutdown(Duration::from_secs(10)).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_submit_is_not_delayed_by_twenty_thousand_polls_due_at_the_same_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Arc::new(Fleet {
+            latency: Duration::from_millis(20),
+            ..Fleet::default()
+        });
+        let (runner, check) = fleet_runner(dir.path(), fleet.clone()).await;
+        let due = tokio::time::Instant::now() + Duration::from_millis(500);
+        followed(&runner, &check, 20_000, due);
+        // The moment they fall due: the first answers come in.
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while fleet.answered.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < until, "the polls never came");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        runner
+            .submit("c", Origin::Api, None, &Overrides::default())
+            .await
+            .unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        let answered = loop {
+            if let Some(n) = *fleet.answered_at_submit.lock().unwrap() {
+                break n;
+            }
+            assert!(std::time::Instant::now() < until, "the submit never left");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert!(
+            answered < 1_000,
+            "the submit left after {answered} of the 20 000 due polls were answered"
+        );
+        assert!(runner.shutdown(Duration::from_secs(10)).await);
     }
 
     #[test]

@@ -133,6 +133,12 @@ impl Follow {
         self.next_poll
     }
 
+    /// Moves the next poll to `at` (e.g. a platform's callback says the job moved).
+    pub fn set_next_poll(&mut self, at: Instant) {
+        self.next_poll = at;
+        self.report.next_poll_at_ms = Some(self.wall_ms(at));
+    }
+
     /// Wall time (Unix ms) of a monotonic instant: the recorded start plus monotonic time
     /// since, so that conditions do not jump with the system clock (and tests can pause
     /// time).
@@ -148,19 +154,21 @@ impl Follow {
             .deadline(Duration::from_secs(self.report.timeout_seconds.max(1)))
     }
 
-    /// One step: a poll's answer (or its error, after quick retries) taken in at `now`;
-    /// `jitter` (0..1) places the next poll within the policy's jitter. Pure but for the
-    /// condition-change event it emits.
+    /// One step: the answer (or the error, after quick retries) to a poll asked at `asked`,
+    /// taken in at `now`; `jitter` (0..1) places the next poll within the policy's jitter.
+    /// What the answer says holds from when it was asked (a platform that cannot answer
+    /// has not answered since then). Pure but for the condition-change event it emits.
     pub fn on_answer(
         &mut self,
         answer: &Result<JobSnapshot, PlatformError>,
+        asked: Instant,
         now: Instant,
         jitter: f64,
     ) -> Stepped {
         let check = self.check.clone();
         let policy = &check.poll;
         self.report.polls += 1;
-        let polled_ms = self.wall_ms(now);
+        let polled_ms = self.wall_ms(asked);
         let mut changed = false;
         match answer {
             Ok(snapshot) => {
@@ -382,7 +390,12 @@ impl Follow {
             .map(|status| JobSnapshot {
                 status,
                 label: Label {
-                    en: self.report.job_status_label.clone().unwrap_or_default().into(),
+                    en: self
+                        .report
+                        .job_status_label
+                        .clone()
+                        .unwrap_or_default()
+                        .into(),
                     zh: "".into(),
                 },
                 finished: matches!(end, PollEnd::Finished),
@@ -414,12 +427,13 @@ impl Follow {
         journal: &dyn Journal,
         observer: &mut dyn Observer,
     ) -> Option<PollEnd> {
+        let asked = Instant::now();
         let answer = snapshot_with_retries(&*self.platform, &self.job, &self.report.platform).await;
         if let Err(e) = &answer {
             note_failure(&self.report.platform, e, None);
             observer.on_event(&TrackerEvent::PollFailed { error: e });
         }
-        let stepped = self.on_answer(&answer, Instant::now(), rand::random_range(0.0..1.0));
+        let stepped = self.on_answer(&answer, asked, Instant::now(), rand::random_range(0.0..1.0));
         if let Ok(snapshot) = &answer {
             observer.on_event(&TrackerEvent::Snapshot {
                 snapshot,

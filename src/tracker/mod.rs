@@ -96,7 +96,6 @@ impl Observer for Silent {
     fn on_event(&mut self, _: &TrackerEvent<'_>) {}
 }
 
-
 /// The monotonic instant matching the report's wall-clock start (for deadlines that survive a
 /// restart).
 pub(crate) fn started_instant(report: &ExecutionReport) -> Instant {

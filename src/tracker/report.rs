@@ -151,7 +151,8 @@ impl ExecutionReport {
             {
                 Some(i) => i,
                 None => {
-                    self.hosts.push(HostReport::unreported(reported.host.clone()));
+                    self.hosts
+                        .push(HostReport::unreported(reported.host.clone()));
                     changed = true;
                     self.hosts.len() - 1
                 }

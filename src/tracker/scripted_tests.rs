@@ -770,3 +770,200 @@ async fn a_marked_submit_the_platform_never_got_is_submitted_again_once_it_could
     assert_eq!(report.state, ExecutionState::Succeeded, "{}", report.reason);
     assert_eq!(p.count("fast_execute_script"), 0);
 }
+
+/// The state machine itself, step by step: no runtime, no platform call, time given.
+mod steps {
+    use super::*;
+    use crate::tracker::follow::{Follow, Next};
+    use crate::tracker::{OnDeadline, PollEnd};
+
+    /// A step with the answer asked and taken in at `at`.
+    fn step(
+        f: &mut Follow,
+        answer: &Result<JobSnapshot, PlatformError>,
+        at: Instant,
+    ) -> crate::tracker::follow::Stepped {
+        f.on_answer(answer, at, at, 0.0)
+    }
+
+    fn follow(poll: PollPolicy) -> (Follow, Instant) {
+        let check = Arc::new(check(poll));
+        let execution = Execution::new(&check, "scripted", Arc::new(Scripted::default()));
+        let mut report = Box::new(execution.new_report());
+        report.triggered(&job());
+        let t0 = Instant::now();
+        let f = Follow::new(
+            report,
+            job(),
+            check.clone(),
+            execution.platform.clone(),
+            t0,
+            t0,
+            0.5,
+        );
+        (f, t0)
+    }
+
+    #[test]
+    fn an_unchanged_answer_is_not_saved_and_a_change_is() {
+        let (mut f, t0) = follow(PollPolicy::default());
+        let first = step(
+            &mut f,
+            &Ok(snapshot(2, &[7, 7])),
+            t0 + Duration::from_secs(1),
+        );
+        assert!(first.changed, "the first answer moves the hosts");
+        let again = step(
+            &mut f,
+            &Ok(snapshot(2, &[7, 7])),
+            t0 + Duration::from_secs(2),
+        );
+        assert!(!again.changed, "nothing a reader sees changed: no write");
+        let moved = step(
+            &mut f,
+            &Ok(snapshot(2, &[9, 7])),
+            t0 + Duration::from_secs(3),
+        );
+        assert!(moved.changed);
+        assert_eq!(f.report.polls, 3);
+        assert_eq!(
+            f.report.hosts[0].outcome,
+            crate::model::HostOutcome::Success
+        );
+        assert_eq!(
+            f.report.hosts.len(),
+            2,
+            "hosts are kept once, matched by id"
+        );
+    }
+
+    #[test]
+    fn the_next_poll_follows_the_policy_and_is_stored() {
+        let poll = PollPolicy {
+            interval: Duration::from_secs(5),
+            backoff_factor: 1.0,
+            jitter: 0.0,
+            ..PollPolicy::default()
+        };
+        let (mut f, t0) = follow(poll);
+        let now = t0 + Duration::from_secs(1);
+        let s = step(&mut f, &Ok(snapshot(2, &[7, 7])), now);
+        assert_eq!(s.next, Next::Poll(now + Duration::from_secs(5)));
+        assert_eq!(
+            f.report.next_poll_at_ms,
+            Some(f.report.started_at_ms + 6_000),
+            "next_poll_at is the wall time of the next poll"
+        );
+    }
+
+    #[test]
+    fn a_finished_answer_ends_and_decides_with_its_hosts() {
+        let (mut f, t0) = follow(PollPolicy::default());
+        let s = step(
+            &mut f,
+            &Ok(snapshot(4, &[9, 104])),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(s.next, Next::End(PollEnd::Finished));
+        assert!(f.end(&PollEnd::Finished, t0 + Duration::from_secs(1)));
+        assert_eq!(f.report.state, ExecutionState::Failed);
+        assert!(
+            f.report.reason.contains("1 of 2 hosts"),
+            "{}",
+            f.report.reason
+        );
+        assert!(f.report.logs_pending);
+        assert_eq!(f.report.next_poll_at_ms, None);
+    }
+
+    #[test]
+    fn not_found_ends_only_after_lost_after_in_a_row_and_fetches_no_logs() {
+        let (mut f, t0) = follow(PollPolicy::default());
+        let lost_after = f.check.poll.lost_after;
+        let mut now = t0;
+        for i in 1..lost_after {
+            now += Duration::from_secs(1);
+            let s = step(&mut f, &Err(not_found()), now);
+            assert!(matches!(s.next, Next::Poll(_)), "poll {i}: {:?}", s.next);
+        }
+        now += Duration::from_secs(1);
+        let s = step(&mut f, &Err(not_found()), now);
+        assert_eq!(s.next, Next::End(PollEnd::NotFound { polls: lost_after }));
+        assert!(!f.end(&PollEnd::NotFound { polls: lost_after }, now));
+        assert_eq!(f.report.state, ExecutionState::Lost);
+    }
+
+    #[test]
+    fn past_the_deadline_an_unreachable_platform_keeps_it_polling_and_an_answer_times_it_out() {
+        let (mut f, t0) = follow(PollPolicy::default());
+        let late = t0 + Duration::from_secs(3600);
+        let s = step(&mut f, &Err(transient()), late);
+        assert!(matches!(s.next, Next::Poll(_)), "{:?}", s.next);
+        assert!(s.changed, "the platform_unreachable condition is raised");
+        let s = step(
+            &mut f,
+            &Ok(snapshot(2, &[7, 7])),
+            late + Duration::from_secs(1),
+        );
+        assert!(
+            matches!(
+                s.next,
+                Next::End(PollEnd::DeadlinePassed {
+                    terminated: None,
+                    ..
+                })
+            ),
+            "{:?}",
+            s.next
+        );
+    }
+
+    #[test]
+    fn on_deadline_terminate_asks_once_then_ends_after_the_grace() {
+        let poll = PollPolicy {
+            on_deadline: OnDeadline::Terminate,
+            ..PollPolicy::default()
+        };
+        let (mut f, t0) = follow(poll);
+        let grace = f.check.poll.terminate_grace;
+        let late = t0 + Duration::from_secs(3600);
+        let s = step(&mut f, &Ok(snapshot(2, &[7, 7])), late);
+        assert!(matches!(s.next, Next::Terminate(_)), "{:?}", s.next);
+        let s = step(&mut f, &Ok(snapshot(2, &[7, 7])), late + grace);
+        assert!(
+            matches!(
+                s.next,
+                Next::End(PollEnd::DeadlinePassed {
+                    terminated: Some(false),
+                    ..
+                })
+            ),
+            "{:?}",
+            s.next
+        );
+    }
+
+    #[test]
+    fn a_resumed_execution_polls_within_one_interval() {
+        let poll = PollPolicy::default();
+        let interval = poll.interval.max(poll.first_poll);
+        let check = Arc::new(check(poll));
+        let execution = Execution::new(&check, "scripted", Arc::new(Scripted::default()));
+        let mut report = Box::new(execution.new_report());
+        report.triggered(&job());
+        report.polls = 4;
+        let t0 = Instant::now();
+        for spread in [0.0, 0.5, 1.0] {
+            let f = Follow::new(
+                report.clone(),
+                job(),
+                check.clone(),
+                execution.platform.clone(),
+                t0,
+                t0,
+                spread,
+            );
+            assert!(f.next_poll() <= t0 + interval, "{spread}");
+        }
+    }
+}

@@ -8,9 +8,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-use super::{
-    ExecutionReport, Execution, Journal, Observer, TrackerEvent, save, started_instant,
-};
+use super::{Execution, ExecutionReport, Journal, Observer, TrackerEvent, save, started_instant};
 use crate::model::{ExecutionState, TriggerStatus};
 use crate::platform::{ErrorClass, JobRef, PlatformError, SubmitGate, SubmitRequest};
 
@@ -413,5 +411,4 @@ impl Execution<'_> {
             }
         }
     }
-
 }
