@@ -113,6 +113,19 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Inserts many executions in one transaction (rows that exist are left alone); no
+    /// alert is evaluated. For imports and the load harness, which seeds a million
+    /// executions to resume. Returns how many were inserted.
+    pub async fn insert_many(&self, reports: &[ExecutionReport]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for r in reports {
+            inserted += u64::from(executions::write_execution(&mut tx, r, true).await?);
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
     /// Whether any alert named in `changes` is firing now (one query).
     async fn any_firing(&self, changes: &[AlertChange]) -> Result<bool, StoreError> {
         // The SQL text is fixed fragments and placeholders; the fingerprints are bound.
