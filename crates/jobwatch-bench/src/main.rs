@@ -105,7 +105,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     let fields: Vec<&str> = after.split_whitespace().collect();
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (field(11) + field(12)) / ticks
 }
 
@@ -357,7 +362,14 @@ fn uuid_v7() -> String {
         | (0b10u128 << 62)
         | (r & 0x3FFF_FFFF_FFFF_FFFF);
     let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -596,7 +608,10 @@ fn main() -> anyhow::Result<()> {
     // Seeded: executions written straight into a fresh store (jobs running on the
     // emulator), then one start resumes them all.
     let seeded = if args.seeded > 0 {
-        eprintln!("jobwatch-bench: seeded ({} executions in the store, resumed)…", args.seeded);
+        eprintln!(
+            "jobwatch-bench: seeded ({} executions in the store, resumed)…",
+            args.seeded
+        );
         let seeded_dir = dir.join("seeded");
         std::fs::create_dir_all(&seeded_dir)?;
         let config = write_config(&seeded_dir, &url, Duration::from_secs(60))?;
@@ -708,7 +723,11 @@ fn main() -> anyhow::Result<()> {
     let date = chrono::Utc::now().format("%Y-%m-%d");
     println!(
         "jobwatch-bench {date}: emulator on core {EMULATOR_CPU}, wrk and the agent on core {LOAD_CPU}{}",
-        if pinning { "" } else { " (NOT pinned: fewer than 2 cores)" }
+        if pinning {
+            ""
+        } else {
+            " (NOT pinned: fewer than 2 cores)"
+        }
     );
     println!("| figure | measured | target |");
     println!("|---|---|---|");

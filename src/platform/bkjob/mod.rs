@@ -33,6 +33,10 @@ use crate::platform::{
 /// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
 pub const LOG_BATCH_MAX_HOSTS: usize = 500;
 
+/// The query APIs: through APIGW a `GET` with the parameters (and the scope) in the query
+/// string (API.md §1.2); every other API is a `POST` with a JSON body.
+const QUERY_APIS: [&str; 2] = ["get_job_instance_status", "get_job_instance_list"];
+
 /// get_job_instance_list `length` maximum (API.md §7).
 const LIST_PAGE_MAX: usize = 1000;
 
@@ -42,6 +46,86 @@ pub struct BkJob {
     settings: BkJobSettings,
     http: reqwest::Client,
     endpoints: endpoints::Endpoints,
+    prepared: Prepared,
+}
+
+/// What every request through the configured door carries, built once rather than per call:
+/// each endpoint's URL of each API (for APIGW query APIs with the scope already in the query
+/// string), and the APIGW credentials header (marked sensitive: never printed).
+struct Prepared {
+    /// `urls[endpoint][i]` is the URL of `APIS[i]` on that endpoint.
+    urls: Vec<Vec<Url>>,
+    /// `X-Bkapi-Authorization` (APIGW only).
+    auth: Option<reqwest::header::HeaderValue>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("urls", &self.urls)
+            .field("auth", &self.auth.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl Prepared {
+    fn new(s: &BkJobSettings) -> Result<Self, PlatformError> {
+        let urls = s
+            .endpoints
+            .iter()
+            .map(|base| {
+                APIS.iter()
+                    .map(|api| {
+                        let base = base.as_str().trim_end_matches('/');
+                        let text = match s.door {
+                            Door::Apigw => format!("{base}/api/v3/{api}"),
+                            Door::Esb => format!("{base}/api/c/compapi/v2/jobv3/{api}/"),
+                        };
+                        let mut url = Url::parse(&text).map_err(|e| {
+                            PlatformError::permanent(
+                                "client",
+                                None,
+                                format!("bad endpoint URL: {e}"),
+                            )
+                        })?;
+                        if s.door == Door::Apigw && QUERY_APIS.contains(api) {
+                            url.query_pairs_mut()
+                                .append_pair("bk_scope_type", &s.scope_type)
+                                .append_pair("bk_scope_id", &s.scope_id);
+                        }
+                        Ok(url)
+                    })
+                    .collect::<Result<Vec<Url>, PlatformError>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let auth = match s.door {
+            Door::Apigw => {
+                let text = json!({
+                    "bk_app_code": s.app_code,
+                    "bk_app_secret": s.app_secret.expose_secret(),
+                    "bk_username": s.username,
+                })
+                .to_string();
+                let mut value = reqwest::header::HeaderValue::from_str(&text).map_err(|_| {
+                    PlatformError::permanent(
+                        "client",
+                        None,
+                        "the app code, secret or username cannot be sent in a header",
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            Door::Esb => None,
+        };
+        Ok(Prepared { urls, auth })
+    }
+
+    /// The URL of `api` on endpoint `i` (for APIGW query APIs with the scope in its query).
+    fn url(&self, i: usize, api: &str) -> Url {
+        let at = APIS.iter().position(|a| *a == api).unwrap_or(0);
+        self.urls[i][at].clone()
+    }
 }
 
 /// How an API is called through the configured door.
@@ -67,73 +151,65 @@ impl BkJob {
                 PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}"))
             })?;
         let endpoints = endpoints::Endpoints::new(&settings.endpoints, settings.flow.clone());
+        let prepared = Prepared::new(&settings)?;
         Ok(BkJob {
             settings,
             http,
             endpoints,
+            prepared,
         })
     }
 
-    fn url(&self, base: &Url, api: &str) -> String {
-        let base = base.as_str().trim_end_matches('/');
-        match self.settings.door {
-            Door::Apigw => format!("{base}/api/v3/{api}"),
-            Door::Esb => format!("{base}/api/c/compapi/v2/jobv3/{api}/"),
-        }
-    }
-
-    fn scoped(&self, mut params: Map<String, Value>) -> Map<String, Value> {
-        params.insert("bk_scope_type".into(), json!(self.settings.scope_type));
-        params.insert("bk_scope_id".into(), json!(self.settings.scope_id));
-        params
-    }
-
+    /// The request of `api` with `params` (without the scope) to endpoint `i`, from the
+    /// prepared parts: APIGW queries append their parameters to the prepared URL (which has
+    /// the scope); bodies get the scope (and, through ESB, the credentials).
     fn request(
         &self,
-        base: &Url,
+        i: usize,
         api: &'static str,
         verb: Verb,
         params: &Map<String, Value>,
     ) -> reqwest::RequestBuilder {
-        let url = self.url(base, api);
+        let mut url = self.prepared.url(i, api);
         let s = &self.settings;
-        match self.settings.door {
-            Door::Apigw => {
-                let auth = json!({
-                    "bk_app_code": s.app_code,
-                    "bk_app_secret": s.app_secret.expose_secret(),
-                    "bk_username": s.username,
-                })
-                .to_string();
+        let scoped = |extra: &[(&str, &str)]| {
+            let mut body = params.clone();
+            body.insert("bk_scope_type".into(), json!(s.scope_type));
+            body.insert("bk_scope_id".into(), json!(s.scope_id));
+            for (k, v) in extra {
+                body.insert((*k).into(), json!(v));
+            }
+            body
+        };
+        match (self.settings.door, &self.prepared.auth) {
+            (Door::Apigw, Some(auth)) => {
                 let builder = match verb {
                     Verb::Query => {
-                        let query: Vec<(&str, String)> = params
-                            .iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.as_str(),
-                                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                                )
-                            })
-                            .collect();
+                        {
+                            let mut query = url.query_pairs_mut();
+                            for (k, v) in params {
+                                match v {
+                                    Value::String(text) => query.append_pair(k, text),
+                                    other => query.append_pair(k, &other.to_string()),
+                                };
+                            }
+                        }
                         // GW-DOC lists Content-Type as required even without a body.
-                        self.http
-                            .get(url)
-                            .query(&query)
-                            .header(CONTENT_TYPE, "application/json")
+                        self.http.get(url).header(CONTENT_TYPE, "application/json")
                     }
                     // `.json()` sets Content-Type itself; setting it again would send it twice.
-                    Verb::Post => self.http.post(url).json(params),
+                    Verb::Post => self.http.post(url).json(&scoped(&[])),
                 };
                 builder
-                    .header("X-Bkapi-Authorization", auth)
+                    .header("X-Bkapi-Authorization", auth.clone())
                     .header(ACCEPT, "application/json")
             }
-            Door::Esb => {
-                let mut body = params.clone();
-                body.insert("bk_app_code".into(), json!(s.app_code));
-                body.insert("bk_app_secret".into(), json!(s.app_secret.expose_secret()));
-                body.insert("bk_username".into(), json!(s.username));
+            _ => {
+                let body = scoped(&[
+                    ("bk_app_code", &s.app_code),
+                    ("bk_app_secret", s.app_secret.expose_secret()),
+                    ("bk_username", &s.username),
+                ]);
                 self.http
                     .post(url)
                     .header(ACCEPT, "application/json")
@@ -157,7 +233,6 @@ impl BkJob {
         params: Map<String, Value>,
         gate: Option<&dyn SubmitGate>,
     ) -> Result<T, PlatformError> {
-        let params = self.scoped(params);
         let mut last_error = None;
         let budget = if gate.is_some() {
             endpoints::Budget::Submit
@@ -172,9 +247,7 @@ impl BkJob {
                 return Err(crate::platform::gate_refused(api, &why));
             }
             let began = std::time::Instant::now();
-            let result = self
-                .call_once(self.endpoints.url(i), api, verb, mutating, &params)
-                .await;
+            let result = self.call_once(i, api, verb, mutating, &params).await;
             drop(permit);
             crate::internal_events::PlatformRequestDone {
                 platform: &self.settings.name,
@@ -213,14 +286,14 @@ impl BkJob {
 
     async fn call_once<T: DeserializeOwned>(
         &self,
-        base: &Url,
+        i: usize,
         api: &'static str,
         verb: Verb,
         mutating: bool,
         params: &Map<String, Value>,
     ) -> Result<T, PlatformError> {
         let response = self
-            .request(base, api, verb, params)
+            .request(i, api, verb, params)
             .send()
             .await
             .map_err(|e| transport_error(api, mutating, e))?;
@@ -448,10 +521,7 @@ mod tests {
 
     fn build(door: Door, api: &'static str, verb: Verb, params: Value) -> reqwest::Request {
         let c = client(door);
-        let base = c.endpoints.url(0).clone();
-        c.request(&base, api, verb, &c.scoped(object(params)))
-            .build()
-            .unwrap()
+        c.request(0, api, verb, &object(params)).build().unwrap()
     }
 
     fn body(req: &reqwest::Request) -> Map<String, Value> {

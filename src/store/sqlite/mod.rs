@@ -419,10 +419,12 @@ impl Store for SqliteStore {
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
+        // A plain `id < ?1` (the highest code point for the first page) lets SQLite seek the
+        // `(active, id)` index; an `IS NULL OR` would scan from the newest row on every page.
         let history = sqlx::query(
-            "SELECT id, doc FROM executions WHERE active = 0 AND (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+            "SELECT id, doc FROM executions WHERE active = 0 AND id < ?1 ORDER BY id DESC LIMIT ?2",
         )
-        .bind(history_before)
+        .bind(history_before.unwrap_or("\u{10FFFF}"))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
@@ -491,10 +493,13 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ExecutionReport>, StoreError> {
+        // `id > ?1` with "" for the first page, not `(?1 IS NULL OR id > ?1)`: SQLite cannot
+        // seek the `executions_active (active, id)` index with that OR, so every page scanned
+        // the active rows from the first (1 000 000 resumed in pages of 1 000 took minutes).
         let rows = sqlx::query(
-            "SELECT id, doc FROM executions WHERE active = 1 AND (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+            "SELECT id, doc FROM executions WHERE active = 1 AND id > ?1 ORDER BY id LIMIT ?2",
         )
-        .bind(after)
+        .bind(after.unwrap_or(""))
         .bind(i64::from(limit.max(1)))
         .fetch_all(&self.pool)
         .await?;
