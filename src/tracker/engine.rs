@@ -2,7 +2,9 @@
 //! [`Follow`] at rest in a single deadline queue (`tokio_util::time::DelayQueue`), not a task
 //! each. One task wakes the due ones and hands each turn (a poll, the logs of an ended job)
 //! to a bounded pool of in-flight platform calls: final log fetches first, then polls in the
-//! order they fell due. Triggers (submits, reconciles) run beside the pool, each in a task of
+//! order they fell due. A turn leaves the pool as soon as its call ends; its save (and, at
+//! the end, the decision's) happens beside the pool, so that a slow store never holds back
+//! other executions' polls (the turns saving are bounded too: [`SAVING_ROOM`]). Triggers (submits, reconciles) run beside the pool, each in a task of
 //! its own while it lasts, so that no number of due polls delays a submit; the endpoints'
 //! limits (rate, concurrency, separate budgets for submits) apply inside the platform as
 //! everywhere.
@@ -15,7 +17,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +26,12 @@ use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::{ExecutionReport, Follow, Journal, Silent};
 
-/// Turns in flight at once (polls and log fetches together) when not configured.
+/// Platform calls in flight at once (polls and log fetches together) when not configured.
 pub const DEFAULT_POOL: usize = 256;
+
+/// Turns whose call is done and which are saving (or deciding) beside the pool, at most: a
+/// slow store holds these, never the pool's calls. Tasks in all: at most the pool plus this.
+pub const SAVING_ROOM: usize = 1024;
 
 /// Called with an execution the engine is done with: ended and saved (with its logs).
 pub type OnDone = Arc<dyn Fn(&ExecutionReport) + Send + Sync>;
@@ -90,6 +96,7 @@ impl Engine {
             on_done,
             stop,
             pool: pool.max(1),
+            calls: Arc::new(Semaphore::new(pool.max(1))),
             queue: DelayQueue::new(),
             at_rest: HashMap::new(),
             ready_logs: VecDeque::new(),
@@ -120,6 +127,8 @@ struct Scheduler {
     on_done: OnDone,
     stop: CancellationToken,
     pool: usize,
+    /// One permit per platform call in flight; a turn gives it back as its call ends.
+    calls: Arc<Semaphore>,
     /// Executions at rest, by when their next poll is due.
     queue: DelayQueue<Box<Follow>>,
     /// Where each execution at rest is in the queue.
@@ -161,6 +170,12 @@ impl Scheduler {
                     Some(Command::PollNow(id)) => self.poll_now(id),
                     None => stopping = true,
                 },
+                // The pool is full and work waits: a permit freed by a call ending starts it.
+                permit = self.calls.clone().acquire_owned(), if !stopping && self.waiting() => {
+                    if let Ok(permit) = permit {
+                        self.start_turn(permit);
+                    }
+                }
                 Some(due) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !stopping && !self.queue.is_empty() => {
                     let f = due.into_inner();
                     self.at_rest.remove(&key(&f.report.execution_id));
@@ -173,21 +188,36 @@ impl Scheduler {
         }
     }
 
+    /// Whether a turn waits and there is room for its task.
+    fn waiting(&self) -> bool {
+        (!self.ready_logs.is_empty() || !self.ready_polls.is_empty())
+            && self.in_flight.len() < self.pool + SAVING_ROOM
+    }
+
     /// Starts turns while the pool has room: logs first, then polls.
     fn dispatch(&mut self) {
-        while self.in_flight.len() < self.pool {
-            let (f, turn) = if let Some(f) = self.ready_logs.pop_front() {
-                (f, Turn::Logs)
-            } else if let Some(f) = self.ready_polls.pop_front() {
-                (f, Turn::Poll)
-            } else {
+        while self.waiting() {
+            let Ok(permit) = self.calls.clone().try_acquire_owned() else {
                 return;
             };
-            self.in_turn.insert(key(&f.report.execution_id));
-            let journal = self.journal.clone();
-            let stop = self.stop.clone();
-            self.in_flight.spawn(take_turn(f, turn, journal, stop));
+            self.start_turn(permit);
         }
+    }
+
+    /// Starts the next waiting turn (logs first, then polls) with `permit`.
+    fn start_turn(&mut self, permit: OwnedSemaphorePermit) {
+        let (f, turn) = if let Some(f) = self.ready_logs.pop_front() {
+            (f, Turn::Logs)
+        } else if let Some(f) = self.ready_polls.pop_front() {
+            (f, Turn::Poll)
+        } else {
+            return;
+        };
+        self.in_turn.insert(key(&f.report.execution_id));
+        let journal = self.journal.clone();
+        let stop = self.stop.clone();
+        self.in_flight
+            .spawn(take_turn(f, turn, journal, stop, permit));
     }
 
     fn take_back(&mut self, turned: Turned, stopping: bool) {
@@ -239,12 +269,14 @@ async fn take_turn(
     turn: Turn,
     journal: Arc<dyn Journal>,
     stop: CancellationToken,
+    permit: OwnedSemaphorePermit,
 ) -> Turned {
+    let called = move || drop(permit);
     match turn {
         Turn::Poll => {
             let mut silent = Silent;
             let polled = tokio::select! {
-                end = f.poll_turn(&*journal, &mut silent) => Some(end),
+                end = f.poll_turn(&*journal, &mut silent, called) => Some(end),
                 () = stop.cancelled() => None,
             };
             match polled {
@@ -262,7 +294,7 @@ async fn take_turn(
         Turn::Logs => {
             let mut silent = Silent;
             let fetched = tokio::select! {
-                () = f.logs_turn(&*journal, &mut silent) => true,
+                () = f.logs_turn(&*journal, &mut silent, called) => true,
                 () = stop.cancelled() => false,
             };
             // Stopped mid-fetch: the end is recorded with `logs_pending`; the next start

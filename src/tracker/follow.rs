@@ -419,16 +419,19 @@ impl Follow {
         fetch
     }
 
-    /// One poll: the status call (quick retries on transient errors), the step, a save when
-    /// something a reader sees changed, and the terminate the step asks for. Returns the end
-    /// when polling is over.
+    /// One poll: the status call (quick retries on transient errors), then `called` (the
+    /// engine frees the call's place in its pool there: a slow store never holds back other
+    /// executions' polls), the step, a save when something a reader sees changed, and the
+    /// terminate the step asks for. Returns the end when polling is over.
     pub async fn poll_turn(
         &mut self,
         journal: &dyn Journal,
         observer: &mut dyn Observer,
+        called: impl FnOnce() + Send,
     ) -> Option<PollEnd> {
         let asked = Instant::now();
         let answer = snapshot_with_retries(&*self.platform, &self.job, &self.report.platform).await;
+        called();
         if let Err(e) = &answer {
             note_failure(&self.report.platform, e, None);
             observer.on_event(&TrackerEvent::PollFailed { error: e });
@@ -469,8 +472,14 @@ impl Follow {
         fetch
     }
 
-    /// Fetches every host's log ([`super::logs::fetch_logs`]) and records them.
-    pub async fn logs_turn(&mut self, journal: &dyn Journal, observer: &mut dyn Observer) {
+    /// Fetches every host's log ([`super::logs::fetch_logs`]), then `called` (as for
+    /// [`Follow::poll_turn`]), and records them.
+    pub async fn logs_turn(
+        &mut self,
+        journal: &dyn Journal,
+        observer: &mut dyn Observer,
+        called: impl FnOnce() + Send,
+    ) {
         observer.on_event(&TrackerEvent::FetchingLogs {
             hosts: self.report.hosts.len(),
         });
@@ -481,6 +490,7 @@ impl Follow {
             &mut self.report,
         )
         .await;
+        called();
         self.report.logs_pending = false;
         save(journal, &self.report).await;
     }

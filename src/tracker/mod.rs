@@ -285,7 +285,7 @@ impl<'a> Execution<'a> {
                     return follow.report;
                 }
             }
-            if let Some(end) = Box::pin(follow.poll_turn(self.journal, observer)).await {
+            if let Some(end) = Box::pin(follow.poll_turn(self.journal, observer, || {})).await {
                 break end;
             }
         };
@@ -293,7 +293,7 @@ impl<'a> Execution<'a> {
             self.stop_after_cancel(&mut follow).await;
         }
         if follow.end_turn(&end, self.journal).await {
-            Box::pin(follow.logs_turn(self.journal, observer)).await;
+            Box::pin(follow.logs_turn(self.journal, observer, || {})).await;
         }
         follow.report
     }
