@@ -82,6 +82,13 @@ pub enum StoreError {
         /// What failed.
         error: std::io::Error,
     },
+    /// A write failed with the transaction it was committed in (the database's error, as
+    /// text: it was also every other caller's).
+    #[error("database error: {0}")]
+    Batch(String),
+    /// The store's writer has stopped (the process is ending).
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// Which executions a listing returns.

@@ -20,6 +20,42 @@ pub(super) fn rows_to_reports(
         .collect()
 }
 
+/// An execution row, ready to write: the document and its indexed projections (made by the
+/// caller, so that a queued write holds no copy of the report).
+pub(super) struct ExecutionRow {
+    id: String,
+    check: String,
+    platform: String,
+    origin: &'static str,
+    scheduled_at: Option<i64>,
+    trigger_status: &'static str,
+    state: &'static str,
+    active: bool,
+    job_instance_id: Option<i64>,
+    created_at: i64,
+    doc: String,
+    next_poll_at: Option<i64>,
+}
+
+impl ExecutionRow {
+    pub(super) fn of(r: &ExecutionReport) -> Result<Self, StoreError> {
+        Ok(ExecutionRow {
+            doc: to_json(&r.execution_id, r)?,
+            id: r.execution_id.clone(),
+            check: r.check.clone(),
+            platform: r.platform.clone(),
+            origin: r.origin.as_str(),
+            scheduled_at: r.scheduled_at_ms,
+            trigger_status: r.trigger_status.as_str(),
+            state: r.state.as_str(),
+            active: !r.state.is_final(),
+            job_instance_id: r.job_instance_id.map(|id| id as i64),
+            created_at: r.started_at_ms,
+            next_poll_at: r.next_poll_at_ms.filter(|_| !r.state.is_final()),
+        })
+    }
+}
+
 /// Writes the execution row: one atomic statement (no read-then-write: in WAL mode a deferred
 /// transaction that read first fails with SQLITE_BUSY when another writer got there in
 /// between; transactions with alert changes begin IMMEDIATE). Returns whether a row was
@@ -29,7 +65,15 @@ pub(super) async fn write_execution(
     r: &ExecutionReport,
     insert_only: bool,
 ) -> Result<bool, StoreError> {
-    let doc = to_json(&r.execution_id, r)?;
+    write_row(conn, &ExecutionRow::of(r)?, insert_only).await
+}
+
+/// Writes `r` (see [`write_execution`]).
+pub(super) async fn write_row(
+    conn: &mut SqliteConnection,
+    r: &ExecutionRow,
+    insert_only: bool,
+) -> Result<bool, StoreError> {
     let insert = "INSERT INTO executions (id, check_name, platform, origin, scheduled_at, trigger_status, state, active, job_instance_id, created_at, updated_at, doc, next_poll_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
     // The update never moves a final state to another one: `active = 1` (not yet final)
@@ -44,19 +88,19 @@ pub(super) async fn write_execution(
         )
     };
     let written = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&r.execution_id)
+        .bind(&r.id)
         .bind(&r.check)
         .bind(&r.platform)
-        .bind(r.origin.as_str())
-        .bind(r.scheduled_at_ms)
-        .bind(r.trigger_status.as_str())
-        .bind(r.state.as_str())
-        .bind(!r.state.is_final())
-        .bind(r.job_instance_id.map(|id| id as i64))
-        .bind(r.started_at_ms)
+        .bind(r.origin)
+        .bind(r.scheduled_at)
+        .bind(r.trigger_status)
+        .bind(r.state)
+        .bind(r.active)
+        .bind(r.job_instance_id)
+        .bind(r.created_at)
         .bind(crate::time::now_ms())
-        .bind(&doc)
-        .bind(r.next_poll_at_ms.filter(|_| !r.state.is_final()))
+        .bind(&r.doc)
+        .bind(r.next_poll_at)
         .execute(&mut *conn)
         .await?
         .rows_affected()
@@ -66,13 +110,13 @@ pub(super) async fn write_execution(
     }
     // Not written: the stored execution had already ended in another state.
     let state: Option<String> = sqlx::query_scalar("SELECT state FROM executions WHERE id = ?")
-        .bind(&r.execution_id)
+        .bind(&r.id)
         .fetch_optional(&mut *conn)
         .await?;
     Err(StoreError::FinalStateChange {
-        id: r.execution_id.clone(),
+        id: r.id.clone(),
         state: state.unwrap_or_default(),
-        new_state: r.state.as_str().to_owned(),
+        new_state: r.state.to_owned(),
     })
 }
 

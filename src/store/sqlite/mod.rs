@@ -12,12 +12,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 use super::{Board, Finish, ListQuery, Pruned, Recorded, Store, StoreError, Which};
-use crate::alert::{self, Alert, AlertChange, AlertStatus, Applied, Target};
+use crate::alert::{Alert, AlertChange, AlertStatus, Target};
 use crate::model::outbox::{Notification, OutboxState, Resend};
 use crate::tracker::ExecutionReport;
 
 mod executions;
 mod outbox;
+mod writer;
 
 use self::executions::*;
 use self::outbox::*;
@@ -73,6 +74,8 @@ fn migrator() -> Migrator {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The group-commit writer every `record` goes through.
+    writer: tokio::sync::mpsc::Sender<writer::Job>,
 }
 
 impl SqliteStore {
@@ -108,7 +111,8 @@ impl SqliteStore {
             sqlx::query("VACUUM").execute(&mut *conn).await?;
         }
         migrator().run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let writer = writer::start(pool.clone());
+        Ok(SqliteStore { pool, writer })
     }
 }
 
@@ -125,20 +129,6 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(inserted)
     }
-
-    /// Whether any alert named in `changes` is firing now (one query).
-    async fn any_firing(&self, changes: &[AlertChange]) -> Result<bool, StoreError> {
-        // The SQL text is fixed fragments and placeholders; the fingerprints are bound.
-        let placeholders = vec!["?"; changes.len()].join(", ");
-        let sql = format!(
-            "SELECT 1 FROM alerts WHERE status = 'firing' AND fingerprint IN ({placeholders}) LIMIT 1"
-        );
-        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-        for c in changes {
-            q = q.bind(&c.fingerprint);
-        }
-        Ok(q.fetch_optional(&self.pool).await?.is_some())
-    }
 }
 
 #[async_trait]
@@ -149,48 +139,18 @@ impl Store for SqliteStore {
         changes: &[AlertChange],
         insert_only: bool,
     ) -> Result<Recorded, StoreError> {
-        // Releases of alerts that do not fire change nothing (the common case: a success
-        // releasing the check's outcome alerts): skip the alert transaction.
-        let only_idle_releases = !changes.is_empty()
-            && changes.iter().all(|c| c.cause.is_none())
-            && !self.any_firing(changes).await?;
-        if changes.is_empty() || only_idle_releases {
-            let mut conn = self.pool.acquire().await?;
-            let written = write_execution(&mut conn, report, insert_only).await?;
-            return Ok(Recorded {
-                written,
-                ..Recorded::default()
-            });
-        }
-        // IMMEDIATE: take the write lock first (see `write_execution`).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !write_execution(&mut tx, report, insert_only).await? {
-            tx.rollback().await?;
-            return Ok(Recorded::default());
-        }
-        let now = crate::time::now_ms();
-        let mut queued = 0;
-        let mut transitions = Vec::new();
-        for change in changes {
-            let prev = load_alert(&mut tx, &change.fingerprint).await?;
-            match alert::apply(prev, change, now) {
-                Applied::Unchanged => {}
-                Applied::Updated(a) => save_alert(&mut tx, &a).await?,
-                Applied::Fired(a) | Applied::Resolved(a) => {
-                    save_alert(&mut tx, &a).await?;
-                    for t in &a.targets {
-                        queued += usize::from(enqueue(&mut tx, &a, t, "new", false, now).await?);
-                    }
-                    transitions.push(a);
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(Recorded {
-            written: true,
-            queued,
-            transitions,
-        })
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = writer::Job {
+            row: ExecutionRow::of(report)?,
+            changes: changes.to_vec(),
+            insert_only,
+            reply,
+        };
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn due_notifications(
