@@ -685,8 +685,14 @@ mod tests {
     /// `n` executions of `check` already running on the platform (as the engine gets them
     /// from a resume: job status known, so an unchanged answer writes nothing), all due at
     /// `due`.
-    fn followed(runner: &Runner, check: &Arc<CheckConfig>, n: usize, due: tokio::time::Instant) {
+    fn followed(
+        runner: &Runner,
+        check: &Arc<CheckConfig>,
+        n: usize,
+        due: tokio::time::Instant,
+    ) -> Vec<String> {
         let platform = runner.platforms["fleet"].clone();
+        let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             let mut report =
                 Box::new(Execution::new(check, "fleet", platform.clone()).new_report());
@@ -706,8 +712,33 @@ mod tests {
                 0.0,
             );
             f.set_next_poll(due);
+            ids.push(f.report.execution_id.clone());
             runner.engine.follow(f);
         }
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poll_asked_for_now_comes_now_and_only_for_that_execution() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Arc::new(Fleet::default());
+        let (runner, check) = fleet_runner(dir.path(), fleet.clone()).await;
+        let in_an_hour = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let ids = followed(&runner, &check, 3, in_an_hour);
+        runner.poll_now(&ids[1]);
+        runner.poll_now("no-such-execution");
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while fleet.answered.load(Ordering::SeqCst) == 0 {
+            assert!(
+                std::time::Instant::now() < until,
+                "the poll asked for never came"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The one asked for, polled once; the others wait for their hour.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(fleet.answered.load(Ordering::SeqCst), 1);
+        assert!(runner.shutdown(Duration::from_secs(10)).await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
