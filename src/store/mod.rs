@@ -24,6 +24,11 @@
 //!   crash in between re-sends it once (at most one duplicate per notification).
 //! * A waiting notification of an alert takes the alert's newer state (one row per alert
 //!   and receiver waits at a time).
+//! * [`Store::record`] returns once its transaction committed. SQLite commits records in
+//!   groups (one writer task, one transaction for whatever waits): the same guarantees,
+//!   written at the rate they come.
+//! * An active execution that is being polled carries `next_poll_at` (Unix ms) as of its
+//!   last saved change: a time in the past means "due now".
 //!
 //! **What survives a crash** (`kill -9`, power loss with SQLite's WAL and `synchronous =
 //! NORMAL`: the last transactions before the loss may roll back, never half-apply): every
