@@ -277,7 +277,7 @@ pub fn load_text(
     load_text_checked(text, source_name, env, no_receiver_check)
 }
 
-/// Like [`load`], from TOML `text`; `source_name` names it in errors. Every problem is
+/// Like [`load_checked`], from TOML `text`; `source_name` names it in errors. Every problem is
 /// reported at once: a TOML syntax error (by position, never quoting the line), each unknown
 /// key and wrong type (by full key, naming the environment variable it came from), then every
 /// value problem (receivers' own settings through `check`).

@@ -48,7 +48,7 @@ impl TrackedHost {
     }
 
     /// The host's outcome once the execution ended: a host never reported is `unknown` (as
-    /// the report shows it, [`ExecutionReport::mark_unreported_unknown`]).
+    /// the report shows it, [`super::ExecutionReport::mark_unreported_unknown`]).
     pub fn end_outcome(&self) -> HostOutcome {
         self.status
             .as_ref()

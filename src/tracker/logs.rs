@@ -13,7 +13,7 @@ use crate::platform::{JobRef, Platform, PlatformError};
 const LOG_RETRY_BUDGET: Duration = Duration::from_secs(20);
 
 /// Fetches the logs of every host of `report`, failing hosts first, in batches of at most
-/// 500 (bk-job's limit, API.md §6), each batch retried for up to [`LOG_RETRY_BUDGET`]; a
+/// 500 (bk-job's limit, API.md §6), each batch retried for up to 20 s of backoff; a
 /// batch that still fails marks its hosts with the error and the others are still fetched.
 /// Each log is cut to its last `limit` bytes (the cut is marked).
 pub async fn fetch_logs(

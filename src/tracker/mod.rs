@@ -1,7 +1,7 @@
 //! Follows one execution from trigger to its true end: submit (reconciling before any
 //! resubmit, [`trigger`]), poll on the check's [`PollPolicy`] ([`follow`]: the execution at
 //! rest as data and one step per answer), decide the final state with a reason a person can
-//! act on ([`decide`], pure), then fetch every host's log, failing hosts first ([`logs`]).
+//! act on ([`decide()`], pure), then fetch every host's log, failing hosts first ([`logs`]).
 //! In the daemon one scheduler ([`engine`]) drives every followed execution; `jobwatch
 //! exec` drives its one execution with [`Execution::run`].
 //!

@@ -1,6 +1,6 @@
 //! The trigger: an execution's submit, with the durable `submitting` mark written just
 //! before it leaves, retries of transient failures, and the reconcile (through
-//! [`Platform::find_job`], by task name) of every submit that may have created a job — on a
+//! [`crate::platform::Platform::find_job`], by task name) of every submit that may have created a job — on a
 //! failure and after a restart — before anything is submitted again.
 
 use std::time::Duration;
@@ -127,7 +127,7 @@ enum Trigger {
 
 impl Execution<'_> {
     /// Submits, retrying transient failures; a failure that may have created a job is
-    /// reconciled through [`Platform::find_job`] before any resubmit, and never resubmitted
+    /// reconciled through [`crate::platform::Platform::find_job`] before any resubmit, and never resubmitted
     /// while that stays unknown.
     async fn trigger(
         &self,
@@ -279,14 +279,7 @@ impl Execution<'_> {
             }
             Trigger::Stopped => return Phase::Done(report),
         };
-        report.triggered(&job);
-        save(self.journal, &report).await;
-        observer.on_event(&TrackerEvent::Triggered { job: &job });
-        Phase::Follow {
-            report,
-            job,
-            started,
-        }
+        self.adopt(report, job, started, observer).await
     }
 
     /// Resumes a stored execution that had not ended (after a restart or a takeover):
@@ -294,7 +287,7 @@ impl Execution<'_> {
     /// * `pending`: its submit never left (the mark [`TriggerStatus::Submitting`] is written
     ///   before it leaves): it is submitted now.
     /// * `submitting` or `trigger_unknown`: the submit may have left. It is reconciled through
-    ///   [`Platform::find_job`] (its `task_name` carries the execution id) — the job found is
+    ///   [`crate::platform::Platform::find_job`] (its `task_name` carries the execution id) — the job found is
     ///   adopted, or the execution ends `trigger_failed` "not found on the platform". It is
     ///   never submitted again. While the platform cannot answer, reconciling goes on (until
     ///   stopped).
@@ -376,6 +369,17 @@ impl Execution<'_> {
             }
             None => return Phase::Done(report),
         };
+        self.adopt(report, job, started, observer).await
+    }
+
+    /// Records that the platform has `job` for `report` and hands it on to be followed.
+    async fn adopt(
+        &self,
+        mut report: Box<ExecutionReport>,
+        job: JobRef,
+        started: Instant,
+        observer: &mut dyn Observer,
+    ) -> Phase {
         report.triggered(&job);
         save(self.journal, &report).await;
         observer.on_event(&TrackerEvent::Triggered { job: &job });
