@@ -159,10 +159,20 @@ impl Scheduler {
                     self.ready_polls.clear();
                     self.ready_logs.clear();
                 }
+                // Everything due, at once: under a steady stream of completions and
+                // commands, due polls taken one per turn of this loop fell behind (seen as
+                // a detection tail of seconds while 1 700 jobs ended per second).
+                Some(due) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !stopping && !self.queue.is_empty() => {
+                    self.due(due.into_inner());
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    while let std::task::Poll::Ready(Some(due)) = self.queue.poll_expired(&mut cx) {
+                        self.due(due.into_inner());
+                    }
+                }
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
-                    match done {
-                        Ok(turned) => self.take_back(turned, stopping),
-                        Err(e) => tracing::error!(error = %e, "A tracking turn failed; its execution is resumed at the next start."),
+                    self.done(done, stopping);
+                    while let Some(done) = self.in_flight.try_join_next() {
+                        self.done(done, stopping);
                     }
                 }
                 command = commands.recv(), if !stopping => match command {
@@ -176,14 +186,25 @@ impl Scheduler {
                         self.start_turn(permit);
                     }
                 }
-                Some(due) = std::future::poll_fn(|cx| self.queue.poll_expired(cx)), if !stopping && !self.queue.is_empty() => {
-                    let f = due.into_inner();
-                    self.at_rest.remove(&key(&f.report.execution_id));
-                    self.ready_polls.push_back(f);
-                }
             }
             if stopping && self.in_flight.is_empty() {
                 return;
+            }
+        }
+    }
+
+    /// `f`'s poll fell due.
+    fn due(&mut self, f: Box<Follow>) {
+        self.at_rest.remove(&key(&f.report.execution_id));
+        self.ready_polls.push_back(f);
+    }
+
+    /// A turn's task ended.
+    fn done(&mut self, done: Result<Turned, tokio::task::JoinError>, stopping: bool) {
+        match done {
+            Ok(turned) => self.take_back(turned, stopping),
+            Err(e) => {
+                tracing::error!(error = %e, "A tracking turn failed; its execution is resumed at the next start.")
             }
         }
     }
