@@ -23,6 +23,16 @@ mod writer;
 use self::executions::*;
 use self::outbox::*;
 
+/// A page of active executions after `?1` (by id), for resuming: a seek on the
+/// `executions_active (active, id)` index.
+const UNFINISHED_PAGE_SQL: &str =
+    "SELECT id, doc FROM executions WHERE active = 1 AND id > ?1 ORDER BY id LIMIT ?2";
+
+/// A page of ended executions before `?1` (by id, newest first), for the status page: a seek
+/// on the same index.
+const HISTORY_PAGE_SQL: &str =
+    "SELECT id, doc FROM executions WHERE active = 0 AND id < ?1 ORDER BY id DESC LIMIT ?2";
+
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -381,13 +391,11 @@ impl Store for SqliteStore {
                 .await?;
         // A plain `id < ?1` (the highest code point for the first page) lets SQLite seek the
         // `(active, id)` index; an `IS NULL OR` would scan from the newest row on every page.
-        let history = sqlx::query(
-            "SELECT id, doc FROM executions WHERE active = 0 AND id < ?1 ORDER BY id DESC LIMIT ?2",
-        )
-        .bind(history_before.unwrap_or("\u{10FFFF}"))
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let history = sqlx::query(HISTORY_PAGE_SQL)
+            .bind(history_before.unwrap_or("\u{10FFFF}"))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
         let (active_total, history_total): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(active = 1), 0), COALESCE(SUM(active = 0), 0) FROM executions",
         )
@@ -456,13 +464,11 @@ impl Store for SqliteStore {
         // `id > ?1` with "" for the first page, not `(?1 IS NULL OR id > ?1)`: SQLite cannot
         // seek the `executions_active (active, id)` index with that OR, so every page scanned
         // the active rows from the first (1 000 000 resumed in pages of 1 000 took minutes).
-        let rows = sqlx::query(
-            "SELECT id, doc FROM executions WHERE active = 1 AND id > ?1 ORDER BY id LIMIT ?2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit.max(1)))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(UNFINISHED_PAGE_SQL)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
         rows_to_reports(rows)
     }
 
@@ -488,5 +494,39 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(tick)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages must seek the index, not scan it: with `(?1 IS NULL OR id > ?1)` SQLite scanned
+    /// the active rows from the first on every page, and a million executions took minutes
+    /// to resume.
+    #[tokio::test]
+    async fn resume_and_history_pages_seek_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        for (sql, seek) in [
+            (UNFINISHED_PAGE_SQL, "(active=? AND id>?)"),
+            (HISTORY_PAGE_SQL, "(active=? AND id<?)"),
+        ] {
+            let plan: Vec<String> =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind("")
+                    .bind(10_i64)
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get::<String, _>("detail"))
+                    .collect();
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("executions_active") && d.contains(seek)),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }
