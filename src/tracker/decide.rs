@@ -19,20 +19,22 @@ pub struct TrackedHost {
 }
 
 impl TrackedHost {
-    /// A tracked host from its stored report (status labels are looked up again).
+    /// A tracked host from its stored report.
     pub fn from_report(h: &HostReport) -> Self {
-        let status = h.status.map(|code| {
-            let (outcome, label) = crate::platform::bkjob::codes::host_outcome(code);
-            HostStatus {
-                host: h.identity.clone(),
-                status: code,
-                outcome,
-                label,
-                exit_code: h.exit_code,
-                error_code: h.error_code,
-                tag: h.tag.clone(),
-                duration: h.duration_seconds.map(Duration::from_secs_f64),
-            }
+        // What the platform's adapter said, as stored: its outcome and labels (not looked up
+        // again in one platform's tables).
+        let status = h.status.map(|code| HostStatus {
+            host: h.identity.clone(),
+            status: code,
+            outcome: h.outcome,
+            label: crate::model::Label {
+                en: h.status_label.clone().into(),
+                zh: h.status_label_zh.clone().into(),
+            },
+            exit_code: h.exit_code,
+            error_code: h.error_code,
+            tag: h.tag.clone(),
+            duration: h.duration_seconds.map(Duration::from_secs_f64),
         });
         TrackedHost {
             host: h.identity.clone(),

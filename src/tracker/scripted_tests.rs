@@ -944,6 +944,30 @@ mod steps {
     }
 
     #[test]
+    fn the_decision_uses_what_the_platform_said_of_each_host_not_bk_jobs_tables() {
+        // A platform (not bk-job) whose host code 0 means success, with its own label.
+        let (mut f, t0) = follow(PollPolicy::default());
+        let mut answer = snapshot(3, &[9, 9]);
+        for h in &mut answer.hosts {
+            h.status = 0;
+            h.label = crate::model::Label {
+                en: "Done".into(),
+                zh: "完成".into(),
+            };
+        }
+        let s = step(&mut f, &Ok(answer), t0 + Duration::from_secs(1));
+        assert_eq!(s.next, Next::End(PollEnd::Finished));
+        f.end(&PollEnd::Finished, t0 + Duration::from_secs(1));
+        assert_eq!(
+            f.report.state,
+            ExecutionState::Succeeded,
+            "{}",
+            f.report.reason
+        );
+        assert_eq!(f.report.hosts[0].status_label, "Done");
+    }
+
+    #[test]
     fn a_resumed_execution_polls_within_one_interval() {
         let poll = PollPolicy::default();
         let interval = poll.interval.max(poll.first_poll);
