@@ -8,8 +8,8 @@
 //!
 //! **One type per stage that truly differs** (STYLE.md #14). Hosts: [`Host`] (identity),
 //! [`HostStatus`] (what the platform said of it in one answer), `tracker::TrackedHost`
-//! (identity and latest status while following), [`report::HostReport`] (what is stored and
-//! shown, with its log), [`alert::HostLine`] (a row of an alert's host table, as receivers get
+//! (identity and latest status, as `decide` reads them at the end), [`report::HostReport`]
+//! (what is stored and shown, with its log; the one copy kept while following), [`alert::HostLine`] (a row of an alert's host table, as receivers get
 //! it), `tracker::detect::HostView` (what the detectors read). Delivery outcomes:
 //! [`outbox::Delivery`] (how one attempt ended, with its reason), [`outbox::OutboxState`]
 //! (where a stored notification stands), `store::Finish` (what to store after an attempt,

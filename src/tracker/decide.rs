@@ -42,36 +42,12 @@ impl TrackedHost {
         }
     }
 
-    /// The host's outcome; a host never reported counts as `waiting`.
-    pub fn outcome(&self) -> HostOutcome {
-        self.status
-            .as_ref()
-            .map_or(HostOutcome::Waiting, |s| s.outcome)
-    }
-
     /// The host's outcome once the execution ended: a host never reported is `unknown` (as
     /// the report shows it, [`super::ExecutionReport::mark_unreported_unknown`]).
     pub fn end_outcome(&self) -> HostOutcome {
         self.status
             .as_ref()
             .map_or(HostOutcome::Unknown, |s| s.outcome)
-    }
-}
-
-/// Merges a snapshot's hosts into the tracked list: configured hosts are matched by id or by
-/// control area + IP; hosts the platform adds (topology targets) are appended.
-pub fn merge_hosts(tracked: &mut Vec<TrackedHost>, snapshot: &JobSnapshot) {
-    for reported in &snapshot.hosts {
-        match tracked.iter_mut().find(|t| t.host.same_as(&reported.host)) {
-            Some(t) => {
-                t.host.merge_from(&reported.host);
-                t.status = Some(reported.clone());
-            }
-            None => tracked.push(TrackedHost {
-                host: reported.host.clone(),
-                status: Some(reported.clone()),
-            }),
-        }
     }
 }
 
@@ -324,16 +300,14 @@ mod tests {
         }
     }
 
+    /// The hosts as an execution of `configured` hosts tracks them after `snapshot` (through
+    /// the record, as the tracker does).
     fn tracked(snapshot: &JobSnapshot, configured: &[&str]) -> Vec<TrackedHost> {
-        let mut hosts = configured
-            .iter()
-            .map(|ip| TrackedHost {
-                host: Host::by_ip(0, *ip),
-                status: None,
-            })
-            .collect();
-        merge_hosts(&mut hosts, snapshot);
-        hosts
+        let hosts = configured.iter().map(|ip| Host::by_ip(0, *ip)).collect();
+        let check = crate::config::CheckConfig::new("c", "p", "true", hosts);
+        let mut report = super::super::ExecutionReport::new("e".into(), &check, "p", "bkjob", "t");
+        report.merge_snapshot(snapshot, None);
+        report.hosts.iter().map(TrackedHost::from_report).collect()
     }
 
     fn observed<'a>(

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use self::decide::{Observed, PollEnd, TrackedHost, decide, merge_hosts};
+pub use self::decide::{Observed, PollEnd, TrackedHost, decide};
 pub use self::follow::Follow;
 pub use self::report::{ExecutionReport, HostReport};
 pub use self::trigger::Phase;
