@@ -52,8 +52,10 @@ pub struct Follow {
     progress_ms: Option<i64>,
     /// Since when no poll got an answer (Unix ms).
     unanswered_since_ms: Option<i64>,
-    /// When each host (by its index in the report) was first seen ended (Unix ms).
-    ended_seen: Vec<(u32, i64)>,
+    /// When each host (by its index in the report) was first seen ended (Unix ms; 0: not
+    /// yet). Empty until a host ends, so that an execution at rest whose hosts all run
+    /// carries no list.
+    ended_seen: Vec<i64>,
     /// The last failed poll's error, while the last poll failed.
     last_error: Option<Box<PlatformError>>,
 }
@@ -182,10 +184,13 @@ impl Follow {
                 let moved = self
                     .report
                     .merge_snapshot(snapshot, self.job.step_instance_id);
-                for (i, h) in self.report.hosts.iter().enumerate() {
-                    let i = i as u32;
-                    if h.outcome.is_final() && !self.ended_seen.iter().any(|(j, _)| *j == i) {
-                        self.ended_seen.push((i, polled_ms));
+                let hosts = &self.report.hosts;
+                if hosts.iter().any(|h| h.outcome.is_final()) {
+                    self.ended_seen.resize(hosts.len(), 0);
+                    for (seen, h) in self.ended_seen.iter_mut().zip(hosts) {
+                        if *seen == 0 && h.outcome.is_final() {
+                            *seen = polled_ms;
+                        }
                     }
                 }
                 if moved || self.progress_ms.is_none() {
@@ -309,11 +314,7 @@ impl Follow {
             .map(|(i, h)| detect::HostView {
                 host: &h.host,
                 ended: h.outcome.is_final(),
-                ended_seen_ms: self
-                    .ended_seen
-                    .iter()
-                    .find(|(j, _)| *j == i as u32)
-                    .map(|(_, at)| *at),
+                ended_seen_ms: self.ended_seen.get(i).copied().filter(|&at| at != 0),
             })
             .collect();
         let observation = detect::Observation {
