@@ -9,6 +9,9 @@ use jobwatch::store::{Finish, ListQuery, SqliteStore, Store, StoreError, Which};
 use jobwatch::tracker::ExecutionReport;
 use jobwatch::tracker::report::Origin;
 
+#[path = "common/postgres.rs"]
+mod postgres;
+
 fn check(name: &str) -> CheckConfig {
     CheckConfig {
         account_alias: Some("root".into()),
@@ -684,4 +687,83 @@ async fn the_database_file_stops_growing_once_retention_prunes() {
         sizes[4] < 1_000_000,
         "the space was not given back: {sizes:?}"
     );
+}
+
+/// The same contracts on a real PostgreSQL (one throwaway cluster, a database each).
+#[tokio::test]
+async fn postgres_store_keeps_every_contract() {
+    let pg = postgres::Postgres::start();
+    pg.database("executions");
+    pg.database("outbox");
+    pg.database("retention");
+    let open = |db: &str| {
+        let settings = pg.settings(db);
+        async move { jobwatch::store::PgStore::open(&settings).await.unwrap() }
+    };
+    let first = open("executions").await;
+    conformance(&first).await;
+    outbox_conformance(&open("outbox").await).await;
+    retention_conformance(&open("retention").await).await;
+    // Reopening (another replica starting) migrates nothing twice and sees the same rows.
+    let again = open("executions").await;
+    assert_eq!(
+        again.unfinished().await.unwrap().len(),
+        first.unfinished().await.unwrap().len()
+    );
+}
+
+/// Fencing: once a shard moved to another replica, the former holder's writes of its
+/// executions are refused and change nothing; the new holder's go through.
+#[tokio::test]
+async fn a_replica_that_lost_a_shard_cannot_write_its_executions() {
+    use jobwatch::store::Shards;
+    let pg = postgres::Postgres::start();
+    pg.database("fence");
+    let a = jobwatch::store::PgStore::open(&pg.settings("fence")).await.unwrap();
+    let b = jobwatch::store::PgStore::open(&pg.settings("fence")).await.unwrap();
+    assert_ne!(a.replica_id(), b.replica_id());
+    assert_eq!(a.shard_count(), 256);
+    let lease = std::time::Duration::from_millis(1500);
+    let held = a.acquire(256, lease).await.unwrap();
+    assert_eq!(held.len(), 256, "a free database gives every shard");
+    assert!(b.acquire(256, lease).await.unwrap().is_empty(), "held shards are not taken");
+    let mut r = report("disk");
+    assert!(a.insert(&r).await.unwrap());
+    let shard = a.shard(&r.execution_id);
+    let fence = held.iter().find(|h| h.fence.shard == shard).unwrap().fence;
+    r.fence = Some(fence);
+    r.state = ExecutionState::Running;
+    a.save(&r).await.unwrap();
+    // A's lease runs out (not renewed); B takes the shards over with a new epoch.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert!(a.renew(lease).await.unwrap().held.is_empty(), "an expired lease is not renewed");
+    let taken = b.acquire(256, lease).await.unwrap();
+    assert_eq!(taken.len(), 256);
+    assert!(taken.iter().all(|h| h.taken_over));
+    let b_fence = taken.iter().find(|h| h.fence.shard == shard).unwrap().fence;
+    assert!(b_fence.epoch > fence.epoch);
+    let mut stale = r.clone();
+    stale.state = ExecutionState::Failed;
+    stale.reason = "written by a replica that lost the shard".into();
+    assert!(matches!(
+        a.save(&stale).await,
+        Err(StoreError::Fenced { shard: s, .. }) if s == shard
+    ));
+    assert_eq!(
+        b.get(&r.execution_id).await.unwrap().unwrap().state,
+        ExecutionState::Running,
+        "the refused write changed nothing"
+    );
+    let mut fresh = r.clone();
+    fresh.fence = Some(b_fence);
+    fresh.state = ExecutionState::Succeeded;
+    b.save(&fresh).await.unwrap();
+    assert_eq!(
+        b.active_page_in(&[shard], "", 10).await.unwrap().len(),
+        0,
+        "ended: no longer active in its shard"
+    );
+    // A clean stop gives everything up at once.
+    b.leave().await.unwrap();
+    assert_eq!(a.acquire(256, lease).await.unwrap().len(), 256);
 }

@@ -19,6 +19,7 @@ pub mod alert;
 pub mod condition;
 pub mod outbox;
 pub mod report;
+pub mod shard;
 
 use std::fmt;
 use std::time::Duration;

@@ -116,3 +116,35 @@ pub struct Resend {
     /// …for this many ms after they resolved (0: never).
     pub resolved_for_ms: i64,
 }
+
+impl Resend {
+    /// How often `alert` is repeated to the receiver of `target` (ms), or `None` (a resolved
+    /// alert the receiver does not re-send).
+    pub fn every(&self, alert: &Alert, target: &super::alert::Target) -> Option<i64> {
+        match alert.status {
+            AlertStatus::Firing => Some(self.firing_every_ms.unwrap_or(target.repeat_interval_ms)),
+            AlertStatus::Resolved if self.resolved_for_ms > 0 => Some(self.resolved_every_ms),
+            AlertStatus::Resolved => None,
+        }
+    }
+
+    /// Whether a repeat of `alert` is due at `now_ms`, given the receiver's notifications of
+    /// it: the newest one's creation (`last`), how many wait, how many firing ones of this
+    /// episode it got (`saw_firing`). A resolved alert is re-sent only to a receiver that got
+    /// it firing; nothing is repeated while one waits.
+    pub fn repeat_due(
+        alert: &Alert,
+        last: Option<i64>,
+        waiting: i64,
+        saw_firing: i64,
+        every_ms: i64,
+        now_ms: i64,
+    ) -> bool {
+        match last {
+            _ if waiting > 0 => false,
+            _ if alert.status == AlertStatus::Resolved && saw_firing == 0 => false,
+            None => alert.status == AlertStatus::Firing,
+            Some(l) => now_ms - l >= every_ms,
+        }
+    }
+}

@@ -109,6 +109,10 @@ pub struct ExecutionReport {
     /// change (a time in the past means "due now").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_poll_at_ms: Option<i64>,
+    /// The shard lease this replica follows the execution under (several replicas on
+    /// PostgreSQL; `None` with SQLite or when not followed here). Never stored or shown.
+    #[serde(skip)]
+    pub fence: Option<super::shard::Fence>,
 }
 
 /// One host's result.

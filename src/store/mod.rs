@@ -43,11 +43,15 @@
 //! the file stops growing once the retention is reached. Active executions, and ended ones
 //! whose logs were still being fetched, are never pruned.
 
+mod postgres;
+pub(crate) mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use self::postgres::{PgSettings, PgStore};
 pub use self::sqlite::SqliteStore;
+use crate::model::shard::Fence;
 use crate::alert::{Alert, AlertChange};
 use crate::model::outbox::{Notification, Resend};
 use crate::tracker::ExecutionReport;
@@ -94,6 +98,37 @@ pub enum StoreError {
     /// The store's writer has stopped (the process is ending).
     #[error("the store is closed")]
     Closed,
+    /// The write was refused: this replica no longer holds the execution's shard under the
+    /// lease it was loaded with (another replica took it over, or the lease expired). The
+    /// replica drops the shard's executions without writing.
+    #[error("execution {id}: shard {shard} is no longer held under epoch {epoch}")]
+    Fenced {
+        /// The execution.
+        id: String,
+        /// Its shard.
+        shard: u32,
+        /// The epoch it was written under.
+        epoch: i64,
+    },
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (connection refused or lost, pool timed
+    /// out): a write to retry once it answers, not a refusal.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+            ),
+            StoreError::Batch(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Which executions a listing returns.
@@ -301,6 +336,95 @@ pub trait Store: Send + Sync {
 
     /// The latest scheduled tick recorded for `check` (Unix ms).
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError>;
+
+    /// How many executions of `check` have not ended (whoever follows them).
+    async fn active_count(&self, check: &str) -> Result<u64, StoreError>;
+
+    /// The shard leases, when several replicas share this store (PostgreSQL); `None`: this
+    /// process holds every execution (SQLite).
+    fn shards(&self) -> Option<&dyn Shards> {
+        None
+    }
+}
+
+/// A shard this replica holds, as the database says after a renewal or an acquisition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The shard and the epoch of this replica's acquisition.
+    pub fence: Fence,
+    /// Acquired from another replica whose lease had expired (a takeover).
+    pub taken_over: bool,
+}
+
+/// What a renewal found.
+#[derive(Debug, Clone, Default)]
+pub struct Renewal {
+    /// The shards still held, their leases now extended.
+    pub held: Vec<Fence>,
+    /// Replicas alive (this one included), by their heartbeats.
+    pub live_replicas: u32,
+}
+
+/// What wakes a replica about executions another replica recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// This execution was recorded (by any replica).
+    Recorded(String),
+    /// Wake-ups may have been missed (the listening connection was lost): look again.
+    Rescan,
+}
+
+/// Shard leases in the shared database: the one coordination between replicas. Every time
+/// is the database's (`now()`); a lease is only ever extended by its holder, and an
+/// acquisition bumps the shard's epoch, which fences the previous holder's writes.
+#[async_trait]
+pub trait Shards: Send + Sync {
+    /// This replica's id (a UUIDv7, fresh per process).
+    fn replica_id(&self) -> &str;
+
+    /// The number of shards of this database.
+    fn shard_count(&self) -> u32;
+
+    /// Renews this replica's heartbeat and every lease it still holds to `now() + lease`,
+    /// each in one statement; a lease already expired is not renewed (it is lost).
+    async fn renew(&self, lease: std::time::Duration) -> Result<Renewal, StoreError>;
+
+    /// Acquires up to `want` shards that nobody holds (free, or their lease expired), in a
+    /// random order, skipping rows another replica is acquiring: each gets `now() + lease`
+    /// and a new epoch.
+    async fn acquire(
+        &self,
+        want: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Held>, StoreError>;
+
+    /// Gives `shards` up at once (the others may take them now).
+    async fn release(&self, shards: &[u32]) -> Result<(), StoreError>;
+
+    /// Gives every shard up and removes this replica's heartbeat (a clean stop).
+    async fn leave(&self) -> Result<(), StoreError>;
+
+    /// Up to `limit` executions of `shards` not yet ended, in id order after `after` ("" for
+    /// the first page).
+    async fn active_page_in(
+        &self,
+        shards: &[u32],
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ExecutionReport>, StoreError>;
+
+    /// Ended executions of `shards` whose logs were still being fetched.
+    async fn logs_pending_in(&self, shards: &[u32]) -> Result<Vec<ExecutionReport>, StoreError>;
+
+    /// Ids of the executions of `shards` not yet ended and not being polled (recorded,
+    /// submitting, or a watch not yet polled): what a replica that missed a wake-up looks for.
+    async fn untriggered_in(&self, shards: &[u32]) -> Result<Vec<String>, StoreError>;
+
+    /// Wake-ups (`LISTEN`) about executions any replica records, until `stop`.
+    fn subscribe(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<Wake>;
 }
 
 impl From<StoreError> for crate::tracker::JournalError {

@@ -67,17 +67,10 @@ enum Turn {
     Logs,
 }
 
-/// The engine's key of an execution id: the UUID's bits, or a hash for any other id (a
-/// collision could only cause an extra poll).
+/// The engine's key of an execution id ([`crate::model::shard::execution_key`]: a collision
+/// of non-UUID ids could only cause an extra poll).
 pub fn key(execution_id: &str) -> u128 {
-    match uuid::Uuid::parse_str(execution_id) {
-        Ok(id) => id.as_u128(),
-        Err(_) => {
-            use std::hash::{BuildHasher, BuildHasherDefault};
-            let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-            u128::from(h.hash_one(execution_id)) | (1 << 127)
-        }
-    }
+    crate::model::shard::execution_key(execution_id)
 }
 
 impl Engine {

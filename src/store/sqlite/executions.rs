@@ -4,20 +4,7 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::*;
-
-pub(super) fn decode(id: &str, doc: &str) -> Result<ExecutionReport, StoreError> {
-    let mut report: ExecutionReport =
-        serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
-            id: id.to_owned(),
-            error: e.to_string(),
-        })?;
-    // serde grows lists by doubling from 4: a one-host execution decoded with room for four
-    // hosts (about 1 KiB more) would keep that room for as long as it is followed.
-    report.hosts.shrink_to_fit();
-    report.conditions.shrink_to_fit();
-    report.condition_log.shrink_to_fit();
-    Ok(report)
-}
+use crate::store::rows::{ExecutionRow, decode};
 
 pub(super) fn rows_to_reports(
     rows: Vec<sqlx::sqlite::SqliteRow>,
@@ -25,42 +12,6 @@ pub(super) fn rows_to_reports(
     rows.iter()
         .map(|row| decode(row.get::<&str, _>("id"), row.get::<&str, _>("doc")))
         .collect()
-}
-
-/// An execution row, ready to write: the document and its indexed projections (made by the
-/// caller, so that a queued write holds no copy of the report).
-pub(super) struct ExecutionRow {
-    id: String,
-    check: String,
-    platform: String,
-    origin: &'static str,
-    scheduled_at: Option<i64>,
-    trigger_status: &'static str,
-    state: &'static str,
-    active: bool,
-    job_instance_id: Option<i64>,
-    created_at: i64,
-    doc: String,
-    next_poll_at: Option<i64>,
-}
-
-impl ExecutionRow {
-    pub(super) fn of(r: &ExecutionReport) -> Result<Self, StoreError> {
-        Ok(ExecutionRow {
-            doc: to_json(&r.execution_id, r)?,
-            id: r.execution_id.clone(),
-            check: r.check.clone(),
-            platform: r.platform.clone(),
-            origin: r.origin.as_str(),
-            scheduled_at: r.scheduled_at_ms,
-            trigger_status: r.trigger_status.as_str(),
-            state: r.state.as_str(),
-            active: !r.state.is_final(),
-            job_instance_id: r.job_instance_id.map(|id| id as i64),
-            created_at: r.started_at_ms,
-            next_poll_at: r.next_poll_at_ms.filter(|_| !r.state.is_final()),
-        })
-    }
 }
 
 /// Writes the execution row: one atomic statement (no read-then-write: in WAL mode a deferred
@@ -124,13 +75,6 @@ pub(super) async fn write_row(
         id: r.id.clone(),
         state: state.unwrap_or_default(),
         new_state: r.state.to_owned(),
-    })
-}
-
-pub(super) fn to_json(id: &str, value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
-        id: id.to_owned(),
-        error: e.to_string(),
     })
 }
 

@@ -22,6 +22,7 @@ mod writer;
 
 use self::executions::*;
 use self::outbox::*;
+use crate::store::rows::{ExecutionRow, decode};
 
 /// A page of active executions after `?1` (by id), for resuming: a seek on the
 /// `executions_active (active, id)` index.
@@ -258,10 +259,8 @@ impl Store for SqliteStore {
             let Some(t) = alert.targets.iter().find(|t| t.receiver == receiver) else {
                 continue;
             };
-            let every = match alert.status {
-                AlertStatus::Firing => resend.firing_every_ms.unwrap_or(t.repeat_interval_ms),
-                AlertStatus::Resolved if resend.resolved_for_ms > 0 => resend.resolved_every_ms,
-                AlertStatus::Resolved => continue,
+            let Some(every) = resend.every(&alert, t) else {
+                continue;
             };
             let row = sqlx::query(
                 "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored')) AS waiting,
@@ -276,13 +275,7 @@ impl Store for SqliteStore {
             let last: Option<i64> = row.get("last");
             let waiting: i64 = row.get("waiting");
             let saw_firing: i64 = row.get("saw_firing");
-            let due = match last {
-                _ if waiting > 0 => false,
-                // A resolved alert is re-sent only to a receiver that got it firing.
-                _ if alert.status == AlertStatus::Resolved && saw_firing == 0 => false,
-                None => alert.status == AlertStatus::Firing,
-                Some(l) => now_ms - l >= every,
-            };
+            let due = Resend::repeat_due(&alert, last, waiting, saw_firing, every, now_ms);
             if due && enqueue(&mut tx, &alert, t, "repeat", true, now_ms).await? {
                 queued += 1;
             }
@@ -494,6 +487,16 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(tick)
+    }
+
+    async fn active_count(&self, check: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM executions WHERE check_name = ? AND active = 1",
+        )
+        .bind(check)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
     }
 }
 

@@ -5,6 +5,7 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::*;
+use crate::store::rows::{alert_to_send, to_json};
 
 /// The stored alert, or `None` (also when its row cannot be read: it is then rewritten from
 /// the change, rather than blocking the execution's state change).
@@ -171,23 +172,6 @@ pub(super) async fn enqueue(
     .execute(&mut *conn)
     .await?;
     Ok(true)
-}
-
-/// The alert a notification says, rendered at send time: the alert as it is now (its latest
-/// cause), with the notification's own status; the snapshot taken when it was queued when
-/// the alert has moved on to another episode since (a resolved notification of an alert
-/// firing again).
-pub(super) fn alert_to_send(status: AlertStatus, snapshot: Alert, current: Option<Alert>) -> Alert {
-    match current {
-        Some(now) if now.status == status => now,
-        Some(mut now) if status == AlertStatus::Firing => {
-            now.status = AlertStatus::Firing;
-            now.ends_at_ms = None;
-            now.resolution = None;
-            now
-        }
-        _ => snapshot,
-    }
 }
 
 pub(super) fn row_to_notification(

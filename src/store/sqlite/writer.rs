@@ -11,7 +11,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::executions::{ExecutionRow, write_row};
+use super::executions::write_row;
+use crate::store::rows::ExecutionRow;
 use super::outbox::{enqueue, load_alert, save_alert};
 use crate::alert::{self, AlertChange, Applied};
 use crate::store::{Recorded, StoreError};
