@@ -25,9 +25,9 @@ pub fn load_config(
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The store could not be opened (or migrated).
-    #[error("cannot open the store in {dir}: {source}")]
+    #[error("cannot open the store {dir}: {source}")]
     Store {
-        /// The data directory.
+        /// The data directory, or the PostgreSQL URL (no password in it).
         dir: String,
         /// Why.
         #[source]
@@ -59,17 +59,48 @@ pub enum AppError {
     Resume(#[source] StoreError),
 }
 
+/// Opens the configured store: the SQLite file under `data_dir`, or the shared PostgreSQL
+/// database (retried for up to a minute while it does not answer: replicas may start before
+/// it).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
+    match &config.store.backend {
+        crate::config::StoreBackend::Sqlite => Ok(Arc::new(
+            crate::store::SqliteStore::open(&config.agent.data_dir)
+                .await
+                .map_err(|source| AppError::Store {
+                    dir: format!("in {}", config.agent.data_dir.display()),
+                    source,
+                })?,
+        )),
+        crate::config::StoreBackend::Postgres { url, password } => {
+            let settings = crate::store::PgSettings {
+                url: url.clone(),
+                password: password.clone(),
+            };
+            let until = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                match crate::store::PgStore::open(&settings).await {
+                    Ok(store) => return Ok(Arc::new(store)),
+                    Err(source) if source.is_unreachable() && tokio::time::Instant::now() < until => {
+                        tracing::warn!(url, error = %source, "PostgreSQL does not answer yet; trying again.");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(source) => {
+                        return Err(AppError::Store {
+                            dir: url.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT (or `shutdown` is cancelled), then shuts down.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
     let config = Arc::new(config);
-    let store: Arc<dyn Store> = Arc::new(
-        crate::store::SqliteStore::open(&config.agent.data_dir)
-            .await
-            .map_err(|source| AppError::Store {
-                dir: config.agent.data_dir.display().to_string(),
-                source,
-            })?,
-    );
+    let store = open_store(&config).await?;
     let mut platforms = BTreeMap::new();
     for (name, p) in &config.platforms {
         let platform = crate::platform::build(p, &config.agent.data_dir).map_err(|source| {
@@ -93,8 +124,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         .map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
     let resumed = runner.resume_all().await.map_err(AppError::Resume)?;
-    tracing::info!(%addr, resumed, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
+    let replica = runner.store().shards().map(|s| s.replica_id().to_owned());
+    tracing::info!(%addr, resumed, replica, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
     eprintln!("{}", listening_line(addr, resumed));
+    crate::daemon::replica::start(&runner);
     crate::daemon::scheduler::start(&runner);
     crate::daemon::retention::start(&runner);
     let app = crate::api::router(crate::api::AppState::new(runner.clone(), metrics));

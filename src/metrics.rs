@@ -56,6 +56,8 @@ pub struct Metrics {
     last_trigger: IntGaugeVec,
     unknown_codes_total: IntCounterVec,
     store_write_failures_total: prometheus::IntCounter,
+    shards_held: prometheus::IntGauge,
+    shard_changes_total: IntCounterVec,
     alert_notifications_total: IntCounterVec,
     alert_outbox_depth: IntGaugeVec,
     alert_transitions_total: IntCounterVec,
@@ -192,6 +194,26 @@ impl Metrics {
                     "Execution state writes the store refused or failed.",
                 ));
                 must(r.register(Box::new(c.clone())));
+                c
+            },
+            shards_held: {
+                let g = must(prometheus::IntGauge::new(
+                    "jobwatch_shards_held",
+                    "Shards this replica holds a lease on (PostgreSQL store; 0 with SQLite).",
+                ));
+                must(r.register(Box::new(g.clone())));
+                g
+            },
+            shard_changes_total: {
+                let c = counter(
+                    &r,
+                    "jobwatch_shard_changes_total",
+                    "Shard leases this replica acquired (of a free shard), took over (from a replica whose lease expired), released (balancing, stop) or lost (expired or moved), by change.",
+                    &["change"],
+                );
+                for change in ["acquired", "taken_over", "released", "lost"] {
+                    c.with_label_values(&[change]);
+                }
                 c
             },
             alert_notifications_total: counter(
@@ -427,6 +449,18 @@ impl Metrics {
     /// A store write failed.
     pub fn store_write_failed(&self) {
         self.store_write_failures_total.inc();
+    }
+
+    /// This replica holds `n` shards.
+    pub fn shards_held(&self, n: usize) {
+        self.shards_held.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `n` shard leases changed hands: `change` is acquired, taken_over, released or lost.
+    pub fn shard_changes(&self, change: &'static str, n: usize) {
+        self.shard_changes_total
+            .with_label_values(&[change])
+            .inc_by(n as u64);
     }
 
     /// A delivery attempt to `receiver` (a configured name) ended with `result`.

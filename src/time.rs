@@ -19,3 +19,11 @@ pub fn rfc3339(t: SystemTime) -> String {
 pub fn rfc3339_ms(ms: i64) -> String {
     rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
+
+/// Unix epoch milliseconds of RFC 3339 text (as [`rfc3339_ms`] writes it); `None` if it is
+/// not such a time.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}

@@ -519,6 +519,16 @@ async fn record(State(h): State<Arc<Recorder>>, headers: HeaderMap, body: Bytes)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let key = headers
+        .get("x-jobwatch-idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if key != jobwatch::notify::webhook::idempotency_key(&ids) || !key.starts_with("jw-") {
+        h.problems
+            .lock()
+            .unwrap()
+            .push(format!("idempotency key {key:?} for {ids:?}"));
+    }
     if !signed(&headers, &body) {
         h.problems.lock().unwrap().push("bad signature".into());
         return StatusCode::UNAUTHORIZED;

@@ -91,6 +91,29 @@ pub struct Config {
 pub struct StoreConfig {
     /// How long ended executions and finished notifications are kept (default 30 days).
     pub retention: Duration,
+    /// Where executions are kept.
+    pub backend: StoreBackend,
+    /// How long a shard lease lasts without renewal (PostgreSQL; renewed every third of
+    /// it). A dead replica's executions are followed again by another within this plus one
+    /// poll interval.
+    pub lease: Duration,
+}
+
+/// The default `[store] lease`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// Where executions are kept (`[store] url`).
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    /// `jobwatch.sqlite3` under `agent.data_dir`: one process.
+    Sqlite,
+    /// A PostgreSQL database shared by any number of replicas.
+    Postgres {
+        /// `postgres://user@host:port/db[?sslmode=…]`, without a password.
+        url: String,
+        /// From `password` (the environment) or `password_file`.
+        password: Option<SecretString>,
+    },
 }
 
 /// The default `[store] retention`: 30 days.

@@ -35,6 +35,16 @@ pub(super) struct RawStore {
     /// their last change (default 30d, at least 1h); older ones are pruned.
     #[serde(default, with = "humantime_serde")]
     pub(super) retention: Option<Duration>,
+    /// `sqlite://` (default: `jobwatch.sqlite3` under `data_dir`) or `postgres://user@host/db`
+    /// (several replicas share it; no password in the URL).
+    pub(super) url: Option<String>,
+    /// The PostgreSQL password (from the environment: `JOBWATCH__STORE__PASSWORD`).
+    pub(super) password: Option<SecretString>,
+    /// A file holding the PostgreSQL password.
+    pub(super) password_file: Option<PathBuf>,
+    /// How long a replica's shard lease lasts without renewal (default 15s, 3s–10m).
+    #[serde(default, with = "humantime_serde")]
+    pub(super) lease: Option<Duration>,
 }
 
 /// `[agent]`.

@@ -37,7 +37,14 @@ pub(super) fn validate(raw: RawConfig, check: ReceiverCheck) -> Result<Config, V
     if retention < Duration::from_secs(3600) {
         issues.add("store.retention", "must be at least 1h");
     }
-    let store = StoreConfig { retention };
+    let store = StoreConfig {
+        retention,
+        backend: validate_store_url(&mut issues, &raw.store),
+        lease: raw.store.lease.unwrap_or(DEFAULT_LEASE),
+    };
+    if !(Duration::from_secs(3)..=Duration::from_secs(600)).contains(&store.lease) {
+        issues.add("store.lease", "must be between 3s and 10m");
+    }
     let api = validate_api(&mut issues, &raw.api);
     let alerts = alerts::validate(&mut issues, &raw.alerts, check);
     match api {
@@ -71,4 +78,51 @@ pub(super) fn validate_api(issues: &mut Issues, a: &RawApi) -> Option<ApiConfig>
         token,
         allow_inline_scripts: a.allow_inline_scripts.unwrap_or(false),
     })
+}
+
+/// `[store] url`: SQLite (default) or PostgreSQL without a password in it (the password comes
+/// from `password` — the environment — or `password_file`).
+fn validate_store_url(issues: &mut Issues, s: &RawStore) -> StoreBackend {
+    let password = issues.secret("store", "password", &s.password, &s.password_file);
+    let Some(url) = s.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+        return StoreBackend::Sqlite;
+    };
+    if url == "sqlite" || url.starts_with("sqlite:") {
+        if url.trim_start_matches("sqlite:").trim_start_matches("//").is_empty() {
+            return StoreBackend::Sqlite;
+        }
+        issues.add(
+            "store.url",
+            "a SQLite store lives under agent.data_dir: write `sqlite://` and set data_dir",
+        );
+        return StoreBackend::Sqlite;
+    }
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {
+            if u.password().is_some() {
+                issues.add(
+                    "store.url",
+                    "must not hold a password: set JOBWATCH__STORE__PASSWORD or store.password_file",
+                );
+            }
+            if u.host_str().is_none_or(str::is_empty) {
+                issues.add("store.url", "names no host");
+            }
+            StoreBackend::Postgres {
+                url: url.to_owned(),
+                password,
+            }
+        }
+        Ok(u) => {
+            issues.add(
+                "store.url",
+                format!("`{}:` is not a store: use sqlite:// or postgres://", u.scheme()),
+            );
+            StoreBackend::Sqlite
+        }
+        Err(e) => {
+            issues.add("store.url", format!("is not a URL: {e}"));
+            StoreBackend::Sqlite
+        }
+    }
 }

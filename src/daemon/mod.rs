@@ -3,6 +3,7 @@
 //! (jobs keep running on their platform; the next start resumes them), waits for in-flight
 //! calls up to the grace period, and exits.
 
+pub mod replica;
 pub mod retention;
 pub mod scheduler;
 
@@ -80,6 +81,9 @@ pub struct Runner {
     checks: HashMap<String, Arc<CheckConfig>>,
     /// One shared configuration per (check or `watch`, platform) for watched jobs.
     watch_checks: Mutex<HashMap<WatchKey, Arc<CheckConfig>>>,
+    /// This replica's shard leases, when several replicas share the store (PostgreSQL);
+    /// `None`: this process follows every execution.
+    replica: Option<Arc<replica::Replica>>,
 }
 
 pub use crate::model::WATCH_CHECK;
@@ -96,12 +100,15 @@ impl Runner {
     ) -> Arc<Self> {
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
+        let replica = store
+            .shards()
+            .map(|s| Arc::new(replica::Replica::new(s.shard_count(), config.store.lease)));
         Arc::new_cyclic(|runner: &Weak<Runner>| Runner {
             engine: Engine::start(
                 Arc::new(WeakJournal(runner.clone())),
                 {
                     let runner = runner.clone();
-                    Arc::new(move |report: &ExecutionReport| {
+                    Arc::new(move |report: &ExecutionReport, _ended: bool| {
                         if let Some(runner) = runner.upgrade() {
                             runner.finished(report);
                         }
@@ -125,6 +132,7 @@ impl Runner {
                 .map(|c| (c.name.clone(), Arc::new(c.clone())))
                 .collect(),
             watch_checks: Mutex::default(),
+            replica,
             config,
         })
     }
@@ -278,11 +286,24 @@ impl Runner {
         let mut report = Execution::new(&check, &check.platform, platform.clone()).new_report();
         report.origin = origin;
         report.scheduled_at_ms = scheduled_at_ms;
-        if !self.record(&report, true).await? {
-            return Ok(None); // this tick is already recorded
+        // With several replicas, the one holding the execution's shard follows it: this one
+        // if it holds it (and claims it before the record, so that its own wake-up does not
+        // start it twice), else the holder, woken by the record.
+        let here = self.claim_new(&mut report);
+        let recorded = self.record(&report, true).await;
+        if !matches!(recorded, Ok(true)) {
+            if here && let Some(r) = &self.replica {
+                r.end(&report.execution_id);
+            }
+            return match recorded {
+                Err(e) => Err(e.into()),
+                _ => Ok(None), // this tick is already recorded
+            };
         }
         crate::internal_events::ExecutionTriggered { check: check_name }.emit();
-        self.spawn(check, platform, report.clone(), false);
+        if here {
+            self.spawn_claimed(check, platform, report.clone(), false);
+        }
         Ok(Some(report))
     }
 
@@ -340,8 +361,16 @@ impl Runner {
             step_instance_id: None,
             name: None,
         });
-        self.record(&report, true).await?;
-        self.spawn(check, platform, report.clone(), true);
+        let here = self.claim_new(&mut report);
+        if let Err(e) = self.record(&report, true).await {
+            if here && let Some(r) = &self.replica {
+                r.end(&report.execution_id);
+            }
+            return Err(e.into());
+        }
+        if here {
+            self.spawn_claimed(check, platform, report.clone(), true);
+        }
         Ok(report)
     }
 
@@ -349,16 +378,13 @@ impl Runner {
     /// ended while their logs were being fetched are closed without those logs (saying so),
     /// which lets their outcome alerts fire.
     pub async fn resume_all(self: &Arc<Self>) -> Result<usize, StoreError> {
-        for mut report in self.store.logs_pending().await? {
-            report.logs_pending = false;
-            for h in report
-                .hosts
-                .iter_mut()
-                .filter(|h| h.log.is_empty() && h.log_error.is_none())
-            {
-                h.log_error = Some("not fetched: jobwatch stopped while fetching the logs".into());
-            }
-            self.record(&report, false).await?;
+        if self.replica.is_some() {
+            // Several replicas: each follows the executions of the shards it acquires
+            // (`replica::start`).
+            return Ok(0);
+        }
+        for report in self.store.logs_pending().await? {
+            self.close_logs_pending(report, None).await?;
         }
         // In pages, so that resuming many executions never holds them all twice.
         let mut resumed = 0;
@@ -368,33 +394,93 @@ impl Runner {
             let Some(last) = page.last() else { break };
             after = Some(last.execution_id.clone());
             for report in page {
-                let Some(platform) = self.platforms.get(&report.platform).cloned() else {
-                    tracing::error!(execution_id = %report.execution_id, platform = %report.platform, "Cannot resume: its platform is no longer configured.");
-                    continue;
-                };
-                // A watch resumes with its check's policy (or, that check gone, the default
-                // one); hosts and timeout are the job's, in the report.
-                let check = match self.checks.get(&report.check) {
-                    Some(c) if report.origin != Origin::Watch => Ok(c.clone()),
-                    Some(_) => self.watch_config(&report.platform, Some(&report.check)),
-                    None => self.watch_config(&report.platform, None),
-                };
-                let check = match check {
-                    Ok(c) => c,
-                    Err(_) => self
-                        .watch_config(&report.platform, None)
-                        .expect("the default watch configuration always exists"),
-                };
-                self.spawn(check, platform, report, true);
-                resumed += 1;
+                resumed += usize::from(self.resume_one(report));
             }
         }
         Ok(resumed)
     }
 
-    /// Starts (or resumes) following `report`: a triggered one goes straight to the engine;
-    /// one to submit or reconcile gets a task while its trigger lasts.
-    fn spawn(
+    /// Closes an execution that ended while its logs were being fetched, without those logs
+    /// (saying so), which lets its outcome alerts fire.
+    pub(crate) async fn close_logs_pending(
+        &self,
+        mut report: ExecutionReport,
+        fence: Option<crate::model::shard::Fence>,
+    ) -> Result<(), StoreError> {
+        report.logs_pending = false;
+        report.fence = fence;
+        for h in report
+            .hosts
+            .iter_mut()
+            .filter(|h| h.log.is_empty() && h.log_error.is_none())
+        {
+            h.log_error = Some("not fetched: jobwatch stopped while fetching the logs".into());
+        }
+        self.record(&report, false).await.map(|_| ())
+    }
+
+    /// Resumes following one stored execution. Returns false when its platform is no
+    /// longer configured (it stays as stored) or it is already followed here.
+    pub(crate) fn resume_one(self: &Arc<Self>, report: ExecutionReport) -> bool {
+        let Some(platform) = self.platforms.get(&report.platform).cloned() else {
+            tracing::error!(execution_id = %report.execution_id, platform = %report.platform, "Cannot resume: its platform is no longer configured.");
+            return false;
+        };
+        // A watch resumes with its check's policy (or, that check gone, the default
+        // one); hosts and timeout are the job's, in the report.
+        let check = match self.checks.get(&report.check) {
+            Some(c) if report.origin != Origin::Watch => Ok(c.clone()),
+            Some(_) => self.watch_config(&report.platform, Some(&report.check)),
+            None => self.watch_config(&report.platform, None),
+        };
+        let check = match check {
+            Ok(c) => c,
+            Err(_) => self
+                .watch_config(&report.platform, None)
+                .expect("the default watch configuration always exists"),
+        };
+        if let Some(r) = &self.replica
+            && !r.begin(&report.execution_id)
+        {
+            return false;
+        }
+        self.spawn_claimed(check, platform, report, true);
+        true
+    }
+
+    /// Whether this process follows the new execution `report` (claimed: a wake-up about
+    /// it finds it followed); with several replicas, sets its fence when its shard is held.
+    fn claim_new(&self, report: &mut ExecutionReport) -> bool {
+        let Some(r) = &self.replica else {
+            return true;
+        };
+        report.fence = r.fence(&report.execution_id);
+        report.fence.is_some() && r.begin(&report.execution_id)
+    }
+
+    /// The shard lease, when several replicas share the store.
+    pub fn replicated_lease(&self) -> Option<Duration> {
+        self.replica.as_ref().map(|_| self.config.store.lease)
+    }
+
+    /// Executions of `check` running now: on every replica when several share the store
+    /// (the store counts), else this process's.
+    pub async fn running_count(&self, check: &str) -> usize {
+        if self.replica.is_some() {
+            match self.store.active_count(check).await {
+                Ok(n) => return usize::try_from(n).unwrap_or(usize::MAX),
+                Err(e) => {
+                    tracing::warn!(check, error = %e, "Cannot count the running executions in the store; counting this replica's.");
+                }
+            }
+        }
+        self.active_count(check)
+    }
+
+    /// Starts (or resumes) following `report`, claimed for this process ([`Self::claim_new`],
+    /// [`Self::resume_one`]): a triggered one goes straight to the engine; one to submit or
+    /// reconcile gets a task while its trigger lasts.
+    fn spawn_claimed(
         self: &Arc<Self>,
         check: Arc<CheckConfig>,
         platform: Arc<dyn Platform>,
@@ -438,9 +524,17 @@ impl Runner {
         });
     }
 
-    /// Hands a triggered execution to the engine; an ended (or stopped) one is done.
+    /// Hands a triggered execution to the engine; an ended (or stopped) one is done, and so
+    /// is one whose shard this replica no longer holds.
     fn follow(&self, check: Arc<CheckConfig>, platform: Arc<dyn Platform>, phase: Phase) {
         match phase {
+            Phase::Follow { report, .. }
+                if report
+                    .fence
+                    .is_some_and(|f| self.replica.as_ref().is_some_and(|r| !r.holds(f))) =>
+            {
+                self.finished(&report)
+            }
             Phase::Follow {
                 report,
                 job,
@@ -460,6 +554,9 @@ impl Runner {
 
     /// An execution this process no longer follows: ended, or left for the next start.
     fn finished(&self, report: &ExecutionReport) {
+        if let Some(r) = &self.replica {
+            r.end(&report.execution_id);
+        }
         if report.state.is_final() {
             crate::internal_events::ExecutionEnded { report }.emit();
         }
@@ -491,10 +588,51 @@ impl Runner {
 /// The daemon's journal: every state change is stored with the alert changes it causes.
 #[async_trait::async_trait]
 impl crate::tracker::Journal for Runner {
+    /// A store that cannot be reached is waited for (retried with backoff) while the write
+    /// can still matter: with several replicas while the execution's lease is trusted, else
+    /// up to [`UNREACHABLE_WAIT`]; not after shutdown began. A write refused because the
+    /// shard moved lets the shard go here.
     async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
-        Ok(self.record(report, false).await.map(|_| ())?)
+        let since = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.record(report, false).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Fenced { shard, epoch, .. }) => {
+                    if let Some(r) = &self.replica {
+                        r.fenced(self, crate::model::shard::Fence { shard, epoch });
+                    }
+                    return Err(StoreError::Fenced {
+                        id: report.execution_id.clone(),
+                        shard,
+                        epoch,
+                    }
+                    .into());
+                }
+                Err(e) if e.is_unreachable() && !self.stop.is_cancelled() => {
+                    let may_wait = match (&self.replica, report.fence) {
+                        (Some(r), Some(f)) => r.holds(f),
+                        _ => since.elapsed() < UNREACHABLE_WAIT,
+                    };
+                    if !may_wait {
+                        return Err(e.into());
+                    }
+                    tracing::debug!(execution_id = %report.execution_id, error = %e, "The store is unreachable; the write waits.");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = self.stop.cancelled() => return Err(e.into()),
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
+
+/// How long a state change waits for a store that cannot be reached (one process, or an
+/// execution not under a lease).
+pub const UNREACHABLE_WAIT: Duration = Duration::from_secs(30);
 
 /// The engine's journal: the runner, while it lives (the runner owns the engine).
 struct WeakJournal(Weak<Runner>);

@@ -85,12 +85,18 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
         .check(&check)
         .is_some_and(|c| c.allow_overlap);
     let stop = runner.stop_token();
-    record_missed(&runner, &check, &schedule, crate::time::now_ms()).await;
+    // With several replicas, the others record the ticks of the last moments (this one may
+    // only have been restarting): only ticks older than a lease are missed ones.
+    let missed_until = match runner.replicated_lease() {
+        Some(lease) => crate::time::now_ms() - lease.as_millis() as i64,
+        None => crate::time::now_ms(),
+    };
+    record_missed(&runner, &check, &schedule, missed_until).await;
     let run_on_start = runner
         .config()
         .check(&check)
         .is_some_and(|c| c.run_on_start);
-    if run_on_start && (allow_overlap || runner.active_count(&check) == 0) {
+    if run_on_start && (allow_overlap || runner.running_count(&check).await == 0) {
         match runner
             .submit(&check, Origin::Schedule, None, &Overrides::default())
             .await
@@ -110,7 +116,7 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
         if !runner.accepting() {
             return;
         }
-        let running = runner.active_count(&check);
+        let running = runner.running_count(&check).await;
         if running > 0 && !allow_overlap {
             let reason = format!(
                 "the previous run was still going ({running} active execution(s)); allow_overlap is off"

@@ -127,3 +127,53 @@ impl StorePruned {
         metrics::global().store_pruned(self.executions, self.notifications);
     }
 }
+
+/// How this replica's shard leases changed (several replicas on PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardChange {
+    /// Free shards acquired.
+    Acquired,
+    /// Shards of a replica whose lease expired, taken over.
+    TakenOver,
+    /// Shards given up (balancing, clean stop).
+    Released,
+    /// Shards lost: the lease expired before it could be renewed, or the shard moved.
+    Lost,
+}
+
+/// Shards changed hands.
+pub struct ShardsChanged<'a> {
+    /// How.
+    pub change: ShardChange,
+    /// Which.
+    pub shards: &'a [u32],
+    /// Held now, in all.
+    pub held: usize,
+    /// Why (lost: the store's error, or "moved").
+    pub why: Option<&'a dyn std::fmt::Display>,
+}
+
+impl ShardsChanged<'_> {
+    /// Counts (`jobwatch_shard_changes_total{change}`, `jobwatch_shards_held`) and logs: lost
+    /// at WARN (executions move to other replicas), the others at INFO.
+    pub fn emit(self) {
+        let m = metrics::global();
+        let change = match self.change {
+            ShardChange::Acquired => "acquired",
+            ShardChange::TakenOver => "taken_over",
+            ShardChange::Released => "released",
+            ShardChange::Lost => "lost",
+        };
+        m.shard_changes(change, self.shards.len());
+        m.shards_held(self.held);
+        if self.shards.is_empty() {
+            return;
+        }
+        let why = self.why.map(|w| w.to_string()).unwrap_or_default();
+        if self.change == ShardChange::Lost {
+            tracing::warn!(change, shards = ?self.shards, held = self.held, why, "Shard leases lost; their executions are followed by the replica that takes them.");
+        } else {
+            tracing::info!(change, count = self.shards.len(), held = self.held, "Shard leases changed.");
+        }
+    }
+}

@@ -12,8 +12,10 @@
 //!
 //! **Identity**: each alert in the body carries `notification: {id, version}`, and the header
 //! `X-Jobwatch-Notifications` lists them as `id.version`, comma-separated. Delivery is at
-//! least once (an answer lost after the receiver took it is re-sent): a receiver drops a
-//! copy it already took by these.
+//! least once (an answer lost after the receiver took it is re-sent, at most once per
+//! crash, by whichever replica sends next): a receiver drops a copy it already took by these,
+//! or by `X-Jobwatch-Idempotency-Key`, which is the same for every attempt at the same
+//! notifications (`jw-` and 32 hex digits of SHA-256 over their sorted `id.version` list).
 //!
 //! **Answer**: 2xx delivered; 408, 425, 429, 5xx retried; other 4xx rejected.
 
@@ -30,6 +32,18 @@ pub const SIGNATURE_HEADER: &str = "X-Jobwatch-Signature";
 pub const TIMESTAMP_HEADER: &str = "X-Jobwatch-Timestamp";
 /// The notifications carried: `id.version`, comma-separated.
 pub const NOTIFICATIONS_HEADER: &str = "X-Jobwatch-Notifications";
+
+/// The same key for every attempt at the same notifications (see the module note).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "X-Jobwatch-Idempotency-Key";
+
+/// The idempotency key of the notifications `ids` (`id.version`, comma-separated, any order).
+pub fn idempotency_key(ids: &str) -> String {
+    use sha2::Digest as _;
+    let mut sorted: Vec<&str> = ids.split(',').collect();
+    sorted.sort_unstable();
+    let digest = sha2::Sha256::digest(sorted.join(",").as_bytes());
+    format!("jw-{}", &hex::encode(digest)[..32])
+}
 
 /// `sha256=<hex HMAC-SHA256(secret, timestamp ‖ body)>`.
 pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
@@ -106,6 +120,7 @@ impl Notifier for Webhook {
         let mut headers = Vec::new();
         let ids = view.notification_ids();
         if !ids.is_empty() {
+            headers.push((IDEMPOTENCY_KEY_HEADER, idempotency_key(&ids)));
             headers.push((NOTIFICATIONS_HEADER, ids));
         }
         if let Some(secret) = &self.secret {
@@ -120,5 +135,19 @@ impl Notifier for Webhook {
             Ok(answer) => classify_status(&answer).unwrap_or(Delivery::Delivered),
             Err(d) => d,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_key_names_the_notifications_not_their_order() {
+        let key = idempotency_key("7.1,3.2");
+        assert_eq!(key, idempotency_key("3.2,7.1"));
+        assert_ne!(key, idempotency_key("3.3,7.1"), "a newer version is another send");
+        assert_eq!(key.len(), 3 + 32);
+        assert!(key.starts_with("jw-"));
     }
 }

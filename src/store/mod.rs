@@ -363,6 +363,9 @@ pub struct Renewal {
     pub held: Vec<Fence>,
     /// Replicas alive (this one included), by their heartbeats.
     pub live_replicas: u32,
+    /// How soon the first lease held by another replica expires, if it is not renewed (zero:
+    /// a shard is free now): when to try to take it over.
+    pub next_expiry: Option<std::time::Duration>,
 }
 
 /// What wakes a replica about executions another replica recorded.

@@ -33,8 +33,12 @@ pub const DEFAULT_POOL: usize = 256;
 /// slow store holds these, never the pool's calls. Tasks in all: at most the pool plus this.
 pub const SAVING_ROOM: usize = 1024;
 
-/// Called with an execution the engine is done with: ended and saved (with its logs).
-pub type OnDone = Arc<dyn Fn(&ExecutionReport) + Send + Sync>;
+/// Called with an execution the engine is done with: ended and saved with its logs (`true`),
+/// or released unended ([`Engine::release`]: `false`).
+pub type OnDone = Arc<dyn Fn(&ExecutionReport, bool) + Send + Sync>;
+
+/// Which executions to let go, by key ([`key`]).
+pub type Which = Arc<dyn Fn(u128) -> bool + Send + Sync>;
 
 /// What the engine is asked to do.
 enum Command {
@@ -42,6 +46,8 @@ enum Command {
     Follow(Box<Follow>),
     /// Poll this execution now (by [`key`] of its id).
     PollNow(u128),
+    /// Stop following these executions, without writing.
+    Release(Which),
 }
 
 /// The handle: cheap to clone; the engine runs until the stop token is cancelled.
@@ -97,6 +103,7 @@ impl Engine {
             in_flight: JoinSet::new(),
             in_turn: HashSet::new(),
             poll_soon: HashSet::new(),
+            releasing: HashSet::new(),
         };
         tasks.spawn(scheduler.run(receiver));
         Engine { commands }
@@ -112,6 +119,13 @@ impl Engine {
     /// turn in flight otherwise; nothing when the engine does not follow it.
     pub fn poll_now(&self, execution_id: &str) {
         let _ = self.commands.send(Command::PollNow(key(execution_id)));
+    }
+
+    /// Stops following the executions `which` selects (their shard moved to another
+    /// replica): those at rest or waiting at once, those whose turn is in flight when it
+    /// ends, its result unwritten or refused. Each is handed to `on_done` as not ended.
+    pub fn release(&self, which: Which) {
+        let _ = self.commands.send(Command::Release(which));
     }
 }
 
@@ -135,6 +149,8 @@ struct Scheduler {
     in_turn: HashSet<u128>,
     /// Asked to poll now while their turn was in flight.
     poll_soon: HashSet<u128>,
+    /// Released while their turn was in flight: let go when it ends.
+    releasing: HashSet<u128>,
 }
 
 impl Scheduler {
@@ -171,6 +187,7 @@ impl Scheduler {
                 command = commands.recv(), if !stopping => match command {
                     Some(Command::Follow(f)) => self.rest(f),
                     Some(Command::PollNow(id)) => self.poll_now(id),
+                    Some(Command::Release(which)) => self.release(&which),
                     None => stopping = true,
                 },
                 // The pool is full and work waits: a permit freed by a call ending starts it.
@@ -236,7 +253,14 @@ impl Scheduler {
 
     fn take_back(&mut self, turned: Turned, stopping: bool) {
         let (Turned::Rest(f) | Turned::Logs(f) | Turned::Done(f, _)) = &turned;
-        self.in_turn.remove(&key(&f.report.execution_id));
+        let id = key(&f.report.execution_id);
+        self.in_turn.remove(&id);
+        if self.releasing.remove(&id) {
+            self.poll_soon.remove(&id);
+            let (Turned::Rest(f) | Turned::Logs(f) | Turned::Done(f, _)) = turned;
+            (self.on_done)(&f.report, false);
+            return;
+        }
         match turned {
             Turned::Rest(f) if !stopping => self.rest(f),
             Turned::Logs(f) if !stopping => self.ready_logs.push_back(f),
@@ -244,7 +268,7 @@ impl Scheduler {
             Turned::Done(f, ended) => {
                 self.poll_soon.remove(&key(&f.report.execution_id));
                 if ended {
-                    (self.on_done)(&f.report);
+                    (self.on_done)(&f.report, true);
                 }
             }
         }
@@ -260,6 +284,29 @@ impl Scheduler {
         let at = f.next_poll().max(Instant::now());
         let k = self.queue.insert_at(f, at);
         self.at_rest.insert(id, k);
+    }
+
+    fn release(&mut self, which: &Which) {
+        let keys: Vec<u128> = self.at_rest.keys().copied().filter(|&k| which(k)).collect();
+        for k in keys {
+            if let Some(at) = self.at_rest.remove(&k) {
+                let f = self.queue.remove(&at).into_inner();
+                (self.on_done)(&f.report, false);
+            }
+        }
+        for ready in [&mut self.ready_polls, &mut self.ready_logs] {
+            let mut kept = VecDeque::with_capacity(ready.len());
+            for f in ready.drain(..) {
+                if which(key(&f.report.execution_id)) {
+                    (self.on_done)(&f.report, false);
+                } else {
+                    kept.push_back(f);
+                }
+            }
+            *ready = kept;
+        }
+        let in_turn: Vec<u128> = self.in_turn.iter().copied().filter(|&k| which(k)).collect();
+        self.releasing.extend(in_turn);
     }
 
     fn poll_now(&mut self, id: u128) {

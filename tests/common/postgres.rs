@@ -1,4 +1,5 @@
 //! A throwaway PostgreSQL cluster for one test: Debian's PostgreSQL 15 server binaries,
+#![allow(dead_code)]
 //! `initdb` in a temp dir (as the `postgres` user: `initdb` refuses root), password
 //! authentication (scram-sha-256) for the role `jobwatch`, `pg_ctl start` on a free loopback
 //! port, stopped and removed when dropped.

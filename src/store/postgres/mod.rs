@@ -135,6 +135,16 @@ impl PgStore {
         .await?)
     }
 
+    /// Rows written (inserted, updated, deleted) per table since the server started
+    /// (`pg_stat_user_tables`; the statistics lag by up to about a second).
+    pub async fn table_writes(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT relname::TEXT, (n_tup_ins + n_tup_upd + n_tup_del)::BIGINT FROM pg_stat_user_tables ORDER BY relname",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The shard of an execution in this database.
     pub fn shard(&self, execution_id: &str) -> u32 {
         shard_of(execution_id, self.shards)
@@ -572,10 +582,14 @@ impl Shards for PgStore {
         .bind(ms)
         .fetch_all(&mut *tx)
         .await?;
-        let live: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM replicas WHERE seen_until > now()")
-                .fetch_one(&mut *tx)
-                .await?;
+        let (live, next_expiry_ms): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM replicas WHERE seen_until > now()),
+                    (SELECT EXTRACT(EPOCH FROM GREATEST(MIN(lease_until) - now(), interval '0')) * 1000
+                       FROM shards WHERE owner IS DISTINCT FROM $1)::FLOAT8",
+        )
+        .bind(&self.replica)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         // Heartbeats of replicas gone for an hour are forgotten (a cheap, rare delete).
         if rand::random_range(0..100) == 0 {
@@ -592,6 +606,9 @@ impl Shards for PgStore {
                 })
                 .collect(),
             live_replicas: u32::try_from(live.max(1)).unwrap_or(u32::MAX),
+            next_expiry: next_expiry_ms
+                .filter(|ms| ms.is_finite())
+                .map(|ms| Duration::from_millis(ms.max(0.0) as u64)),
         })
     }
 

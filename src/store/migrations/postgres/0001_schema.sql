@@ -13,7 +13,7 @@ INSERT INTO cluster (shards) VALUES (256);
 CREATE TABLE shards (
     shard       INTEGER PRIMARY KEY,
     owner       TEXT,
-    lease_until TIMESTAMPTZ NOT NULL DEFAULT '-infinity',
+    lease_until TIMESTAMPTZ NOT NULL DEFAULT 'epoch',
     epoch       BIGINT NOT NULL DEFAULT 0
 );
 INSERT INTO shards (shard) SELECT s FROM generate_series(0, 255) AS s;

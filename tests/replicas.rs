@@ -1,0 +1,518 @@
+//! Several replicas on one real PostgreSQL (a throwaway cluster per test): the real
+//! `jobwatch` binary, the bk-job emulator, `kill -9`, a database outage. Default limits
+//! (lease, platform rates) unless a test says otherwise.
+
+mod common;
+#[path = "common/postgres.rs"]
+mod postgres;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, TOKEN, get_json, post, runtime};
+use serde_json::Value;
+
+/// Every host runs `duration`, then succeeds.
+fn hosts(duration: &str) -> String {
+    format!(
+        r#"
+[[hosts]]
+bk_host_id = 101
+ip = "10.0.0.1"
+duration = "{duration}"
+log = "one\n"
+[[hosts]]
+bk_host_id = 102
+ip = "10.0.0.2"
+duration = "{duration}"
+log = "two\n"
+"#
+    )
+}
+
+/// A replica's configuration: the emulator with default limits, the shared database, and
+/// `checks`; its own data directory (unused by the store: the database holds everything).
+fn replica_config(dir: &Path, platform: &common::Platform, url: &str, checks: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("jobwatch.toml");
+    let platform =
+        bkjob_emulator::jobwatch_platform_toml("bk", &[platform.emulator.apigw_url()], "apigw", "");
+    let text = format!(
+        "{daemon}\n[store]\nurl = \"{url}\"\n\n{platform}\n{checks}\n",
+        daemon = bkjob_emulator::jobwatch_daemon_toml(&dir.join("data")),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn check(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[checks]]
+name = "{name}"
+platform = "bk"
+script = "echo hi"
+hosts = [101, 102]
+account_alias = "root"
+timeout = "300s"
+{extra}
+[checks.poll]
+first_poll = "500ms"
+interval = "1s"
+max_interval = "2s"
+"#
+    )
+}
+
+/// Starts a replica (the password comes from the environment, never the file).
+fn start(config: &Path) -> Daemon {
+    let mut cmd = common::jobwatch_bk();
+    cmd.env("JOBWATCH__STORE__PASSWORD", postgres::PASSWORD)
+        .env("RUST_LOG", "jobwatch=info");
+    let daemon = Daemon::start_with(cmd, config);
+    assert!(
+        daemon.printed.iter().all(|l| !l.contains(postgres::PASSWORD)),
+        "the database password leaked"
+    );
+    daemon
+}
+
+/// Every execution, read from `base` page by page.
+async fn all_executions(base: &str, state: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = get_json(
+            base,
+            &format!("/v1/executions?state={state}&limit=1000{cursor}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let rows = page["executions"].as_array().unwrap().clone();
+        let done = rows.len() < 1000;
+        if let Some(last) = rows.last() {
+            cursor = format!("&cursor={}", last["execution_id"].as_str().unwrap());
+        }
+        all.extend(rows);
+        if done {
+            return all;
+        }
+    }
+}
+
+/// Checks the platform's truth against what the replicas recorded: every job belongs to
+/// exactly one execution (no job submitted twice), and every execution that reached the
+/// platform ended as its job did. Returns the detection delays (ms) of the jobs: when
+/// jobwatch recorded the end minus when the job ended on the platform.
+async fn assert_true_ends(
+    base: &str,
+    platform: &common::Platform,
+    accepted: &HashSet<String>,
+) -> Vec<i64> {
+    let history = all_executions(base, "history").await;
+    let ids: HashSet<String> = history
+        .iter()
+        .map(|e| e["execution_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(accepted.is_subset(&ids), "an accepted execution was lost");
+    let names = platform.emulator.state().job_names();
+    let unique: HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "a job was submitted twice");
+    let mut delays = Vec::new();
+    let mut by_task: HashMap<String, String> = HashMap::new();
+    for e in &history {
+        let id = e["execution_id"].as_str().unwrap();
+        let (_, full) = get_json(base, &format!("/v1/executions/{id}")).await;
+        let task = full["task_name"].as_str().unwrap().to_owned();
+        match full["trigger_status"].as_str().unwrap() {
+            "triggered" => {
+                assert_eq!(full["state"], "succeeded", "{full:#}");
+                assert!(names.contains(&task), "triggered but no such job: {full:#}");
+                let job = full["job_instance_id"].as_u64().unwrap();
+                let ended = chrono_ms(full["ended_at"].as_str().unwrap());
+                if let Some(end) = platform.emulator.state().job_end_ms(job) {
+                    delays.push(ended - end);
+                }
+            }
+            "trigger_failed" => {
+                assert!(!names.contains(&task), "a job exists for an execution called not found: {full:#}");
+            }
+            "skipped" => {}
+            other => panic!("unexpected trigger status {other}: {full:#}"),
+        }
+        by_task.insert(task, id.to_owned());
+    }
+    assert!(
+        names.iter().all(|n| by_task.contains_key(n)),
+        "a job on the platform belongs to no execution"
+    );
+    delays
+}
+
+fn chrono_ms(rfc3339: &str) -> i64 {
+    jobwatch::time::parse_rfc3339_ms(rfc3339).unwrap_or_else(|| panic!("not a time: {rfc3339}"))
+}
+
+#[test]
+fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("jobwatch");
+    let platform = common::emulator(&hosts("12s"));
+    let root = tempfile::tempdir().unwrap();
+    let configs: Vec<PathBuf> = (0..3)
+        .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, &check("fleet", "")))
+        .collect();
+    runtime().block_on(async {
+        let mut replicas: Vec<Option<Daemon>> = configs.iter().map(|c| Some(start(c))).collect();
+        let mut bases: Vec<String> = replicas.iter().map(|d| d.as_ref().unwrap().base.clone()).collect();
+        let begun = Instant::now();
+        let mut accepted = HashSet::new();
+        let mut next_kill = begun + Duration::from_secs(15);
+        let mut restart: Option<(usize, Instant)> = None;
+        let mut victim = 0;
+        let mut kills = 0;
+        let mut sent = 0;
+        // 1 000 executions POSTed round-robin to the live replicas (about 25 a second), while
+        // one replica is killed every 15 s and started again 5 s later — until every
+        // execution has ended.
+        loop {
+            let now = Instant::now();
+            if now >= next_kill && restart.is_none() {
+                let d = replicas[victim].take().unwrap();
+                d.signal(libc::SIGKILL);
+                drop(d);
+                kills += 1;
+                restart = Some((victim, now + Duration::from_secs(5)));
+                next_kill = now + Duration::from_secs(15);
+            }
+            if let Some((i, at)) = restart
+                && now >= at
+            {
+                let d = start(&configs[i]);
+                bases[i] = d.base.clone();
+                replicas[i] = Some(d);
+                restart = None;
+                victim = (victim + 1) % 3;
+            }
+            if sent < 1000 {
+                let live: Vec<usize> = (0..3).filter(|i| replicas[*i].is_some()).collect();
+                let i = live[sent % live.len()];
+                let (status, body) =
+                    post(&bases[i], "/v1/executions", r#"{"check":"fleet"}"#, Some(TOKEN)).await;
+                assert_eq!(status, 202, "{body}");
+                accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                continue;
+            }
+            // All sent: the run goes on (kills included) until nothing is active.
+            let any = (0..3).find(|i| replicas[*i].is_some()).unwrap();
+            let (_, page) = get_json(&bases[any], "/v1/executions?state=active&limit=1").await;
+            if page["executions"].as_array().is_some_and(|a| a.is_empty()) {
+                break;
+            }
+            assert!(begun.elapsed() < Duration::from_secs(400), "executions still active after 400 s");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(accepted.len(), 1000);
+        assert!(kills >= 3, "only {kills} kills during the run");
+        for (i, r) in replicas.iter_mut().enumerate() {
+            if r.is_none() {
+                *r = Some(start(&configs[i]));
+                bases[i] = r.as_ref().unwrap().base.clone();
+            }
+        }
+        let delays = assert_true_ends(&bases[0], &platform, &accepted).await;
+        assert_eq!(delays.len(), 1000, "every execution reached the platform once");
+        let mut sorted = delays.clone();
+        sorted.sort_unstable();
+        eprintln!(
+            "{kills} kills in {:?}; detection delay over the run: median {} ms, worst {} ms",
+            begun.elapsed(),
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1]
+        );
+
+        // Then one last kill, with no kill after it: the executions of the dead replica are
+        // followed again within the lease (15 s) plus one poll interval (2 s at most here).
+        // Slack: the takeover jitter (0.5 s) and the default rate limit (20 requests a
+        // second per replica) working through what was taken over (1.5 s).
+        tokio::time::sleep(Duration::from_secs(12)).await; // balanced again
+        let mut last = HashSet::new();
+        for i in 0..60 {
+            let (status, body) =
+                post(&bases[i % 3], "/v1/executions", r#"{"check":"fleet"}"#, Some(TOKEN)).await;
+            assert_eq!(status, 202, "{body}");
+            last.insert(body["execution_id"].as_str().unwrap().to_owned());
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        replicas[0].take().unwrap().signal(libc::SIGKILL);
+        let killed_at = jobwatch::now_ms();
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, page) = get_json(&bases[1], "/v1/executions?state=active&limit=1").await;
+            if page["executions"].as_array().is_some_and(|a| a.is_empty()) {
+                break;
+            }
+            assert!(Instant::now() < until, "executions still active 2 min after the last kill");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut all = accepted.clone();
+        all.extend(last.iter().cloned());
+        let delays = assert_true_ends(&bases[1], &platform, &all).await;
+        assert_eq!(delays.len(), 1060);
+        let mut worst = 0;
+        for id in &last {
+            let (_, full) = get_json(&bases[1], &format!("/v1/executions/{id}")).await;
+            let job = full["job_instance_id"].as_u64().unwrap();
+            let end = platform.emulator.state().job_end_ms(job).unwrap();
+            // From when it could first be seen ended with its replica dead.
+            worst = worst.max(chrono_ms(full["ended_at"].as_str().unwrap()) - end.max(killed_at));
+        }
+        eprintln!("after the last kill: worst detection delay {worst} ms");
+        assert!(
+            worst <= 15_000 + 2_000 + 2_000,
+            "an execution of the dead replica waited {worst} ms to be followed again"
+        );
+    });
+}
+
+#[test]
+fn every_tick_of_a_2s_schedule_is_recorded_once_and_submitted_at_most_once_by_three_replicas() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("jobwatch");
+    let platform = common::emulator(&hosts("300ms"));
+    let root = tempfile::tempdir().unwrap();
+    let configs: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            replica_config(
+                &root.path().join(format!("r{i}")),
+                &platform,
+                &url,
+                &check("beat", "every = \"2s\""),
+            )
+        })
+        .collect();
+    runtime().block_on(async {
+        let mut replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        let begun = Instant::now();
+        // Two minutes; the second replica is killed at one minute and started 5 s later.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        replicas[1].signal(libc::SIGKILL);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        replicas[1] = start(&configs[1]);
+        tokio::time::sleep(Duration::from_secs(120).saturating_sub(begun.elapsed())).await;
+        for r in &replicas {
+            r.signal(libc::SIGTERM);
+        }
+        for r in &mut replicas {
+            let _ = r.child.wait();
+        }
+        // Read back through a fresh replica (any answers for all).
+        let reader = start(&configs[0]);
+        let all = all_executions(&reader.base, "all").await;
+        let mut ticks: Vec<i64> = all
+            .iter()
+            .filter(|e| e["check"] == "beat")
+            .map(|e| chrono_ms(e["scheduled_at"].as_str().expect("a scheduled execution")))
+            .collect();
+        ticks.sort_unstable();
+        let distinct: HashSet<i64> = ticks.iter().copied().collect();
+        assert_eq!(distinct.len(), ticks.len(), "a tick was recorded twice");
+        assert!(ticks.len() >= 55, "only {} ticks in two minutes", ticks.len());
+        for pair in ticks.windows(2) {
+            assert_eq!(pair[1] - pair[0], 2_000, "a tick is missing between {pair:?}");
+        }
+        // Each tick submitted at most once: one job per triggered execution, no job twice.
+        let names = platform.emulator.state().job_names();
+        let unique: HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "a tick was submitted twice");
+        let triggered = all
+            .iter()
+            .filter(|e| e["check"] == "beat" && e["job_instance_id"].is_u64())
+            .count();
+        assert_eq!(triggered, names.len());
+        let skipped = all.iter().filter(|e| e["trigger_status"] == "skipped").count();
+        eprintln!("{} ticks: {} submitted, {skipped} skipped", ticks.len(), names.len());
+    });
+}
+
+#[test]
+fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("jobwatch");
+    // Jobs that end while the database is down.
+    let platform = common::emulator(&hosts("8s"));
+    let root = tempfile::tempdir().unwrap();
+    let configs: Vec<PathBuf> = (0..2)
+        .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, &check("fleet", "")))
+        .collect();
+    runtime().block_on(async {
+        let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        // Both hold shards before the work comes.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let mut accepted = HashSet::new();
+        for i in 0..60 {
+            let (status, body) = post(
+                &replicas[i % 2].base,
+                "/v1/executions",
+                r#"{"check":"fleet"}"#,
+                Some(TOKEN),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+        }
+        // Submitted and followed, then the database goes away for 30 s.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        pg.stop();
+        let down = Instant::now();
+        let mut unready = [false, false];
+        while down.elapsed() < Duration::from_secs(30) {
+            for (i, r) in replicas.iter().enumerate() {
+                let answer = common::client()
+                    .get(format!("{}/readyz", r.base))
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .unwrap();
+                if answer.status() == 503 {
+                    unready[i] = true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(unready, [true, true], "readiness stayed true while the store was down");
+        pg.start_again();
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, page) =
+                get_json(&replicas[0].base, "/v1/executions?state=active&limit=10").await;
+            if status == 200 && page["executions"].as_array().is_some_and(|a| a.is_empty()) {
+                break;
+            }
+            assert!(Instant::now() < until, "executions still active 2 min after the database came back");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for r in &replicas {
+            let (status, _) = get_json(&r.base, "/readyz").await;
+            assert_eq!(status, 200, "ready again");
+        }
+        let delays = assert_true_ends(&replicas[0].base, &platform, &accepted).await;
+        assert_eq!(delays.len(), 60, "every execution reached the platform once");
+    });
+}
+
+#[test]
+fn two_replicas_following_100_000_executions_write_only_their_leases() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("jobwatch");
+    let platform = common::emulator(&hosts("1h"));
+    let root = tempfile::tempdir().unwrap();
+    // Polled every 10 minutes: what is measured is what following costs the database, not
+    // what polling costs the emulator on a 2-core machine.
+    let slow = r#"
+[[checks]]
+name = "fleet"
+platform = "bk"
+script = "echo hi"
+hosts = [101]
+account_alias = "root"
+timeout = "7200s"
+[checks.poll]
+first_poll = "1s"
+interval = "600s"
+max_interval = "600s"
+"#;
+    let configs: Vec<PathBuf> = (0..2)
+        .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, slow))
+        .collect();
+    const N: usize = 100_000;
+    runtime().block_on(async {
+        let store = jobwatch::store::PgStore::open(&pg.settings("jobwatch")).await.unwrap();
+        let check = jobwatch::config::CheckConfig {
+            timeout: Duration::from_secs(7200),
+            ..jobwatch::config::CheckConfig::new("fleet", "bk", "echo hi", vec![jobwatch::model::Host::by_id(101)])
+        };
+        let host = platform.emulator.state().scenario().hosts[0].clone();
+        let mut left = N;
+        while left > 0 {
+            let n = left.min(10_000);
+            left -= n;
+            let batch: Vec<_> = (0..n)
+                .map(|_| {
+                    let job = platform.emulator.state().seed_job(
+                        "seeded",
+                        Duration::from_secs(7200),
+                        vec![host.clone()],
+                    );
+                    let mut r = jobwatch::tracker::ExecutionReport::new(
+                        uuid::Uuid::now_v7().to_string(),
+                        &check,
+                        "bk",
+                        "bkjob",
+                        "",
+                    );
+                    r.origin = jobwatch::tracker::report::Origin::Watch;
+                    r.triggered(&jobwatch::platform::JobRef {
+                        job_instance_id: job,
+                        step_instance_id: None,
+                        name: None,
+                    });
+                    r.polls = 1;
+                    r
+                })
+                .collect();
+            store.insert_many(&batch).await.unwrap();
+        }
+        let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        // Wait until the two hold half the shards each and follow everything.
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut held = Vec::new();
+            for r in &replicas {
+                let text = common::client()
+                    .get(format!("{}/metrics", r.base))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with("jobwatch_shards_held "))
+                    .unwrap()
+                    .to_owned();
+                held.push(line.split(' ').nth(1).unwrap().parse::<f64>().unwrap() as u32);
+            }
+            if held == [128, 128] {
+                break;
+            }
+            assert!(Instant::now() < until, "not balanced: {held:?}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // Loading after a balance takes a few seconds; then a quiet minute is measured.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let before: HashMap<String, i64> = store.table_writes().await.unwrap().into_iter().collect();
+        let window = Duration::from_secs(60);
+        tokio::time::sleep(window).await;
+        let after: HashMap<String, i64> = store.table_writes().await.unwrap().into_iter().collect();
+        let delta = |t: &str| after.get(t).copied().unwrap_or(0) - before.get(t).copied().unwrap_or(0);
+        let (executions, shards, replicas_rows) = (delta("executions"), delta("shards"), delta("replicas"));
+        // A renewal every third of the 15 s lease (± 20 %): at most 60 s / 4 s = 15 per
+        // replica, each updating the replica's 128 shards and its heartbeat.
+        let per_window_max = 2 * 15 * (128 + 1);
+        eprintln!(
+            "{N} executions followed by 2 replicas; in {window:?} the database wrote {executions} execution rows, {shards} shard rows, {replicas_rows} heartbeat rows"
+        );
+        assert_eq!(executions, 0, "nothing changed, yet execution rows were written");
+        assert!(
+            shards + replicas_rows <= per_window_max,
+            "{shards} shard and {replicas_rows} heartbeat writes in {window:?} (at most {per_window_max})"
+        );
+        assert!(shards >= 2 * 10 * 128, "the leases were not renewed: {shards} shard writes");
+        drop(replicas);
+    });
+}
