@@ -18,6 +18,10 @@ command -v promtool >/dev/null || missing+=(prometheus)
 # receive jobwatch's alerts.
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+# A real PostgreSQL 15 (server binaries only: each test starts its own throwaway cluster, as
+# the `postgres` user, on a free loopback port) for the several-replicas tests.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+command -v runuser >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "please install: ${missing[*]}"
@@ -35,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]} (apt-get; a minute or two)…"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for unit in prometheus prometheus-alertmanager; do
+  for unit in prometheus prometheus-alertmanager postgresql; do
     if command -v deb-systemd-helper >/dev/null; then
       deb-systemd-helper disable "$unit.service" >/dev/null 2>&1 || true
     fi

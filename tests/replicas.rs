@@ -436,6 +436,29 @@ max_interval = "600s"
             ..jobwatch::config::CheckConfig::new("fleet", "bk", "echo hi", vec![jobwatch::model::Host::by_id(101)])
         };
         let host = platform.emulator.state().scenario().hosts[0].clone();
+        // What the platform says of a running job, as jobwatch reads it: the seeded
+        // executions start from it, so that following them changes nothing.
+        let bk = jobwatch::platform::bkjob::BkJob::new(jobwatch::platform::bkjob::BkJobSettings {
+            name: "bk".into(),
+            endpoints: vec![platform.emulator.apigw_url().parse().unwrap()],
+            door: jobwatch::platform::bkjob::Door::Apigw,
+            app_code: "jobwatch".into(),
+            app_secret: common::SECRET.to_owned().into(),
+            username: "admin".into(),
+            scope_type: "biz".into(),
+            scope_id: "2".into(),
+            request_timeout: Duration::from_secs(5),
+            flow: Default::default(),
+        })
+        .unwrap();
+        let probe = platform.emulator.state().seed_job("probe", Duration::from_secs(7200), vec![host.clone()]);
+        let running = jobwatch::platform::Platform::snapshot(
+            &bk,
+            &jobwatch::platform::JobRef { job_instance_id: probe, step_instance_id: Some(probe + 1), name: None },
+        )
+        .await
+        .unwrap();
+        assert!(!running.finished);
         let mut left = N;
         while left > 0 {
             let n = left.min(10_000);
@@ -457,9 +480,10 @@ max_interval = "600s"
                     r.origin = jobwatch::tracker::report::Origin::Watch;
                     r.triggered(&jobwatch::platform::JobRef {
                         job_instance_id: job,
-                        step_instance_id: None,
+                        step_instance_id: Some(job + 1),
                         name: None,
                     });
+                    r.merge_snapshot(&running, Some(job + 1));
                     r.polls = 1;
                     r
                 })
@@ -495,18 +519,22 @@ max_interval = "600s"
         }
         // Loading after a balance takes a few seconds; then a quiet minute is measured.
         tokio::time::sleep(Duration::from_secs(15)).await;
+        let polls = || platform.emulator.state().stats.requests("get_job_instance_status");
+        let polls_before = polls();
         let before: HashMap<String, i64> = store.table_writes().await.unwrap().into_iter().collect();
         let window = Duration::from_secs(60);
         tokio::time::sleep(window).await;
         let after: HashMap<String, i64> = store.table_writes().await.unwrap().into_iter().collect();
+        let polled = polls() - polls_before;
         let delta = |t: &str| after.get(t).copied().unwrap_or(0) - before.get(t).copied().unwrap_or(0);
         let (executions, shards, replicas_rows) = (delta("executions"), delta("shards"), delta("replicas"));
         // A renewal every third of the 15 s lease (± 20 %): at most 60 s / 4 s = 15 per
         // replica, each updating the replica's 128 shards and its heartbeat.
         let per_window_max = 2 * 15 * (128 + 1);
         eprintln!(
-            "{N} executions followed by 2 replicas; in {window:?} the database wrote {executions} execution rows, {shards} shard rows, {replicas_rows} heartbeat rows"
+            "{N} executions followed by 2 replicas; in {window:?}: {polled} polls, and the database wrote {executions} execution rows, {shards} shard rows, {replicas_rows} heartbeat rows"
         );
+        assert!(polled > 1000, "the executions were not being polled ({polled} polls)");
         assert_eq!(executions, 0, "nothing changed, yet execution rows were written");
         assert!(
             shards + replicas_rows <= per_window_max,

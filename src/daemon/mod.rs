@@ -108,9 +108,13 @@ impl Runner {
                 Arc::new(WeakJournal(runner.clone())),
                 {
                     let runner = runner.clone();
-                    Arc::new(move |report: &ExecutionReport, _ended: bool| {
+                    Arc::new(move |report: &ExecutionReport, ended: bool| {
                         if let Some(runner) = runner.upgrade() {
-                            runner.finished(report);
+                            if ended {
+                                runner.finished(report);
+                            } else {
+                                runner.let_go(report);
+                            }
                         }
                     })
                 },
@@ -528,12 +532,8 @@ impl Runner {
     /// is one whose shard this replica no longer holds.
     fn follow(&self, check: Arc<CheckConfig>, platform: Arc<dyn Platform>, phase: Phase) {
         match phase {
-            Phase::Follow { report, .. }
-                if report
-                    .fence
-                    .is_some_and(|f| self.replica.as_ref().is_some_and(|r| !r.holds(f))) =>
-            {
-                self.finished(&report)
+            Phase::Follow { report, .. } | Phase::Done(report) if !self.still_held(&report) => {
+                self.let_go(&report)
             }
             Phase::Follow {
                 report,
@@ -552,12 +552,30 @@ impl Runner {
         }
     }
 
+    /// Whether `report` is still this replica's to follow (always, with one process).
+    fn still_held(&self, report: &ExecutionReport) -> bool {
+        match (&self.replica, report.fence) {
+            (Some(r), Some(f)) => r.holds(f),
+            _ => true,
+        }
+    }
+
+    /// An execution this replica lets go unended (its shard moved): it is no longer counted
+    /// here; its next holder follows it from what is stored.
+    fn let_go(&self, report: &ExecutionReport) {
+        self.no_longer_followed(report, false);
+    }
+
     /// An execution this process no longer follows: ended, or left for the next start.
     fn finished(&self, report: &ExecutionReport) {
+        self.no_longer_followed(report, report.state.is_final());
+    }
+
+    fn no_longer_followed(&self, report: &ExecutionReport, ended: bool) {
         if let Some(r) = &self.replica {
             r.end(&report.execution_id);
         }
-        if report.state.is_final() {
+        if ended {
             crate::internal_events::ExecutionEnded { report }.emit();
         }
         let mut active = self.active.lock().expect("active lock");

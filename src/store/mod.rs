@@ -207,7 +207,8 @@ pub enum Finish {
     },
 }
 
-/// Durable execution state (SQLite now; PostgreSQL later, behind the same trait).
+/// Durable execution state: SQLite ([`SqliteStore`], one process) or PostgreSQL ([`PgStore`],
+/// shared by replicas), with the same guarantees.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Writes `report` and applies the alert `changes` it causes in one transaction:
