@@ -81,7 +81,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
             loop {
                 match crate::store::PgStore::open(&settings).await {
                     Ok(store) => return Ok(Arc::new(store)),
-                    Err(source) if source.is_unreachable() && tokio::time::Instant::now() < until => {
+                    Err(source)
+                        if source.is_unreachable() && tokio::time::Instant::now() < until =>
+                    {
                         tracing::warn!(url, error = %source, "PostgreSQL does not answer yet; trying again.");
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }

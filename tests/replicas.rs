@@ -72,7 +72,10 @@ fn start(config: &Path) -> Daemon {
         .env("RUST_LOG", "jobwatch=info");
     let daemon = Daemon::start_with(cmd, config);
     assert!(
-        daemon.printed.iter().all(|l| !l.contains(postgres::PASSWORD)),
+        daemon
+            .printed
+            .iter()
+            .all(|l| !l.contains(postgres::PASSWORD)),
         "the database password leaked"
     );
     daemon
@@ -136,7 +139,10 @@ async fn assert_true_ends(
                 }
             }
             "trigger_failed" => {
-                assert!(!names.contains(&task), "a job exists for an execution called not found: {full:#}");
+                assert!(
+                    !names.contains(&task),
+                    "a job exists for an execution called not found: {full:#}"
+                );
             }
             "skipped" => {}
             other => panic!("unexpected trigger status {other}: {full:#}"),
@@ -161,11 +167,21 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
     let platform = common::emulator(&hosts("12s"));
     let root = tempfile::tempdir().unwrap();
     let configs: Vec<PathBuf> = (0..3)
-        .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, &check("fleet", "")))
+        .map(|i| {
+            replica_config(
+                &root.path().join(format!("r{i}")),
+                &platform,
+                &url,
+                &check("fleet", ""),
+            )
+        })
         .collect();
     runtime().block_on(async {
         let mut replicas: Vec<Option<Daemon>> = configs.iter().map(|c| Some(start(c))).collect();
-        let mut bases: Vec<String> = replicas.iter().map(|d| d.as_ref().unwrap().base.clone()).collect();
+        let mut bases: Vec<String> = replicas
+            .iter()
+            .map(|d| d.as_ref().unwrap().base.clone())
+            .collect();
         let begun = Instant::now();
         let mut accepted = HashSet::new();
         let mut next_kill = begun + Duration::from_secs(15);
@@ -198,8 +214,13 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
             if sent < 1000 {
                 let live: Vec<usize> = (0..3).filter(|i| replicas[*i].is_some()).collect();
                 let i = live[sent % live.len()];
-                let (status, body) =
-                    post(&bases[i], "/v1/executions", r#"{"check":"fleet"}"#, Some(TOKEN)).await;
+                let (status, body) = post(
+                    &bases[i],
+                    "/v1/executions",
+                    r#"{"check":"fleet"}"#,
+                    Some(TOKEN),
+                )
+                .await;
                 assert_eq!(status, 202, "{body}");
                 accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
                 sent += 1;
@@ -212,7 +233,10 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
             if page["executions"].as_array().is_some_and(|a| a.is_empty()) {
                 break;
             }
-            assert!(begun.elapsed() < Duration::from_secs(400), "executions still active after 400 s");
+            assert!(
+                begun.elapsed() < Duration::from_secs(400),
+                "executions still active after 400 s"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         assert_eq!(accepted.len(), 1000);
@@ -224,7 +248,11 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
             }
         }
         let delays = assert_true_ends(&bases[0], &platform, &accepted).await;
-        assert_eq!(delays.len(), 1000, "every execution reached the platform once");
+        assert_eq!(
+            delays.len(),
+            1000,
+            "every execution reached the platform once"
+        );
         let mut sorted = delays.clone();
         sorted.sort_unstable();
         eprintln!(
@@ -241,8 +269,13 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
         tokio::time::sleep(Duration::from_secs(12)).await; // balanced again
         let mut last = HashSet::new();
         for i in 0..60 {
-            let (status, body) =
-                post(&bases[i % 3], "/v1/executions", r#"{"check":"fleet"}"#, Some(TOKEN)).await;
+            let (status, body) = post(
+                &bases[i % 3],
+                "/v1/executions",
+                r#"{"check":"fleet"}"#,
+                Some(TOKEN),
+            )
+            .await;
             assert_eq!(status, 202, "{body}");
             last.insert(body["execution_id"].as_str().unwrap().to_owned());
         }
@@ -255,7 +288,10 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
             if page["executions"].as_array().is_some_and(|a| a.is_empty()) {
                 break;
             }
-            assert!(Instant::now() < until, "executions still active 2 min after the last kill");
+            assert!(
+                Instant::now() < until,
+                "executions still active 2 min after the last kill"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let mut all = accepted.clone();
@@ -320,9 +356,17 @@ fn every_tick_of_a_2s_schedule_is_recorded_once_and_submitted_at_most_once_by_th
         ticks.sort_unstable();
         let distinct: HashSet<i64> = ticks.iter().copied().collect();
         assert_eq!(distinct.len(), ticks.len(), "a tick was recorded twice");
-        assert!(ticks.len() >= 55, "only {} ticks in two minutes", ticks.len());
+        assert!(
+            ticks.len() >= 55,
+            "only {} ticks in two minutes",
+            ticks.len()
+        );
         for pair in ticks.windows(2) {
-            assert_eq!(pair[1] - pair[0], 2_000, "a tick is missing between {pair:?}");
+            assert_eq!(
+                pair[1] - pair[0],
+                2_000,
+                "a tick is missing between {pair:?}"
+            );
         }
         // Each tick submitted at most once: one job per triggered execution, no job twice.
         let names = platform.emulator.state().job_names();
@@ -333,8 +377,15 @@ fn every_tick_of_a_2s_schedule_is_recorded_once_and_submitted_at_most_once_by_th
             .filter(|e| e["check"] == "beat" && e["job_instance_id"].is_u64())
             .count();
         assert_eq!(triggered, names.len());
-        let skipped = all.iter().filter(|e| e["trigger_status"] == "skipped").count();
-        eprintln!("{} ticks: {} submitted, {skipped} skipped", ticks.len(), names.len());
+        let skipped = all
+            .iter()
+            .filter(|e| e["trigger_status"] == "skipped")
+            .count();
+        eprintln!(
+            "{} ticks: {} submitted, {skipped} skipped",
+            ticks.len(),
+            names.len()
+        );
     });
 }
 
@@ -346,7 +397,14 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
     let platform = common::emulator(&hosts("8s"));
     let root = tempfile::tempdir().unwrap();
     let configs: Vec<PathBuf> = (0..2)
-        .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, &check("fleet", "")))
+        .map(|i| {
+            replica_config(
+                &root.path().join(format!("r{i}")),
+                &platform,
+                &url,
+                &check("fleet", ""),
+            )
+        })
         .collect();
     runtime().block_on(async {
         let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
@@ -383,7 +441,11 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        assert_eq!(unready, [true, true], "readiness stayed true while the store was down");
+        assert_eq!(
+            unready,
+            [true, true],
+            "readiness stayed true while the store was down"
+        );
         pg.start_again();
         let until = Instant::now() + Duration::from_secs(120);
         loop {
@@ -392,7 +454,10 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
             if status == 200 && page["executions"].as_array().is_some_and(|a| a.is_empty()) {
                 break;
             }
-            assert!(Instant::now() < until, "executions still active 2 min after the database came back");
+            assert!(
+                Instant::now() < until,
+                "executions still active 2 min after the database came back"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         for r in &replicas {
@@ -400,7 +465,11 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
             assert_eq!(status, 200, "ready again");
         }
         let delays = assert_true_ends(&replicas[0].base, &platform, &accepted).await;
-        assert_eq!(delays.len(), 60, "every execution reached the platform once");
+        assert_eq!(
+            delays.len(),
+            60,
+            "every execution reached the platform once"
+        );
     });
 }
 

@@ -719,14 +719,21 @@ async fn a_replica_that_lost_a_shard_cannot_write_its_executions() {
     use jobwatch::store::Shards;
     let pg = postgres::Postgres::start();
     pg.database("fence");
-    let a = jobwatch::store::PgStore::open(&pg.settings("fence")).await.unwrap();
-    let b = jobwatch::store::PgStore::open(&pg.settings("fence")).await.unwrap();
+    let a = jobwatch::store::PgStore::open(&pg.settings("fence"))
+        .await
+        .unwrap();
+    let b = jobwatch::store::PgStore::open(&pg.settings("fence"))
+        .await
+        .unwrap();
     assert_ne!(a.replica_id(), b.replica_id());
     assert_eq!(a.shard_count(), 256);
     let lease = std::time::Duration::from_millis(1500);
     let held = a.acquire(256, lease).await.unwrap();
     assert_eq!(held.len(), 256, "a free database gives every shard");
-    assert!(b.acquire(256, lease).await.unwrap().is_empty(), "held shards are not taken");
+    assert!(
+        b.acquire(256, lease).await.unwrap().is_empty(),
+        "held shards are not taken"
+    );
     let mut r = report("disk");
     assert!(a.insert(&r).await.unwrap());
     let shard = a.shard(&r.execution_id);
@@ -736,7 +743,10 @@ async fn a_replica_that_lost_a_shard_cannot_write_its_executions() {
     a.save(&r).await.unwrap();
     // A's lease runs out (not renewed); B takes the shards over with a new epoch.
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
-    assert!(a.renew(lease).await.unwrap().held.is_empty(), "an expired lease is not renewed");
+    assert!(
+        a.renew(lease).await.unwrap().held.is_empty(),
+        "an expired lease is not renewed"
+    );
     let taken = b.acquire(256, lease).await.unwrap();
     assert_eq!(taken.len(), 256);
     assert!(taken.iter().all(|h| h.taken_over));
@@ -766,4 +776,61 @@ async fn a_replica_that_lost_a_shard_cannot_write_its_executions() {
     // A clean stop gives everything up at once.
     b.leave().await.unwrap();
     assert_eq!(a.acquire(256, lease).await.unwrap().len(), 256);
+}
+
+/// Two replicas share the outbox: a notification one of them is sending is not sent by the
+/// other until that attempt ends (or its claim runs out, 2 minutes on).
+#[tokio::test]
+async fn a_notification_is_sent_by_one_replica_at_a_time() {
+    let pg = postgres::Postgres::start();
+    pg.database("outbox");
+    let a = jobwatch::store::PgStore::open(&pg.settings("outbox"))
+        .await
+        .unwrap();
+    let b = jobwatch::store::PgStore::open(&pg.settings("outbox"))
+        .await
+        .unwrap();
+    let failed = ended("disk", ExecutionState::Failed);
+    let rec = a
+        .record(&failed, &[hold("disk", "check", &failed, true)], false)
+        .await
+        .unwrap();
+    assert_eq!(rec.queued, 1);
+    let now = jobwatch::now_ms();
+    let claimed = a.due_notifications("r", now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        b.due_notifications("r", now, 10).await.unwrap().is_empty(),
+        "sent twice at once"
+    );
+    let next = b.next_due("r").await.unwrap().unwrap();
+    assert!(
+        next > now + 60_000,
+        "the other replica would look again at {next} (now {now})"
+    );
+    // A failed attempt lets it go: due again, for whichever replica comes first.
+    a.finish_notifications(
+        &[(claimed[0].id, claimed[0].version)],
+        &Finish::Errored {
+            due_at_ms: now,
+            error: "503".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let retried = b
+        .due_notifications("r", jobwatch::now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+    b.finish_notifications(
+        &[(retried[0].id, retried[0].version)],
+        &Finish::Delivered,
+        jobwatch::now_ms(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.outbox_depth("r").await.unwrap(), 0);
 }

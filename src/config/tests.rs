@@ -262,3 +262,45 @@ fn a_toml_syntax_error_names_key_and_line_and_never_quotes_a_secret() {
     assert!(err.contains("api.token"), "{err}");
     assert!(!err.contains("123456"), "the secret shows: {err}");
 }
+
+/// The bk platform's secret, from the environment.
+const APP: (&str, &str) = ("JOBWATCH__PLATFORMS__BK__APP_SECRET", "app-secret");
+
+#[test]
+fn the_store_is_sqlite_by_default_and_postgres_takes_its_password_from_outside() {
+    let config = load_str(BK, &[APP]).unwrap();
+    assert!(matches!(config.store.backend, StoreBackend::Sqlite));
+    assert_eq!(config.store.lease, DEFAULT_LEASE);
+    let text =
+        format!("{BK}\n[store]\nurl = \"postgres://jobwatch@db.example.com:5432/jobwatch\"\n");
+    let config = load_str(
+        &text,
+        &[APP, ("JOBWATCH__STORE__PASSWORD", "pg-hunter2-secret")],
+    )
+    .unwrap();
+    let StoreBackend::Postgres { url, password } = &config.store.backend else {
+        panic!("postgres expected")
+    };
+    assert_eq!(url, "postgres://jobwatch@db.example.com:5432/jobwatch");
+    assert!(password.is_some());
+    assert!(!format!("{config:?}").contains("pg-hunter2-secret"));
+
+    // A password in the URL, another scheme, a lease out of range: each said with its key,
+    // and the password never quoted.
+    let bad = format!(
+        "{BK}\n[store]\nurl = \"postgres://jobwatch:pw-in-url-42@db:5432/jobwatch\"\nlease = \"1s\"\n"
+    );
+    let issues = issues_of(&bad, &[APP]);
+    let text = format!("{issues:?}");
+    assert!(
+        text.contains("store.url") && text.contains("must not hold a password"),
+        "{text}"
+    );
+    assert!(text.contains("store.lease"), "{text}");
+    assert!(!text.contains("pw-in-url-42"), "{text}");
+    let issues = issues_of(
+        &format!("{BK}\n[store]\nurl = \"mysql://db/jobwatch\"\n"),
+        &[],
+    );
+    assert!(format!("{issues:?}").contains("use sqlite:// or postgres://"));
+}

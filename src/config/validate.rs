@@ -88,7 +88,11 @@ fn validate_store_url(issues: &mut Issues, s: &RawStore) -> StoreBackend {
         return StoreBackend::Sqlite;
     };
     if url == "sqlite" || url.starts_with("sqlite:") {
-        if url.trim_start_matches("sqlite:").trim_start_matches("//").is_empty() {
+        if url
+            .trim_start_matches("sqlite:")
+            .trim_start_matches("//")
+            .is_empty()
+        {
             return StoreBackend::Sqlite;
         }
         issues.add(
@@ -116,7 +120,10 @@ fn validate_store_url(issues: &mut Issues, s: &RawStore) -> StoreBackend {
         Ok(u) => {
             issues.add(
                 "store.url",
-                format!("`{}:` is not a store: use sqlite:// or postgres://", u.scheme()),
+                format!(
+                    "`{}:` is not a store: use sqlite:// or postgres://",
+                    u.scheme()
+                ),
             );
             StoreBackend::Sqlite
         }

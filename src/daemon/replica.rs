@@ -17,7 +17,7 @@
 //!   safety net, it looks for them ([`Shards::untriggered_in`]);
 //! * at shutdown it gives every shard up at once ([`Shards::leave`]).
 //!
-//! What this replica follows is kept by key ([`Followed`]): an execution is started at most
+//! What this replica follows is kept by key (`Followed`): an execution is started at most
 //! once per process, and a shard lost is not acquired again until every execution of it has
 //! been let go here.
 
@@ -82,12 +82,10 @@ impl Replica {
     pub fn fence(&self, execution_id: &str) -> Option<Fence> {
         let shard = shard_of_key(execution_key(execution_id), self.shards);
         let held = self.held.lock().expect("leases lock");
-        held.get(&shard)
-            .filter(|l| self.trusted(l))
-            .map(|l| Fence {
-                shard,
-                epoch: l.epoch,
-            })
+        held.get(&shard).filter(|l| self.trusted(l)).map(|l| Fence {
+            shard,
+            epoch: l.epoch,
+        })
     }
 
     /// Whether `fence` is still held here and trusted.
@@ -166,16 +164,17 @@ impl Replica {
         }
         let gone: HashSet<u32> = shards.iter().copied().collect();
         let count = self.shards;
-        runner
-            .engine
-            .release(Arc::new(move |key| gone.contains(&shard_of_key(key, count))));
+        runner.engine.release(Arc::new(move |key| {
+            gone.contains(&shard_of_key(key, count))
+        }));
     }
 
     /// A write was refused: `fence` is no longer held (another replica took the shard).
     pub fn fenced(&self, runner: &Runner, fence: Fence) {
         let still = {
             let held = self.held.lock().expect("leases lock");
-            held.get(&fence.shard).is_some_and(|l| l.epoch == fence.epoch)
+            held.get(&fence.shard)
+                .is_some_and(|l| l.epoch == fence.epoch)
         };
         if still {
             self.let_go(runner, &[fence.shard]);
@@ -339,7 +338,9 @@ async fn balance(runner: &Arc<Runner>, replica: &Replica, shards: &dyn Shards, l
                 why: None,
             }
             .emit(),
-            Err(e) => tracing::warn!(error = %e, "Cannot release shards; they move when their leases expire."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot release shards; they move when their leases expire.")
+            }
         }
         return;
     }
@@ -383,7 +384,10 @@ async fn balance(runner: &Arc<Runner>, replica: &Replica, shards: &dyn Shards, l
     }
     let (taken, free): (Vec<&crate::store::Held>, Vec<&crate::store::Held>) =
         keep.iter().partition(|h| h.taken_over);
-    for (change, list) in [(ShardChange::Acquired, free), (ShardChange::TakenOver, taken)] {
+    for (change, list) in [
+        (ShardChange::Acquired, free),
+        (ShardChange::TakenOver, taken),
+    ] {
         let list: Vec<u32> = list.iter().map(|h| h.fence.shard).collect();
         ShardsChanged {
             change,
@@ -425,7 +429,11 @@ async fn load(
             loaded += usize::from(adopt(runner, replica, report));
         }
     }
-    tracing::info!(shards = acquired.len(), executions = loaded, "Following the executions of acquired shards.");
+    tracing::info!(
+        shards = acquired.len(),
+        executions = loaded,
+        "Following the executions of acquired shards."
+    );
     Ok(())
 }
 
@@ -451,7 +459,9 @@ async fn take(runner: &Arc<Runner>, replica: &Replica, execution_id: &str) {
             adopt(runner, replica, report);
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!(execution_id, error = %e, "Cannot read a new execution; the next scan looks again."),
+        Err(e) => {
+            tracing::warn!(execution_id, error = %e, "Cannot read a new execution; the next scan looks again.")
+        }
     }
 }
 

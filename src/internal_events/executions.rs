@@ -173,7 +173,12 @@ impl ShardsChanged<'_> {
         if self.change == ShardChange::Lost {
             tracing::warn!(change, shards = ?self.shards, held = self.held, why, "Shard leases lost; their executions are followed by the replica that takes them.");
         } else {
-            tracing::info!(change, count = self.shards.len(), held = self.held, "Shard leases changed.");
+            tracing::info!(
+                change,
+                count = self.shards.len(),
+                held = self.held,
+                "Shard leases changed."
+            );
         }
     }
 }

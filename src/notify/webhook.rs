@@ -146,7 +146,11 @@ mod tests {
     fn the_idempotency_key_names_the_notifications_not_their_order() {
         let key = idempotency_key("7.1,3.2");
         assert_eq!(key, idempotency_key("3.2,7.1"));
-        assert_ne!(key, idempotency_key("3.3,7.1"), "a newer version is another send");
+        assert_ne!(
+            key,
+            idempotency_key("3.3,7.1"),
+            "a newer version is another send"
+        );
         assert_eq!(key.len(), 3 + 32);
         assert!(key.starts_with("jw-"));
     }

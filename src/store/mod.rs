@@ -51,9 +51,9 @@ use async_trait::async_trait;
 
 pub use self::postgres::{PgSettings, PgStore};
 pub use self::sqlite::SqliteStore;
-use crate::model::shard::Fence;
 use crate::alert::{Alert, AlertChange};
 use crate::model::outbox::{Notification, Resend};
+use crate::model::shard::Fence;
 use crate::tracker::ExecutionReport;
 
 /// Why the store could not do something.
@@ -396,11 +396,8 @@ pub trait Shards: Send + Sync {
     /// Acquires up to `want` shards that nobody holds (free, or their lease expired), in a
     /// random order, skipping rows another replica is acquiring: each gets `now() + lease`
     /// and a new epoch.
-    async fn acquire(
-        &self,
-        want: u32,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Held>, StoreError>;
+    async fn acquire(&self, want: u32, lease: std::time::Duration)
+    -> Result<Vec<Held>, StoreError>;
 
     /// Gives `shards` up at once (the others may take them now).
     async fn release(&self, shards: &[u32]) -> Result<(), StoreError>;

@@ -68,7 +68,6 @@ pub(crate) fn to_json(id: &str, value: &impl serde::Serialize) -> Result<String,
     })
 }
 
-
 /// The alert a notification says, rendered at send time: the alert as it is now (its latest
 /// cause), with the notification's own status; the snapshot taken when it was queued when
 /// the alert has moved on to another episode since (a resolved notification of an alert
@@ -85,4 +84,3 @@ pub(crate) fn alert_to_send(status: AlertStatus, snapshot: Alert, current: Optio
         _ => snapshot,
     }
 }
-

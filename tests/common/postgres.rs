@@ -1,8 +1,9 @@
 //! A throwaway PostgreSQL cluster for one test: Debian's PostgreSQL 15 server binaries,
-#![allow(dead_code)]
 //! `initdb` in a temp dir (as the `postgres` user: `initdb` refuses root), password
 //! authentication (scram-sha-256) for the role `jobwatch`, `pg_ctl start` on a free loopback
 //! port, stopped and removed when dropped.
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +22,8 @@ pub struct Postgres {
 
 fn as_postgres(program: &str) -> Command {
     let mut cmd = Command::new("runuser");
-    cmd.args(["-u", "postgres", "--"]).arg(Path::new(BIN).join(program));
+    cmd.args(["-u", "postgres", "--"])
+        .arg(Path::new(BIN).join(program));
     cmd
 }
 
@@ -62,7 +64,13 @@ impl Postgres {
             let mut c = as_postgres("initdb");
             c.arg("-D")
                 .arg(root.join("data"))
-                .args(["-U", "jobwatch", "--auth=scram-sha-256", "--no-sync", "--no-instructions"])
+                .args([
+                    "-U",
+                    "jobwatch",
+                    "--auth=scram-sha-256",
+                    "--no-sync",
+                    "--no-instructions",
+                ])
                 .arg(format!("--pwfile={}", pwfile.display()));
             c
         });
@@ -104,8 +112,16 @@ impl Postgres {
     pub fn database(&self, name: &str) -> String {
         run({
             let mut c = Command::new(Path::new(BIN).join("createdb"));
-            c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "jobwatch", name])
-                .env("PGPASSWORD", PASSWORD);
+            c.args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "jobwatch",
+                name,
+            ])
+            .env("PGPASSWORD", PASSWORD);
             c
         });
         self.url(name)

@@ -117,8 +117,11 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
         for r in reports {
-            inserted +=
-                u64::from(write_row(&mut tx, &ExecutionRow::of(r)?, true, self).await?.0);
+            inserted += u64::from(
+                write_row(&mut tx, &ExecutionRow::of(r)?, true, self)
+                    .await?
+                    .0,
+            );
         }
         tx.commit().await?;
         Ok(inserted)
@@ -152,7 +155,11 @@ impl PgStore {
 
     /// Whether this replica holds `fence` now (locks the shard's row until the transaction
     /// ends, so that no acquisition can slip in before the write commits).
-    async fn fenced(conn: &mut PgConnection, replica: &str, fence: Fence) -> Result<bool, StoreError> {
+    async fn fenced(
+        conn: &mut PgConnection,
+        replica: &str,
+        fence: Fence,
+    ) -> Result<bool, StoreError> {
         let held: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM shards WHERE shard = $1 AND owner = $2 AND epoch = $3 AND lease_until > now() FOR SHARE",
         )
@@ -530,21 +537,20 @@ impl Store for PgStore {
     }
 
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT MAX(scheduled_at) FROM executions WHERE check_name = $1",
+        Ok(
+            sqlx::query_scalar("SELECT MAX(scheduled_at) FROM executions WHERE check_name = $1")
+                .bind(check)
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .bind(check)
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     async fn active_count(&self, check: &str) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM executions WHERE check_name = $1 AND active",
-        )
-        .bind(check)
-        .fetch_one(&self.pool)
-        .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE check_name = $1 AND active")
+                .bind(check)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n.max(0) as u64)
     }
 
@@ -593,9 +599,10 @@ impl Shards for PgStore {
         tx.commit().await?;
         // Heartbeats of replicas gone for an hour are forgotten (a cheap, rare delete).
         if rand::random_range(0..100) == 0 {
-            let _ = sqlx::query("DELETE FROM replicas WHERE seen_until < now() - interval '1 hour'")
-                .execute(&self.pool)
-                .await;
+            let _ =
+                sqlx::query("DELETE FROM replicas WHERE seen_until < now() - interval '1 hour'")
+                    .execute(&self.pool)
+                    .await;
         }
         Ok(Renewal {
             held: held

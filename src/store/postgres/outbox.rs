@@ -177,9 +177,7 @@ pub(super) async fn enqueue(
     Ok(true)
 }
 
-pub(super) fn row_to_notification(
-    row: &PgRow,
-) -> Result<Notification, StoreError> {
+pub(super) fn row_to_notification(row: &PgRow) -> Result<Notification, StoreError> {
     let id: i64 = row.get("id");
     let mut alert: Alert =
         serde_json::from_str(row.get::<&str, _>("alert")).map_err(|e| StoreError::Corrupt {

@@ -12,9 +12,9 @@ use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::executions::write_row;
-use crate::store::rows::ExecutionRow;
 use super::outbox::{enqueue, load_alert, save_alert};
 use crate::alert::{self, AlertChange, Applied};
+use crate::store::rows::ExecutionRow;
 use crate::store::{Recorded, StoreError};
 
 /// Records per transaction, at most.
