@@ -104,6 +104,20 @@ async fn all_executions(base: &str, state: &str) -> Vec<Value> {
     }
 }
 
+/// Waits (at most 2 minutes) until `base` lists no active execution; `after` says since
+/// what, for the failure.
+async fn wait_none_active(base: &str, after: &str) {
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, page) = get_json(base, "/v1/executions?state=active&limit=1").await;
+        if status == 200 && page["executions"].as_array().is_some_and(|a| a.is_empty()) {
+            return;
+        }
+        assert!(Instant::now() < until, "executions still active 2 min {after}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Checks the platform's truth against what the replicas recorded: every job belongs to
 /// exactly one execution (no job submitted twice), and every execution that reached the
 /// platform ended as its job did. Returns the detection delays (ms) of the jobs: when
@@ -282,18 +296,7 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
         tokio::time::sleep(Duration::from_secs(8)).await;
         replicas[0].take().unwrap().signal(libc::SIGKILL);
         let killed_at = jobwatch::now_ms();
-        let until = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (_, page) = get_json(&bases[1], "/v1/executions?state=active&limit=1").await;
-            if page["executions"].as_array().is_some_and(|a| a.is_empty()) {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "executions still active 2 min after the last kill"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        wait_none_active(&bases[1], "after the last kill").await;
         let mut all = accepted.clone();
         all.extend(last.iter().cloned());
         let delays = assert_true_ends(&bases[1], &platform, &all).await;
@@ -447,19 +450,7 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
             "readiness stayed true while the store was down"
         );
         pg.start_again();
-        let until = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (status, page) =
-                get_json(&replicas[0].base, "/v1/executions?state=active&limit=10").await;
-            if status == 200 && page["executions"].as_array().is_some_and(|a| a.is_empty()) {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "executions still active 2 min after the database came back"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_none_active(&replicas[0].base, "after the database came back").await;
         for r in &replicas {
             let (status, _) = get_json(&r.base, "/readyz").await;
             assert_eq!(status, 200, "ready again");

@@ -148,3 +148,114 @@ impl Resend {
         }
     }
 }
+
+/// The notification of an alert to a receiver that waits (pending or errored), newest first,
+/// as the queueing rule reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// Its id.
+    pub id: i64,
+    /// The status it says.
+    pub status: AlertStatus,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it is due (Unix ms).
+    pub due_at_ms: i64,
+}
+
+/// What queueing a notification of an alert's new state does, given the one that waits
+/// ([`queue_plan`]): the one rule both stores carry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuePlan {
+    /// Nothing (a resolved alert to a receiver without `send_resolved`).
+    Skip,
+    /// The waiting one takes the new state (same status, or not yet due).
+    Update(i64),
+    /// A firing the receiver never got resolved before it was due: dropped when the
+    /// receiver never got this episode's firing before (nothing to send), else updated.
+    DropUnlessSeen(i64),
+    /// A new notification, due no earlier than `not_before` (after the waiting one, in
+    /// order) nor its group's time.
+    Insert {
+        /// Unix ms.
+        not_before: Option<i64>,
+    },
+}
+
+/// The queueing rule (as Alertmanager's): the latest waiting notification of the alert and
+/// receiver, **not yet due** (still in its group's wait), takes the new state — except a
+/// firing one the receiver never got, dropped when the alert resolves before it was due.
+/// Once due (attempted, or held back because the receiver is down), what it says is kept: a
+/// change of status is a new notification after it, sent only after it (both, in order);
+/// the same status takes the newer details.
+pub fn queue_plan(
+    status: AlertStatus,
+    send_resolved: bool,
+    waiting: Option<Waiting>,
+    now_ms: i64,
+) -> QueuePlan {
+    if status == AlertStatus::Resolved && !send_resolved {
+        return QueuePlan::Skip;
+    }
+    let Some(w) = waiting else {
+        return QueuePlan::Insert { not_before: None };
+    };
+    let same_status = w.status == status;
+    let not_yet_due = w.attempts == 0 && w.due_at_ms > now_ms;
+    if not_yet_due && !same_status && status == AlertStatus::Resolved {
+        QueuePlan::DropUnlessSeen(w.id)
+    } else if not_yet_due || same_status {
+        QueuePlan::Update(w.id)
+    } else {
+        QueuePlan::Insert {
+            not_before: Some(w.due_at_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(status: AlertStatus, attempts: u32, due_at_ms: i64) -> Option<Waiting> {
+        Some(Waiting {
+            id: 7,
+            status,
+            attempts,
+            due_at_ms,
+        })
+    }
+
+    #[test]
+    fn a_waiting_notification_takes_the_new_state_until_it_is_due() {
+        use AlertStatus::{Firing, Resolved};
+        let now = 1_000;
+        assert_eq!(queue_plan(Resolved, false, None, now), QueuePlan::Skip);
+        assert_eq!(
+            queue_plan(Firing, true, None, now),
+            QueuePlan::Insert { not_before: None }
+        );
+        // Still in its group's wait: takes the newer state; a firing resolved before it was
+        // ever sent may be dropped.
+        assert_eq!(
+            queue_plan(Firing, true, waiting(Firing, 0, 2_000), now),
+            QueuePlan::Update(7)
+        );
+        assert_eq!(
+            queue_plan(Resolved, true, waiting(Firing, 0, 2_000), now),
+            QueuePlan::DropUnlessSeen(7)
+        );
+        // Due (or attempted): the same status takes the newer details; another status comes
+        // after it, in order.
+        assert_eq!(
+            queue_plan(Firing, true, waiting(Firing, 2, 500), now),
+            QueuePlan::Update(7)
+        );
+        assert_eq!(
+            queue_plan(Resolved, true, waiting(Firing, 1, 500), now),
+            QueuePlan::Insert {
+                not_before: Some(500)
+            }
+        );
+    }
+}

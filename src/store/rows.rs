@@ -84,3 +84,15 @@ pub(crate) fn alert_to_send(status: AlertStatus, snapshot: Alert, current: Optio
         _ => snapshot,
     }
 }
+
+/// Alerts read back from `(fingerprint, doc)` rows.
+pub(crate) fn decode_alerts(rows: Vec<(String, String)>) -> Result<Vec<Alert>, StoreError> {
+    rows.into_iter()
+        .map(|(fp, d)| {
+            serde_json::from_str(&d).map_err(|e| StoreError::Corrupt {
+                id: format!("alert {fp}"),
+                error: e.to_string(),
+            })
+        })
+        .collect()
+}

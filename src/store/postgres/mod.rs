@@ -27,7 +27,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row, SqlSafeStr};
 
-use super::rows::{ExecutionRow, decode};
+use super::rows::{ExecutionRow, decode, decode_alerts};
 use super::{
     Board, Finish, Held, ListQuery, Pruned, Recorded, Renewal, Shards, Store, StoreError, Wake,
     Which,
@@ -397,14 +397,7 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        docs.into_iter()
-            .map(|(fp, d)| {
-                serde_json::from_str(&d).map_err(|e| StoreError::Corrupt {
-                    id: format!("alert {fp}"),
-                    error: e.to_string(),
-                })
-            })
-            .collect()
+        decode_alerts(docs)
     }
 
     async fn get(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {

@@ -22,7 +22,7 @@ mod writer;
 
 use self::executions::*;
 use self::outbox::*;
-use crate::store::rows::{ExecutionRow, decode};
+use crate::store::rows::{ExecutionRow, decode, decode_alerts};
 
 /// A page of active executions after `?1` (by id), for resuming: a seek on the
 /// `executions_active (active, id)` index.
@@ -335,14 +335,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        docs.into_iter()
-            .map(|(fp, d)| {
-                serde_json::from_str(&d).map_err(|e| StoreError::Corrupt {
-                    id: format!("alert {fp}"),
-                    error: e.to_string(),
-                })
-            })
-            .collect()
+        decode_alerts(docs)
     }
 
     async fn get(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {

@@ -5,6 +5,7 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::*;
+use crate::model::outbox::{QueuePlan, Waiting, queue_plan};
 use crate::store::rows::{alert_to_send, to_json};
 
 /// The stored alert, or `None` (also when its row cannot be read: it is then rewritten from
@@ -74,16 +75,8 @@ pub(super) async fn group_due(
     })
 }
 
-/// Queues a notification of `alert` to `t.receiver`. Returns whether one was queued or
-/// updated.
-///
-/// * The latest waiting notification of this alert and receiver, **not yet due** (still in
-///   its group's wait), takes this state — except a firing one the receiver never got,
-///   which is dropped when the alert resolves before it was due (nothing is sent, as
-///   Alertmanager does).
-/// * Once due (attempted, or held back because the receiver is down), what it says is kept:
-///   a change of status is a new notification after it, sent only after it (both, in
-///   order); the same status takes the newer details.
+/// Queues a notification of `alert` to `t.receiver` by the queueing rule
+/// ([`queue_plan`]). Returns whether one was queued or updated.
 pub(super) async fn enqueue(
     conn: &mut SqliteConnection,
     alert: &Alert,
@@ -92,10 +85,6 @@ pub(super) async fn enqueue(
     due_now: bool,
     now: i64,
 ) -> Result<bool, StoreError> {
-    if alert.status == AlertStatus::Resolved && !t.send_resolved {
-        return Ok(false);
-    }
-    let doc = to_json(&alert.fingerprint, alert)?;
     let waiting = sqlx::query(
         "SELECT id, status, attempts, due_at FROM notifications
          WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored')
@@ -104,40 +93,41 @@ pub(super) async fn enqueue(
     .bind(&t.receiver)
     .bind(&alert.fingerprint)
     .fetch_optional(&mut *conn)
-    .await?;
-    let mut not_before = None;
-    if let Some(w) = waiting {
-        let (id, status, attempts, due_at): (i64, String, i64, i64) = (
-            w.get("id"),
-            w.get("status"),
-            w.get("attempts"),
-            w.get("due_at"),
-        );
-        let same_status = status == alert.status.as_str();
-        let not_yet_due = attempts == 0 && due_at > now;
-        if not_yet_due && !same_status && alert.status == AlertStatus::Resolved {
-            // A firing never sent: did the receiver get this episode's firing before?
-            let seen: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM notifications WHERE receiver = ? AND fingerprint = ? AND outcome = 'delivered'
-                   AND status = 'firing' AND created_at >= ? LIMIT 1",
+    .await?
+    .map(|w| Waiting {
+        id: w.get("id"),
+        status: AlertStatus::from_name(w.get::<&str, _>("status")).unwrap_or(AlertStatus::Firing),
+        attempts: u32::try_from(w.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+        due_at_ms: w.get("due_at"),
+    });
+    let mut plan = queue_plan(alert.status, t.send_resolved, waiting, now);
+    if let QueuePlan::DropUnlessSeen(id) = plan {
+        // A firing never sent: did the receiver get this episode's firing before?
+        let seen: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM notifications WHERE receiver = ? AND fingerprint = ? AND outcome = 'delivered'
+               AND status = 'firing' AND created_at >= ? LIMIT 1",
+        )
+        .bind(&t.receiver)
+        .bind(&alert.fingerprint)
+        .bind(alert.starts_at_ms)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if seen.is_none() {
+            sqlx::query(
+                "UPDATE notifications SET outcome = 'dropped', version = version + 1,
+                 last_error = 'resolved before it was first sent: nothing to send' WHERE id = ?",
             )
-            .bind(&t.receiver)
-            .bind(&alert.fingerprint)
-            .bind(alert.starts_at_ms)
-            .fetch_optional(&mut *conn)
+            .bind(id)
+            .execute(&mut *conn)
             .await?;
-            if seen.is_none() {
-                sqlx::query(
-                    "UPDATE notifications SET outcome = 'dropped', version = version + 1,
-                     last_error = 'resolved before it was first sent: nothing to send' WHERE id = ?",
-                )
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-                return Ok(true);
-            }
+            return Ok(true);
         }
-        if not_yet_due || same_status {
+        plan = QueuePlan::Update(id);
+    }
+    let doc = to_json(&alert.fingerprint, alert)?;
+    let not_before = match plan {
+        QueuePlan::Skip => return Ok(false),
+        QueuePlan::Update(id) | QueuePlan::DropUnlessSeen(id) => {
             sqlx::query(
                 "UPDATE notifications SET status = ?, alert = ?, version = version + 1 WHERE id = ?",
             )
@@ -148,8 +138,8 @@ pub(super) async fn enqueue(
             .await?;
             return Ok(true);
         }
-        not_before = Some(due_at);
-    }
+        QueuePlan::Insert { not_before } => not_before,
+    };
     let mut due = group_due(conn, &t.receiver, t, now).await?;
     if due_now {
         due = due.min(now);
