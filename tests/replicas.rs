@@ -113,7 +113,10 @@ async fn wait_none_active(base: &str, after: &str) {
         if status == 200 && page["executions"].as_array().is_some_and(|a| a.is_empty()) {
             return;
         }
-        assert!(Instant::now() < until, "executions still active 2 min {after}");
+        assert!(
+            Instant::now() < until,
+            "executions still active 2 min {after}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

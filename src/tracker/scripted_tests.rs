@@ -990,4 +990,42 @@ mod steps {
             assert!(f.next_poll() <= t0 + interval, "{spread}");
         }
     }
+
+    /// Taken over by another replica (or resumed), an execution keeps the next poll it had,
+    /// when that is still ahead: a move does not poll everything at once.
+    #[test]
+    fn a_taken_over_execution_keeps_its_stored_next_poll_when_still_ahead() {
+        let poll = PollPolicy::default();
+        let check = Arc::new(check(poll.clone()));
+        let execution = Execution::new(&check, "scripted", Arc::new(Scripted::default()));
+        let mut report = Box::new(execution.new_report());
+        report.triggered(&job());
+        report.polls = 4;
+        let started = Instant::now();
+        let now = started + Duration::from_secs(60);
+        let follow = |next_poll_at_ms: i64, spread: f64| {
+            let mut r = report.clone();
+            r.next_poll_at_ms = Some(next_poll_at_ms);
+            Follow::new(
+                r,
+                job(),
+                check.clone(),
+                execution.platform.clone(),
+                started,
+                now,
+                spread,
+            )
+            .next_poll()
+        };
+        // 60 s after the start, the stored next poll is at 67 s: polled then, whatever the spread.
+        let at_67 = report.started_at_ms + 67_000;
+        assert_eq!(follow(at_67, 0.0), started + Duration::from_secs(67));
+        assert_eq!(follow(at_67, 1.0), started + Duration::from_secs(67));
+        // Due already (stored before now): within one interval, spread.
+        let past = report.started_at_ms + 30_000;
+        assert!(follow(past, 0.5) <= now + poll.interval.max(poll.first_poll));
+        // Never further than the longest interval away.
+        let far = report.started_at_ms + 3_600_000;
+        assert_eq!(follow(far, 0.0), now + poll.max_interval.max(poll.interval));
+    }
 }
