@@ -104,6 +104,23 @@ async fn all_executions(base: &str, state: &str) -> Vec<Value> {
     }
 }
 
+/// What a replica's `/metrics` says it holds (`jobwatch_shards_held`).
+async fn shards_held(base: &str) -> u32 {
+    let text = common::client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("jobwatch_shards_held "))
+        .expect("jobwatch_shards_held is exposed");
+    line.split(' ').nth(1).unwrap().parse::<f64>().unwrap() as u32
+}
+
 /// Waits (at most 2 minutes) until `base` lists no active execution; `after` says since
 /// what, for the failure.
 async fn wait_none_active(base: &str, after: &str) {
@@ -559,20 +576,7 @@ max_interval = "600s"
         loop {
             let mut held = Vec::new();
             for r in &replicas {
-                let text = common::client()
-                    .get(format!("{}/metrics", r.base))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                let line = text
-                    .lines()
-                    .find(|l| l.starts_with("jobwatch_shards_held "))
-                    .unwrap()
-                    .to_owned();
-                held.push(line.split(' ').nth(1).unwrap().parse::<f64>().unwrap() as u32);
+                held.push(shards_held(&r.base).await);
             }
             if held == [128, 128] {
                 break;
@@ -605,5 +609,49 @@ max_interval = "600s"
         );
         assert!(shards >= 2 * 10 * 128, "the leases were not renewed: {shards} shard writes");
         drop(replicas);
+    });
+}
+
+#[test]
+fn a_replica_that_stops_cleanly_hands_its_shards_over_at_once() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("jobwatch");
+    let platform = common::emulator(&hosts("1s"));
+    let root = tempfile::tempdir().unwrap();
+    let configs: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            replica_config(
+                &root.path().join(format!("r{i}")),
+                &platform,
+                &url,
+                &check("fleet", ""),
+            )
+        })
+        .collect();
+    runtime().block_on(async {
+        let mut replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        let until = Instant::now() + Duration::from_secs(60);
+        while (
+            shards_held(&replicas[0].base).await,
+            shards_held(&replicas[1].base).await,
+        ) != (128, 128)
+        {
+            assert!(Instant::now() < until, "never balanced");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // SIGTERM: the stopping replica gives its shards up as it exits; the other takes
+        // them at its next renewal (every third of the 15 s lease), not when the lease would
+        // have expired.
+        replicas[0].signal(libc::SIGTERM);
+        let stopped = Instant::now();
+        assert!(replicas[0].child.wait().unwrap().success());
+        while shards_held(&replicas[1].base).await != 256 {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(10),
+                "the shards were not handed over before their leases would have expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("handed over in {:?}", stopped.elapsed());
     });
 }

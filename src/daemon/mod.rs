@@ -620,12 +620,9 @@ impl crate::tracker::Journal for Runner {
                     if let Some(r) = &self.replica {
                         r.fenced(self, crate::model::shard::Fence { shard, epoch });
                     }
-                    return Err(StoreError::Fenced {
-                        id: report.execution_id.clone(),
-                        shard,
-                        epoch,
-                    }
-                    .into());
+                    return Err(crate::tracker::JournalError(Box::new(
+                        crate::tracker::MovedAway(report.execution_id.clone()),
+                    )));
                 }
                 Err(e) if e.is_unreachable() && !self.stop.is_cancelled() => {
                     let may_wait = match (&self.replica, report.fence) {

@@ -152,19 +152,38 @@ pub(crate) fn note_failure(platform: &str, e: &PlatformError, retry_in: Option<D
     .emit();
 }
 
-/// Saves through `journal`; a failure is emitted (`StoreWriteFailed`) and returned as false.
+/// Saves through `journal`; a failure is emitted ([`emit_write_failure`]) and returned as
+/// false.
 pub(crate) async fn save(journal: &dyn Journal, report: &ExecutionReport) -> bool {
     match journal.save(report).await {
         Ok(()) => true,
         Err(e) => {
-            crate::internal_events::StoreWriteFailed {
-                execution_id: &report.execution_id,
-                error: &e,
-            }
-            .emit();
+            emit_write_failure(&report.execution_id, &e);
             false
         }
     }
+}
+
+/// The journal's refusal of a write because the execution is no longer this process's to
+/// write (several replicas: its shard moved to another replica, which follows it from what is
+/// stored). Expected when shards move: not a store failure.
+#[derive(Debug, thiserror::Error)]
+#[error("execution {0} moved to another replica (its shard's lease is held elsewhere now)")]
+pub struct MovedAway(pub String);
+
+/// Emits a write the journal did not keep: a store failure (`StoreWriteFailed`: logged at
+/// ERROR and counted), or, for an execution that moved to another replica ([`MovedAway`]),
+/// a DEBUG line only.
+pub(crate) fn emit_write_failure(execution_id: &str, e: &JournalError) {
+    if e.0.is::<MovedAway>() {
+        tracing::debug!(execution_id, error = %e, "Write dropped: the execution moved to another replica.");
+        return;
+    }
+    crate::internal_events::StoreWriteFailed {
+        execution_id,
+        error: e,
+    }
+    .emit();
 }
 
 /// One execution of a check on a platform, driven in this task (`jobwatch exec`, tests); the

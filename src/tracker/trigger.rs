@@ -103,11 +103,7 @@ impl SubmitGate for MarkSubmitting<'_> {
                 Ok(())
             }
             Err(e) => {
-                crate::internal_events::StoreWriteFailed {
-                    execution_id: &self.report.execution_id,
-                    error: &e,
-                }
-                .emit();
+                super::emit_write_failure(&self.report.execution_id, &e);
                 Err(crate::platform::GateClosed(format!(
                     "the submit could not be recorded first ({e})"
                 )))

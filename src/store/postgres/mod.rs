@@ -127,17 +127,6 @@ impl PgStore {
         Ok(inserted)
     }
 
-    /// Statements and rows written since the server started, summed over every table of
-    /// this database (`pg_stat_user_tables`: inserts, updates, deletes), for measuring what
-    /// the replicas write.
-    pub async fn tuples_written(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0)::BIGINT FROM pg_stat_user_tables",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// Rows written (inserted, updated, deleted) per table since the server started
     /// (`pg_stat_user_tables`; the statistics lag by up to about a second).
     pub async fn table_writes(&self) -> Result<Vec<(String, i64)>, StoreError> {
