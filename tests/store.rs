@@ -779,7 +779,7 @@ async fn a_replica_that_lost_a_shard_cannot_write_its_executions() {
 }
 
 /// Two replicas share the outbox: a notification one of them is sending is not sent by the
-/// other until that attempt ends (or its claim runs out, 2 minutes on).
+/// other until that attempt ends (or its claim runs out, 5 minutes on).
 #[tokio::test]
 async fn a_notification_is_sent_by_one_replica_at_a_time() {
     let pg = postgres::Postgres::start();

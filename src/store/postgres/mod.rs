@@ -40,8 +40,11 @@ use crate::tracker::ExecutionReport;
 /// The channel new executions are announced on.
 const CHANNEL: &str = "jobwatch_executions";
 
-/// How long a replica keeps a notification it is sending before another may take it.
-const CLAIM: &str = "2 minutes";
+/// How long the notifications a replica claimed are kept from the others (the claimer itself
+/// may take them again at once): long enough for a pass over a batch at the default receiver
+/// timeout (each attempt is cut at 4 × the timeout + 5 s, 45 s by default); a replica that
+/// died holding claims delays those notifications this long.
+const CLAIM: &str = "5 minutes";
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
