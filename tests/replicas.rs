@@ -449,6 +449,16 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         pg.stop();
         let down = Instant::now();
+        // New work is refused with a status a client retries, not a 500.
+        let (status, body) = post(
+            &replicas[0].base,
+            "/v1/executions",
+            r#"{"check":"fleet"}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
         let mut unready = [false, false];
         while down.elapsed() < Duration::from_secs(30) {
             for (i, r) in replicas.iter().enumerate() {

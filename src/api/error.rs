@@ -105,7 +105,17 @@ impl IntoResponse for ApiError {
 }
 
 impl From<crate::store::StoreError> for ApiError {
+    /// 503 `store_unavailable` while the database does not answer (a client may retry:
+    /// nothing was accepted), 500 otherwise.
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unreachable() {
+            tracing::warn!(error = %e, "The store does not answer; the API request is refused.");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store does not answer; nothing was accepted, try again",
+            );
+        }
         tracing::error!(error = %e, "Store error while serving the API.");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
