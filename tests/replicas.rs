@@ -106,6 +106,11 @@ async fn all_executions(base: &str, state: &str) -> Vec<Value> {
 
 /// What a replica's `/metrics` says it holds (`jobwatch_shards_held`).
 async fn shards_held(base: &str) -> u32 {
+    metric(base, "jobwatch_shards_held").await as u32
+}
+
+/// The value of the series `series` (name and labels, as exposed) on a replica's `/metrics`.
+async fn metric(base: &str, series: &str) -> f64 {
     let text = common::client()
         .get(format!("{base}/metrics"))
         .send()
@@ -116,9 +121,9 @@ async fn shards_held(base: &str) -> u32 {
         .unwrap();
     let line = text
         .lines()
-        .find(|l| l.starts_with("jobwatch_shards_held "))
-        .expect("jobwatch_shards_held is exposed");
-    line.split(' ').nth(1).unwrap().parse::<f64>().unwrap() as u32
+        .find(|l| l.starts_with(&format!("{series} ")))
+        .unwrap_or_else(|| panic!("{series} is not exposed"));
+    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
 }
 
 /// Waits (at most 2 minutes) until `base` lists no active execution; `after` says since
@@ -663,5 +668,87 @@ fn a_replica_that_stops_cleanly_hands_its_shards_over_at_once() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!("handed over in {:?}", stopped.elapsed());
+    });
+}
+
+/// The zombie: a replica frozen (SIGSTOP) past its lease while its executions run, then woken
+/// while another holds its shards. Whatever it had in flight is refused by the fence: every
+/// execution still ends with its true state and no job is submitted twice.
+#[test]
+fn a_replica_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("jobwatch");
+    let platform = common::emulator(&hosts("6s"));
+    let root = tempfile::tempdir().unwrap();
+    let configs: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            replica_config(
+                &root.path().join(format!("r{i}")),
+                &platform,
+                &url,
+                &check("fleet", ""),
+            )
+        })
+        .collect();
+    runtime().block_on(async {
+        let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        let until = Instant::now() + Duration::from_secs(60);
+        while (
+            shards_held(&replicas[0].base).await,
+            shards_held(&replicas[1].base).await,
+        ) != (128, 128)
+        {
+            assert!(Instant::now() < until, "never balanced");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut accepted = HashSet::new();
+        for i in 0..80 {
+            let (status, body) = post(
+                &replicas[i % 2].base,
+                "/v1/executions",
+                r#"{"check":"fleet"}"#,
+                Some(TOKEN),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+        }
+        // Frozen mid-run (submits and polls in flight) for longer than its lease; the other
+        // takes its shards over meanwhile.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        replicas[0].signal(libc::SIGSTOP);
+        let frozen = Instant::now();
+        while shards_held(&replicas[1].base).await != 256 {
+            assert!(
+                frozen.elapsed() < Duration::from_secs(30),
+                "the frozen replica's shards were not taken over"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        replicas[0].signal(libc::SIGCONT);
+        wait_none_active(&replicas[1].base, "after the frozen replica woke").await;
+        // Awake, it rebalances and takes its share again, from what is stored.
+        let until = Instant::now() + Duration::from_secs(60);
+        while shards_held(&replicas[0].base).await != 128 {
+            assert!(
+                Instant::now() < until,
+                "the woken replica never got shards again"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // It knew its leases were gone (lost, not renewed) before writing anything.
+        let lost = metric(
+            &replicas[0].base,
+            r#"jobwatch_shard_changes_total{change="lost"}"#,
+        )
+        .await;
+        assert!(lost >= 128.0, "the woken replica lost {lost} shards");
+        let delays = assert_true_ends(&replicas[1].base, &platform, &accepted).await;
+        assert_eq!(
+            delays.len(),
+            80,
+            "every execution reached the platform once"
+        );
     });
 }
