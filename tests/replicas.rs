@@ -81,6 +81,72 @@ fn start(config: &Path) -> Daemon {
     daemon
 }
 
+/// A throwaway PostgreSQL with database `jobwatch`, an emulator whose hosts run `duration`,
+/// and the configurations of `n` replicas with `checks`.
+struct Cluster {
+    pg: postgres::Postgres,
+    platform: common::Platform,
+    configs: Vec<PathBuf>,
+    _root: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(n: usize, duration: &str, checks: &str) -> Cluster {
+        let pg = postgres::Postgres::start();
+        let url = pg.database("jobwatch");
+        let platform = common::emulator(&hosts(duration));
+        let root = tempfile::tempdir().unwrap();
+        let configs = (0..n)
+            .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, checks))
+            .collect();
+        Cluster {
+            pg,
+            platform,
+            configs,
+            _root: root,
+        }
+    }
+
+    /// Starts every replica.
+    fn start_all(&self) -> Vec<Daemon> {
+        self.configs.iter().map(|c| start(c)).collect()
+    }
+}
+
+/// POSTs `n` executions of check `fleet`, round-robin over `bases`; returns their ids.
+async fn post_many(bases: &[&str], n: usize) -> HashSet<String> {
+    let mut accepted = HashSet::new();
+    for i in 0..n {
+        let (status, body) = post(
+            bases[i % bases.len()],
+            "/v1/executions",
+            r#"{"check":"fleet"}"#,
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+    }
+    accepted
+}
+
+/// Waits (at most 2 minutes) until `replicas` each hold an equal share of the 256 shards.
+async fn wait_balanced(replicas: &[Daemon]) {
+    let share = 256 / replicas.len() as u32;
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut held = Vec::new();
+        for r in replicas {
+            held.push(shards_held(&r.base).await);
+        }
+        if held.iter().all(|&h| h == share) {
+            return;
+        }
+        assert!(Instant::now() < until, "not balanced: {held:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Every execution, read from `base` page by page.
 async fn all_executions(base: &str, state: &str) -> Vec<Value> {
     let mut all = Vec::new();
@@ -201,20 +267,8 @@ fn chrono_ms(rfc3339: &str) -> i64 {
 
 #[test]
 fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
-    let pg = postgres::Postgres::start();
-    let url = pg.database("jobwatch");
-    let platform = common::emulator(&hosts("12s"));
-    let root = tempfile::tempdir().unwrap();
-    let configs: Vec<PathBuf> = (0..3)
-        .map(|i| {
-            replica_config(
-                &root.path().join(format!("r{i}")),
-                &platform,
-                &url,
-                &check("fleet", ""),
-            )
-        })
-        .collect();
+    let c = Cluster::new(3, "12s", &check("fleet", ""));
+    let (platform, configs) = (&c.platform, &c.configs);
     runtime().block_on(async {
         let mut replicas: Vec<Option<Daemon>> = configs.iter().map(|c| Some(start(c))).collect();
         let mut bases: Vec<String> = replicas
@@ -286,7 +340,7 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
                 bases[i] = r.as_ref().unwrap().base.clone();
             }
         }
-        let delays = assert_true_ends(&bases[0], &platform, &accepted).await;
+        let delays = assert_true_ends(&bases[0], platform, &accepted).await;
         assert_eq!(
             delays.len(),
             1000,
@@ -324,7 +378,7 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
         wait_none_active(&bases[1], "after the last kill").await;
         let mut all = accepted.clone();
         all.extend(last.iter().cloned());
-        let delays = assert_true_ends(&bases[1], &platform, &all).await;
+        let delays = assert_true_ends(&bases[1], platform, &all).await;
         assert_eq!(delays.len(), 1060);
         let mut worst = 0;
         for id in &last {
@@ -344,22 +398,10 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
 
 #[test]
 fn every_tick_of_a_2s_schedule_is_recorded_once_and_submitted_at_most_once_by_three_replicas() {
-    let pg = postgres::Postgres::start();
-    let url = pg.database("jobwatch");
-    let platform = common::emulator(&hosts("300ms"));
-    let root = tempfile::tempdir().unwrap();
-    let configs: Vec<PathBuf> = (0..3)
-        .map(|i| {
-            replica_config(
-                &root.path().join(format!("r{i}")),
-                &platform,
-                &url,
-                &check("beat", "every = \"2s\""),
-            )
-        })
-        .collect();
+    let c = Cluster::new(3, "300ms", &check("beat", "every = \"2s\""));
+    let (platform, configs) = (&c.platform, &c.configs);
     runtime().block_on(async {
-        let mut replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        let mut replicas = c.start_all();
         let begun = Instant::now();
         // Two minutes; the second replica is killed at one minute and started 5 s later.
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -419,37 +461,14 @@ fn every_tick_of_a_2s_schedule_is_recorded_once_and_submitted_at_most_once_by_th
 
 #[test]
 fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
-    let pg = postgres::Postgres::start();
-    let url = pg.database("jobwatch");
     // Jobs that end while the database is down.
-    let platform = common::emulator(&hosts("8s"));
-    let root = tempfile::tempdir().unwrap();
-    let configs: Vec<PathBuf> = (0..2)
-        .map(|i| {
-            replica_config(
-                &root.path().join(format!("r{i}")),
-                &platform,
-                &url,
-                &check("fleet", ""),
-            )
-        })
-        .collect();
+    let c = Cluster::new(2, "8s", &check("fleet", ""));
+    let (pg, platform) = (&c.pg, &c.platform);
     runtime().block_on(async {
-        let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        let replicas = c.start_all();
         // Both hold shards before the work comes.
         tokio::time::sleep(Duration::from_secs(12)).await;
-        let mut accepted = HashSet::new();
-        for i in 0..60 {
-            let (status, body) = post(
-                &replicas[i % 2].base,
-                "/v1/executions",
-                r#"{"check":"fleet"}"#,
-                Some(TOKEN),
-            )
-            .await;
-            assert_eq!(status, 202, "{body}");
-            accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
-        }
+        let accepted = post_many(&[&replicas[0].base, &replicas[1].base], 60).await;
         // Submitted and followed, then the database goes away for 30 s.
         tokio::time::sleep(Duration::from_secs(3)).await;
         pg.stop();
@@ -490,7 +509,7 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
             let (status, _) = get_json(&r.base, "/readyz").await;
             assert_eq!(status, 200, "ready again");
         }
-        let delays = assert_true_ends(&replicas[0].base, &platform, &accepted).await;
+        let delays = assert_true_ends(&replicas[0].base, platform, &accepted).await;
         assert_eq!(
             delays.len(),
             60,
@@ -501,10 +520,6 @@ fn postgresql_down_for_30s_loses_nothing_and_readiness_says_so() {
 
 #[test]
 fn two_replicas_following_100_000_executions_write_only_their_leases() {
-    let pg = postgres::Postgres::start();
-    let url = pg.database("jobwatch");
-    let platform = common::emulator(&hosts("1h"));
-    let root = tempfile::tempdir().unwrap();
     // Polled every 10 minutes: what is measured is what following costs the database, not
     // what polling costs the emulator on a 2-core machine.
     let slow = r#"
@@ -520,9 +535,8 @@ first_poll = "1s"
 interval = "600s"
 max_interval = "600s"
 "#;
-    let configs: Vec<PathBuf> = (0..2)
-        .map(|i| replica_config(&root.path().join(format!("r{i}")), &platform, &url, slow))
-        .collect();
+    let c = Cluster::new(2, "1h", slow);
+    let (pg, platform) = (&c.pg, &c.platform);
     const N: usize = 100_000;
     runtime().block_on(async {
         let store = jobwatch::store::PgStore::open(&pg.settings("jobwatch")).await.unwrap();
@@ -585,20 +599,9 @@ max_interval = "600s"
                 .collect();
             store.insert_many(&batch).await.unwrap();
         }
-        let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
+        let replicas = c.start_all();
         // Wait until the two hold half the shards each and follow everything.
-        let until = Instant::now() + Duration::from_secs(120);
-        loop {
-            let mut held = Vec::new();
-            for r in &replicas {
-                held.push(shards_held(&r.base).await);
-            }
-            if held == [128, 128] {
-                break;
-            }
-            assert!(Instant::now() < until, "not balanced: {held:?}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        wait_balanced(&replicas).await;
         // Loading after a balance takes a few seconds; then a quiet minute is measured.
         tokio::time::sleep(Duration::from_secs(15)).await;
         let polls = || platform.emulator.state().stats.requests("get_job_instance_status");
@@ -629,31 +632,10 @@ max_interval = "600s"
 
 #[test]
 fn a_replica_that_stops_cleanly_hands_its_shards_over_at_once() {
-    let pg = postgres::Postgres::start();
-    let url = pg.database("jobwatch");
-    let platform = common::emulator(&hosts("1s"));
-    let root = tempfile::tempdir().unwrap();
-    let configs: Vec<PathBuf> = (0..2)
-        .map(|i| {
-            replica_config(
-                &root.path().join(format!("r{i}")),
-                &platform,
-                &url,
-                &check("fleet", ""),
-            )
-        })
-        .collect();
+    let c = Cluster::new(2, "1s", &check("fleet", ""));
     runtime().block_on(async {
-        let mut replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
-        let until = Instant::now() + Duration::from_secs(60);
-        while (
-            shards_held(&replicas[0].base).await,
-            shards_held(&replicas[1].base).await,
-        ) != (128, 128)
-        {
-            assert!(Instant::now() < until, "never balanced");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let mut replicas = c.start_all();
+        wait_balanced(&replicas).await;
         // SIGTERM: the stopping replica gives its shards up as it exits; the other takes
         // them at its next renewal (every third of the 15 s lease), not when the lease would
         // have expired.
@@ -676,43 +658,12 @@ fn a_replica_that_stops_cleanly_hands_its_shards_over_at_once() {
 /// execution still ends with its true state and no job is submitted twice.
 #[test]
 fn a_replica_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
-    let pg = postgres::Postgres::start();
-    let url = pg.database("jobwatch");
-    let platform = common::emulator(&hosts("6s"));
-    let root = tempfile::tempdir().unwrap();
-    let configs: Vec<PathBuf> = (0..2)
-        .map(|i| {
-            replica_config(
-                &root.path().join(format!("r{i}")),
-                &platform,
-                &url,
-                &check("fleet", ""),
-            )
-        })
-        .collect();
+    let c = Cluster::new(2, "6s", &check("fleet", ""));
+    let platform = &c.platform;
     runtime().block_on(async {
-        let replicas: Vec<Daemon> = configs.iter().map(|c| start(c)).collect();
-        let until = Instant::now() + Duration::from_secs(60);
-        while (
-            shards_held(&replicas[0].base).await,
-            shards_held(&replicas[1].base).await,
-        ) != (128, 128)
-        {
-            assert!(Instant::now() < until, "never balanced");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let mut accepted = HashSet::new();
-        for i in 0..80 {
-            let (status, body) = post(
-                &replicas[i % 2].base,
-                "/v1/executions",
-                r#"{"check":"fleet"}"#,
-                Some(TOKEN),
-            )
-            .await;
-            assert_eq!(status, 202, "{body}");
-            accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
-        }
+        let replicas = c.start_all();
+        wait_balanced(&replicas).await;
+        let accepted = post_many(&[&replicas[0].base, &replicas[1].base], 80).await;
         // Frozen mid-run (submits and polls in flight) for longer than its lease; the other
         // takes its shards over meanwhile.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -744,7 +695,7 @@ fn a_replica_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
         )
         .await;
         assert!(lost >= 128.0, "the woken replica lost {lost} shards");
-        let delays = assert_true_ends(&replicas[1].base, &platform, &accepted).await;
+        let delays = assert_true_ends(&replicas[1].base, platform, &accepted).await;
         assert_eq!(
             delays.len(),
             80,
