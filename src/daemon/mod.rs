@@ -110,11 +110,7 @@ impl Runner {
                     let runner = runner.clone();
                     Arc::new(move |report: &ExecutionReport, ended: bool| {
                         if let Some(runner) = runner.upgrade() {
-                            if ended {
-                                runner.finished(report);
-                            } else {
-                                runner.let_go(report);
-                            }
+                            runner.no_longer_followed(report, ended && report.state.is_final());
                         }
                     })
                 },
@@ -296,9 +292,7 @@ impl Runner {
         let here = self.claim_new(&mut report);
         let recorded = self.record(&report, true).await;
         if !matches!(recorded, Ok(true)) {
-            if here && let Some(r) = &self.replica {
-                r.end(&report.execution_id);
-            }
+            self.unclaim(here, &report);
             return match recorded {
                 Err(e) => Err(e.into()),
                 _ => Ok(None), // this tick is already recorded
@@ -367,9 +361,7 @@ impl Runner {
         });
         let here = self.claim_new(&mut report);
         if let Err(e) = self.record(&report, true).await {
-            if here && let Some(r) = &self.replica {
-                r.end(&report.execution_id);
-            }
+            self.unclaim(here, &report);
             return Err(e.into());
         }
         if here {
@@ -465,6 +457,14 @@ impl Runner {
     /// The shard lease, when several replicas share the store.
     pub fn replicated_lease(&self) -> Option<Duration> {
         self.replica.as_ref().map(|_| self.config.store.lease)
+    }
+
+    /// Gives back the claim [`Self::claim_new`] took (`claimed`) on a new execution that was
+    /// not recorded after all.
+    fn unclaim(&self, claimed: bool, report: &ExecutionReport) {
+        if claimed && let Some(r) = &self.replica {
+            r.end(&report.execution_id);
+        }
     }
 
     /// Executions of `check` running now: on every replica when several share the store
