@@ -113,19 +113,18 @@ impl Cluster {
     }
 }
 
+/// POSTs an execution of check `fleet` to `base`; returns its id once accepted.
+async fn post_one(base: &str) -> String {
+    let (status, body) = post(base, "/v1/executions", r#"{"check":"fleet"}"#, Some(TOKEN)).await;
+    assert_eq!(status, 202, "{body}");
+    body["execution_id"].as_str().unwrap().to_owned()
+}
+
 /// POSTs `n` executions of check `fleet`, round-robin over `bases`; returns their ids.
 async fn post_many(bases: &[&str], n: usize) -> HashSet<String> {
     let mut accepted = HashSet::new();
     for i in 0..n {
-        let (status, body) = post(
-            bases[i % bases.len()],
-            "/v1/executions",
-            r#"{"check":"fleet"}"#,
-            Some(TOKEN),
-        )
-        .await;
-        assert_eq!(status, 202, "{body}");
-        accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+        accepted.insert(post_one(bases[i % bases.len()]).await);
     }
     accepted
 }
@@ -307,15 +306,7 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
             if sent < 1000 {
                 let live: Vec<usize> = (0..3).filter(|i| replicas[*i].is_some()).collect();
                 let i = live[sent % live.len()];
-                let (status, body) = post(
-                    &bases[i],
-                    "/v1/executions",
-                    r#"{"check":"fleet"}"#,
-                    Some(TOKEN),
-                )
-                .await;
-                assert_eq!(status, 202, "{body}");
-                accepted.insert(body["execution_id"].as_str().unwrap().to_owned());
+                accepted.insert(post_one(&bases[i]).await);
                 sent += 1;
                 tokio::time::sleep(Duration::from_millis(40)).await;
                 continue;
@@ -360,18 +351,7 @@ fn three_replicas_one_killed_every_15s_lose_and_duplicate_nothing() {
         // Slack: the takeover jitter (0.5 s) and the default rate limit (20 requests a
         // second per replica) working through what was taken over (1.5 s).
         tokio::time::sleep(Duration::from_secs(12)).await; // balanced again
-        let mut last = HashSet::new();
-        for i in 0..60 {
-            let (status, body) = post(
-                &bases[i % 3],
-                "/v1/executions",
-                r#"{"check":"fleet"}"#,
-                Some(TOKEN),
-            )
-            .await;
-            assert_eq!(status, 202, "{body}");
-            last.insert(body["execution_id"].as_str().unwrap().to_owned());
-        }
+        let last = post_many(&[&bases[0], &bases[1], &bases[2]], 60).await;
         tokio::time::sleep(Duration::from_secs(8)).await;
         replicas[0].take().unwrap().signal(libc::SIGKILL);
         let killed_at = jobwatch::now_ms();

@@ -96,3 +96,21 @@ pub(crate) fn decode_alerts(rows: Vec<(String, String)>) -> Result<Vec<Alert>, S
         })
         .collect()
 }
+
+/// A stored alert to consider repeating to `receiver`: the alert (its `doc` readable), the
+/// route target of that receiver, and how often it repeats ([`Resend::every`]); `None` when
+/// the document is unreadable, the alert is not routed to the receiver or is not repeated.
+pub(crate) fn repeat_candidate(
+    doc: &str,
+    receiver: &str,
+    resend: &crate::model::outbox::Resend,
+) -> Option<(Alert, crate::alert::Target, i64)> {
+    let alert = serde_json::from_str::<Alert>(doc).ok()?;
+    let target = alert
+        .targets
+        .iter()
+        .find(|t| t.receiver == receiver)?
+        .clone();
+    let every = resend.every(&alert, &target)?;
+    Some((alert, target, every))
+}

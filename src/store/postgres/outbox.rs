@@ -8,7 +8,7 @@ use super::CLAIM;
 use crate::alert::{Alert, AlertStatus, Target};
 use crate::model::outbox::{Notification, OutboxState, Resend};
 use crate::model::outbox::{QueuePlan, Waiting, queue_plan};
-use crate::store::rows::{alert_to_send, to_json};
+use crate::store::rows::{alert_to_send, repeat_candidate, to_json};
 use crate::store::{Finish, StoreError};
 
 /// The stored alert, or `None` (also when its row cannot be read: it is then rewritten from
@@ -309,13 +309,7 @@ pub(super) async fn enqueue_repeats(
     .await?;
     let mut queued = 0;
     for doc in docs {
-        let Ok(alert) = serde_json::from_str::<Alert>(&doc) else {
-            continue;
-        };
-        let Some(t) = alert.targets.iter().find(|t| t.receiver == receiver) else {
-            continue;
-        };
-        let Some(every) = resend.every(&alert, t) else {
+        let Some((alert, t, every)) = repeat_candidate(&doc, receiver, &resend) else {
             continue;
         };
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -336,7 +330,7 @@ pub(super) async fn enqueue_repeats(
         let waiting: i64 = row.get("waiting");
         let saw_firing: i64 = row.get("saw_firing");
         if Resend::repeat_due(&alert, last, waiting, saw_firing, every, now_ms)
-            && enqueue(&mut tx, &alert, t, "repeat", true, now_ms).await?
+            && enqueue(&mut tx, &alert, &t, "repeat", true, now_ms).await?
         {
             queued += 1;
         }

@@ -22,7 +22,7 @@ mod writer;
 
 use self::executions::*;
 use self::outbox::*;
-use crate::store::rows::{ExecutionRow, decode, decode_alerts};
+use crate::store::rows::{ExecutionRow, decode, decode_alerts, repeat_candidate};
 
 /// A page of active executions after `?1` (by id), for resuming: a seek on the
 /// `executions_active (active, id)` index.
@@ -253,13 +253,7 @@ impl Store for SqliteStore {
         .await?;
         let mut queued = 0;
         for doc in docs {
-            let Ok(alert) = serde_json::from_str::<Alert>(&doc) else {
-                continue;
-            };
-            let Some(t) = alert.targets.iter().find(|t| t.receiver == receiver) else {
-                continue;
-            };
-            let Some(every) = resend.every(&alert, t) else {
+            let Some((alert, t, every)) = repeat_candidate(&doc, receiver, &resend) else {
                 continue;
             };
             let row = sqlx::query(
@@ -276,7 +270,7 @@ impl Store for SqliteStore {
             let waiting: i64 = row.get("waiting");
             let saw_firing: i64 = row.get("saw_firing");
             let due = Resend::repeat_due(&alert, last, waiting, saw_firing, every, now_ms);
-            if due && enqueue(&mut tx, &alert, t, "repeat", true, now_ms).await? {
+            if due && enqueue(&mut tx, &alert, &t, "repeat", true, now_ms).await? {
                 queued += 1;
             }
         }
