@@ -251,13 +251,19 @@ impl Metrics {
         let mut checks = self.checks.write().expect("metrics lock");
         *checks = config.checks.iter().map(|c| c.name.clone()).collect();
         for (name, platform) in &config.platforms {
-            let crate::config::PlatformConfig::BkJob(settings) = platform else {
-                continue;
+            let (apis, endpoints): (&[&str], usize) = match platform {
+                crate::config::PlatformConfig::BkJob(s) => {
+                    (&crate::config::bkjob::APIS, s.endpoints.len())
+                }
+                crate::config::PlatformConfig::Salt(s) => {
+                    (&crate::config::salt::APIS, s.endpoints.len())
+                }
+                crate::config::PlatformConfig::Local => continue,
             };
-            for api in crate::config::bkjob::APIS {
+            for &api in apis {
                 self.platform_request_duration
                     .with_label_values(&[name.as_str(), api]);
-                for endpoint in 0..settings.endpoints.len() {
+                for endpoint in 0..endpoints {
                     for result in
                         std::iter::once("ok").chain(ErrorClass::ALL.map(ErrorClass::as_str))
                     {

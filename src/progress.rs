@@ -22,7 +22,7 @@ impl Observer for Lines {
             TrackerEvent::Submitting { task_name } => eprintln!("submitting {task_name}"),
             TrackerEvent::SubmitRetry { error } => eprintln!("submit retry: {error}"),
             TrackerEvent::Triggered { job } => {
-                eprintln!("job_instance_id {} started", job.job_instance_id)
+                eprintln!("{job} started")
             }
             TrackerEvent::Snapshot { hosts, .. } => {
                 for h in hosts.iter() {
@@ -89,7 +89,7 @@ impl Observer for Bars {
             }
             TrackerEvent::Triggered { job } => self
                 .summary
-                .set_message(format!("job_instance_id {}", job.job_instance_id)),
+                .set_message(job.to_string()),
             TrackerEvent::Snapshot { snapshot, hosts } => {
                 self.summary.set_length(hosts.len() as u64);
                 self.summary

@@ -84,7 +84,7 @@ log = "exit 2\n"
                 scope_type: "biz".into(),
                 scope_id: "2".into(),
                 request_timeout: Duration::from_secs(5),
-                flow: jobwatch::platform::bkjob::endpoints::FlowSettings {
+                flow: jobwatch::platform::endpoints::FlowSettings {
                     max_per_second: 1000,
                     ..Default::default()
                 },

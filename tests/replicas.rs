@@ -543,7 +543,7 @@ max_interval = "600s"
         let probe = platform.emulator.state().seed_job("probe", Duration::from_secs(7200), vec![host.clone()]);
         let running = jobwatch::platform::Platform::snapshot(
             &bk,
-            &jobwatch::platform::JobRef { job_instance_id: probe, step_instance_id: Some(probe + 1), name: None },
+            &jobwatch::platform::JobRef { step_instance_id: Some(probe + 1), ..jobwatch::platform::JobRef::instance(probe) },
         )
         .await
         .unwrap();
@@ -568,9 +568,8 @@ max_interval = "600s"
                     );
                     r.origin = jobwatch::tracker::report::Origin::Watch;
                     r.triggered(&jobwatch::platform::JobRef {
-                        job_instance_id: job,
                         step_instance_id: Some(job + 1),
-                        name: None,
+                        ..jobwatch::platform::JobRef::instance(job)
                     });
                     r.merge_snapshot(&running, Some(job + 1));
                     r.polls = 1;

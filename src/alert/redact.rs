@@ -32,8 +32,14 @@ impl Redactor {
         use secrecy::ExposeSecret as _;
         let mut secrets: Vec<String> = Vec::new();
         for p in config.platforms.values() {
-            if let crate::config::PlatformConfig::BkJob(s) = p {
-                secrets.push(s.app_secret.expose_secret().to_owned());
+            match p {
+                crate::config::PlatformConfig::BkJob(s) => {
+                    secrets.push(s.app_secret.expose_secret().to_owned())
+                }
+                crate::config::PlatformConfig::Salt(s) => {
+                    secrets.push(s.password.expose_secret().to_owned())
+                }
+                crate::config::PlatformConfig::Local => {}
             }
         }
         if let Some(t) = &config.api.token {

@@ -64,6 +64,7 @@ fn host(name: &str, outcome: HostOutcome, log: &str) -> HostReport {
         log_truncated: false,
         log_bytes: log.len(),
         log_error: None,
+        facts: None,
     }
 }
 

@@ -128,7 +128,9 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         match e {
-            RunError::CheckPlatform { .. } => ApiError::bad_request(e.to_string()),
+            RunError::CheckPlatform { .. } | RunError::NotWatchable(_) => {
+                ApiError::bad_request(e.to_string())
+            }
             RunError::UnknownCheck(name) => {
                 ApiError::not_found(format!("no check named `{}`", clip(&name)))
             }

@@ -3,9 +3,12 @@
 
 use super::*;
 
-/// Parses one host: a CMDB id, `"<bk_cloud_id>:<ip>"` (IPv4), or `localhost`.
-pub(super) fn parse_host(raw: &RawHost) -> Result<Host, crate::model::HostParseError> {
+/// Parses one host: a CMDB id, `"<bk_cloud_id>:<ip>"` (IPv4), or `localhost`; on a Salt
+/// platform (`salt`), a minion id.
+pub(super) fn parse_host(raw: &RawHost, salt: bool) -> Result<Host, crate::model::HostParseError> {
     match raw {
+        RawHost::Text(text) if salt => Host::parse_minion(text),
+        RawHost::Id(id) if salt => Host::parse_minion(&id.to_string()),
         RawHost::Id(id) => Ok(Host::by_id(*id)),
         RawHost::Text(text) => Host::parse(text),
     }
@@ -100,7 +103,7 @@ pub(super) fn validate_check(
         issues.add(format!("{key}.hosts"), "must list at least one host");
     }
     for (i, h) in c.hosts.iter().enumerate() {
-        match parse_host(h) {
+        match parse_host(h, kind.as_deref() == Some("salt")) {
             Ok(host) => hosts.push(host),
             Err(e) => issues.add(format!("{key}.hosts[{i}]"), e.to_string()),
         }
@@ -111,6 +114,14 @@ pub(super) fn validate_check(
                 format!("{key}.hosts"),
                 "the local platform runs only on \"localhost\"",
             );
+        }
+        Some("salt") => {
+            if let Some(l) = language.filter(|l| l.interpreter().is_none()) {
+                issues.add(
+                    format!("{key}.script_language"),
+                    format!("`{}` scripts do not run through Salt here: use shell, perl or python", l.name()),
+                );
+            }
         }
         Some("bkjob") => {
             let with_id = hosts.iter().filter(|h| h.bk_host_id.is_some()).count();

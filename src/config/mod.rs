@@ -24,6 +24,7 @@ use url::Url;
 
 mod alerts;
 pub mod bkjob;
+pub mod salt;
 mod checks;
 mod issues;
 mod platforms;
@@ -42,6 +43,7 @@ pub use self::alerts::{
 pub use self::issues::Issues;
 
 use self::bkjob::{BkJobSettings, Door, FlowSettings};
+use self::salt::SaltSettings;
 use self::checks::*;
 use self::platforms::*;
 use self::policy::{DetectPolicy, FailWhen, OnDeadline, PollPolicy};
@@ -146,6 +148,8 @@ pub struct ApiConfig {
 pub enum PlatformConfig {
     /// bk-job through APIGW or ESB.
     BkJob(Box<BkJobSettings>),
+    /// SaltStack through salt-api.
+    Salt(Box<SaltSettings>),
     /// Scripts run on this host.
     Local,
 }
@@ -155,6 +159,7 @@ impl PlatformConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             PlatformConfig::BkJob(_) => "bkjob",
+            PlatformConfig::Salt(_) => "salt",
             PlatformConfig::Local => "local",
         }
     }

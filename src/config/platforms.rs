@@ -1,5 +1,6 @@
-//! Validation of `[platforms.<name>]`: the local host, or a bk-job platform (door, endpoints,
-//! credentials, flow control).
+//! Validation of `[platforms.<name>]`: the local host, a bk-job platform (door, endpoints,
+//! credentials, flow control) or a Salt platform (salt-api endpoints, eauth credentials, the
+//! same flow control).
 
 use super::*;
 
@@ -11,7 +12,7 @@ pub(super) fn validate_platform(
     let key = format!("platforms.{name}");
     match p.kind.as_deref() {
         Some("local") => {
-            let bkjob_only = [
+            let remote_only = [
                 ("endpoints", p.endpoints.is_some()),
                 ("door", p.door.is_some()),
                 ("app_code", p.app_code.is_some()),
@@ -36,20 +37,33 @@ pub(super) fn validate_platform(
                 ),
                 ("endpoint_cooldown", p.endpoint_cooldown.is_some()),
             ];
-            for (field, set) in bkjob_only {
+            for (field, set) in remote_only {
                 if set {
-                    issues.add(format!("{key}.{field}"), "only for kind = \"bkjob\"");
+                    issues.add(format!("{key}.{field}"), "only for kind = \"bkjob\" or \"salt\"");
+                }
+            }
+            for (field, set) in salt_fields(p) {
+                if set {
+                    issues.add(format!("{key}.{field}"), "only for kind = \"salt\"");
                 }
             }
             Some(PlatformConfig::Local)
         }
         Some("bkjob") => {
+            for (field, set) in salt_fields(p) {
+                if set {
+                    issues.add(format!("{key}.{field}"), "only for kind = \"salt\"");
+                }
+            }
             validate_bkjob(issues, &key, name, p).map(|s| PlatformConfig::BkJob(Box::new(s)))
+        }
+        Some("salt") => {
+            validate_salt(issues, &key, name, p).map(|s| PlatformConfig::Salt(Box::new(s)))
         }
         Some(other) => {
             issues.add(
                 format!("{key}.kind"),
-                format!("`{other}` is not a platform kind: use \"bkjob\" or \"local\""),
+                format!("`{other}` is not a platform kind: use \"bkjob\", \"salt\" or \"local\""),
             );
             None
         }
@@ -57,7 +71,7 @@ pub(super) fn validate_platform(
             issues.add(
                 format!("{key}.kind"),
                 format!(
-                    "required: \"bkjob\" or \"local\" (note: JOBWATCH__PLATFORMS__{}__* environment variables define this platform too)",
+                    "required: \"bkjob\", \"salt\" or \"local\" (note: JOBWATCH__PLATFORMS__{}__* environment variables define this platform too)",
                     name.to_uppercase()
                 ),
             );
@@ -73,30 +87,7 @@ pub(super) fn validate_bkjob(
     p: &RawPlatform,
 ) -> Option<BkJobSettings> {
     let before = issues.0.len();
-    let mut endpoints = Vec::new();
-    match &p.endpoints {
-        None => issues.add(format!("{key}.endpoints"), "required: a list of base URLs"),
-        Some(list) if list.is_empty() => issues.add(
-            format!("{key}.endpoints"),
-            "must list at least one base URL",
-        ),
-        Some(list) => {
-            for (i, e) in list.iter().enumerate() {
-                match Url::parse(e.trim()) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                        endpoints.push(u)
-                    }
-                    Ok(_) => issues.add(
-                        format!("{key}.endpoints[{i}]"),
-                        "must be an http:// or https:// URL",
-                    ),
-                    Err(err) => {
-                        issues.add(format!("{key}.endpoints[{i}]"), format!("not a URL: {err}"))
-                    }
-                }
-            }
-        }
-    }
+    let endpoints = endpoints(issues, key, p);
     let door = match p.door.as_deref().unwrap_or("apigw") {
         "apigw" => Some(Door::Apigw),
         "esb" => Some(Door::Esb),
@@ -128,6 +119,64 @@ pub(super) fn validate_bkjob(
         );
     }
     let scope_id = issues.non_empty(format!("{key}.scope_id"), &p.scope_id);
+    let (request_timeout, flow) = flow(issues, key, p);
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(BkJobSettings {
+        name: name.to_owned(),
+        endpoints,
+        door: door?,
+        app_code: app_code?,
+        app_secret: app_secret?,
+        username: username?,
+        scope_type,
+        scope_id: scope_id?,
+        request_timeout,
+        flow,
+    })
+}
+
+/// The salt-only fields and whether each is set.
+fn salt_fields(p: &RawPlatform) -> [(&'static str, bool); 3] {
+    [
+        ("password", p.password.is_some()),
+        ("password_file", p.password_file.is_some()),
+        ("eauth", p.eauth.is_some()),
+    ]
+}
+
+/// `endpoints`: at least one http(s) URL.
+fn endpoints(issues: &mut Issues, key: &str, p: &RawPlatform) -> Vec<Url> {
+    let mut endpoints = Vec::new();
+    match &p.endpoints {
+        None => issues.add(format!("{key}.endpoints"), "required: a list of base URLs"),
+        Some(list) if list.is_empty() => issues.add(
+            format!("{key}.endpoints"),
+            "must list at least one base URL",
+        ),
+        Some(list) => {
+            for (i, e) in list.iter().enumerate() {
+                match Url::parse(e.trim()) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        endpoints.push(u)
+                    }
+                    Ok(_) => issues.add(
+                        format!("{key}.endpoints[{i}]"),
+                        "must be an http:// or https:// URL",
+                    ),
+                    Err(err) => {
+                        issues.add(format!("{key}.endpoints[{i}]"), format!("not a URL: {err}"))
+                    }
+                }
+            }
+        }
+    }
+    endpoints
+}
+
+/// `request_timeout` (default 10 s) and the flow control of the endpoints.
+fn flow(issues: &mut Issues, key: &str, p: &RawPlatform) -> (Duration, FlowSettings) {
     let request_timeout = p.request_timeout.unwrap_or(Duration::from_secs(10));
     let d = FlowSettings::default();
     let flow = FlowSettings {
@@ -155,18 +204,57 @@ pub(super) fn validate_bkjob(
     if request_timeout.is_zero() {
         issues.add(format!("{key}.request_timeout"), "must be more than 0s");
     }
+    (request_timeout, flow)
+}
+
+pub(super) fn validate_salt(
+    issues: &mut Issues,
+    key: &str,
+    name: &str,
+    p: &RawPlatform,
+) -> Option<SaltSettings> {
+    let before = issues.0.len();
+    for (field, set) in [
+        ("door", p.door.is_some()),
+        ("app_code", p.app_code.is_some()),
+        ("app_secret", p.app_secret.is_some()),
+        ("app_secret_file", p.app_secret_file.is_some()),
+        ("scope_type", p.scope_type.is_some()),
+        ("scope_id", p.scope_id.is_some()),
+    ] {
+        if set {
+            issues.add(format!("{key}.{field}"), "only for kind = \"bkjob\"");
+        }
+    }
+    let endpoints = endpoints(issues, key, p);
+    let username = issues.non_empty(format!("{key}.username"), &p.username);
+    let password = issues.secret(key, "password", &p.password, &p.password_file);
+    if p.password.is_none() && p.password_file.is_none() {
+        issues.add(
+            format!("{key}.password"),
+            format!(
+                "required: set password_file, or JOBWATCH__PLATFORMS__{}__PASSWORD",
+                name.to_uppercase()
+            ),
+        );
+    }
+    let eauth = issues.non_empty(format!("{key}.eauth"), &p.eauth);
+    if eauth.as_deref() == Some("auto") {
+        issues.add(
+            format!("{key}.eauth"),
+            "`auto` accepts any password for any user: use pam, ldap or sharedsecret",
+        );
+    }
+    let (request_timeout, flow) = flow(issues, key, p);
     if issues.0.len() > before {
         return None;
     }
-    Some(BkJobSettings {
+    Some(SaltSettings {
         name: name.to_owned(),
         endpoints,
-        door: door?,
-        app_code: app_code?,
-        app_secret: app_secret?,
         username: username?,
-        scope_type,
-        scope_id: scope_id?,
+        password: password?,
+        eauth: eauth?,
         request_timeout,
         flow,
     })

@@ -80,7 +80,7 @@ pub(super) struct RawApi {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPlatform {
-    /// `bkjob` or `local`.
+    /// `bkjob`, `salt` or `local`.
     pub(super) kind: Option<String>,
     /// bkjob: base URLs, tried in order (APIGW: up to the stage, e.g.
     /// `https://bkapi.example.com/api/bk-job/prod`; ESB: the PaaS host).
@@ -93,8 +93,14 @@ pub(super) struct RawPlatform {
     pub(super) app_secret: Option<SecretString>,
     /// bkjob: a file holding the app secret (surrounding white space is trimmed).
     pub(super) app_secret_file: Option<PathBuf>,
-    /// bkjob: `bk_username`.
+    /// bkjob: `bk_username`; salt: the eauth user.
     pub(super) username: Option<String>,
+    /// salt: the eauth password (better: `password_file` or the environment).
+    pub(super) password: Option<SecretString>,
+    /// salt: a file holding the password (surrounding white space is trimmed).
+    pub(super) password_file: Option<PathBuf>,
+    /// salt: the eauth backend (`pam`, `ldap`, `sharedsecret`, …).
+    pub(super) eauth: Option<String>,
     /// bkjob: `bk_scope_type`, `biz` (default) or `biz_set`.
     pub(super) scope_type: Option<String>,
     /// bkjob: `bk_scope_id` (business or business-set id).

@@ -42,6 +42,9 @@ pub enum RunError {
         /// Its platform.
         platform: String,
     },
+    /// A watch on a platform whose jobs are not numbered (Salt: a jid, not a job instance).
+    #[error("platform `{0}` does not number its jobs: only bk-job and local jobs can be watched by job_instance_id")]
+    NotWatchable(String),
     /// The agent is shutting down.
     #[error("jobwatch is shutting down")]
     ShuttingDown,
@@ -349,16 +352,15 @@ impl Runner {
             .get(platform_name)
             .cloned()
             .ok_or_else(|| RunError::UnknownPlatform(platform_name.to_owned()))?;
+        if platform.kind() == "salt" {
+            return Err(RunError::NotWatchable(platform_name.to_owned()));
+        }
         let check = self.watch_config(platform_name, check)?;
         let mut report = Execution::new(&check, platform_name, platform.clone()).new_report();
         report.timeout_seconds = timeout.unwrap_or(check.timeout).as_secs();
         report.origin = Origin::Watch;
         report.task_name = String::new();
-        report.triggered(&crate::platform::JobRef {
-            job_instance_id,
-            step_instance_id: None,
-            name: None,
-        });
+        report.triggered(&crate::platform::JobRef::instance(job_instance_id));
         let here = self.claim_new(&mut report);
         if let Err(e) = self.record(&report, true).await {
             self.unclaim(here, &report);
@@ -811,9 +813,8 @@ mod tests {
 
     fn job(id: u64) -> crate::platform::JobRef {
         crate::platform::JobRef {
-            job_instance_id: id,
             step_instance_id: Some(1),
-            name: None,
+            ..crate::platform::JobRef::instance(id)
         }
     }
 

@@ -75,6 +75,9 @@ pub enum HostParseError {
         /// The whole text.
         text: String,
     },
+    /// Not a Salt minion id.
+    #[error("`{0}` is not a minion id: it must be non-empty, without white space")]
+    Minion(String),
     /// The IP is not an IPv4 address.
     #[error("`{ip}` in `{text}` is not an IPv4 address")]
     Ip {
@@ -104,6 +107,9 @@ pub struct Host {
     /// IPv4 address or, for the local platform, `localhost`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// Salt minion id (the name its key was accepted under), for a Salt platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minion_id: Option<String>,
 }
 
 impl Host {
@@ -122,6 +128,24 @@ impl Host {
             ip: Some(ip.into()),
             ..Host::default()
         }
+    }
+
+    /// A Salt minion, by its id.
+    pub fn minion(id: impl Into<String>) -> Self {
+        Host {
+            minion_id: Some(id.into()),
+            ..Host::default()
+        }
+    }
+
+    /// Checks a Salt minion id as written in config or a request: not empty, no white space
+    /// or control characters (Salt's list targeting takes ids verbatim).
+    pub fn parse_minion(text: &str) -> Result<Self, HostParseError> {
+        let id = text.trim();
+        if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(HostParseError::Minion(text.to_owned()));
+        }
+        Ok(Host::minion(id))
     }
 
     /// The agent's own host (the local platform's only target).
@@ -166,9 +190,12 @@ impl Host {
                 .is_some_and(|ip| LOCAL_HOST_NAMES.contains(&ip))
     }
 
-    /// Whether `self` and `other` name the same machine: same host id when both have one,
-    /// else same control area and IP.
+    /// Whether `self` and `other` name the same machine: same minion id or host id when both
+    /// have one, else same control area and IP.
     pub fn same_as(&self, other: &Host) -> bool {
+        if let (Some(a), Some(b)) = (&self.minion_id, &other.minion_id) {
+            return a == b;
+        }
         if let (Some(a), Some(b)) = (self.bk_host_id, other.bk_host_id) {
             return a == b;
         }
@@ -187,13 +214,19 @@ impl Host {
         if self.ip.is_none() {
             self.ip.clone_from(&other.ip);
         }
+        if self.minion_id.is_none() {
+            self.minion_id.clone_from(&other.minion_id);
+        }
     }
 }
 
 /// `"<bk_cloud_id>:<ip>"` when the IP is known (plus ` #<bk_host_id>` when that is known too),
-/// else `"#<bk_host_id>"`; `localhost` for the local platform.
+/// else `"#<bk_host_id>"`; `localhost` for the local platform; the minion id for Salt.
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = &self.minion_id {
+            return f.write_str(id);
+        }
         match (&self.ip, self.bk_cloud_id, self.bk_host_id) {
             (Some(ip), None, None) => write!(f, "{ip}"),
             (Some(ip), cloud, None) => write!(f, "{}:{ip}", cloud.unwrap_or(0)),
@@ -287,6 +320,10 @@ pub struct HostStatus {
     pub tag: Option<String>,
     /// Time the host spent, when reported.
     pub duration: Option<Duration>,
+    /// What the platform said of the host beyond its code, verbatim, when its own words do
+    /// not fit a code (Salt: `retcode`, `success`, the probe's answer); `None` for bk-job,
+    /// whose codes are the facts.
+    pub facts: Option<serde_json::Value>,
 }
 
 /// A platform's answer about one job instance at one instant.
@@ -456,6 +493,18 @@ impl ScriptLanguage {
         }
     }
 
+    /// The program that runs a script file of this language on a Unix host, for platforms
+    /// that take an interpreter and a script text (Salt `cmd.exec_code_all`); `None` for
+    /// `bat` and `powershell`.
+    pub fn interpreter(self) -> Option<&'static str> {
+        match self {
+            ScriptLanguage::Shell => Some("bash"),
+            ScriptLanguage::Perl => Some("perl"),
+            ScriptLanguage::Python => Some("python3"),
+            ScriptLanguage::Bat | ScriptLanguage::Powershell => None,
+        }
+    }
+
     /// The language with bk-job code `code`, if any.
     pub fn from_code(code: i64) -> Option<Self> {
         Self::ALL.into_iter().find(|l| l.code() == code)
@@ -531,6 +580,7 @@ mod tests {
             bk_host_id: Some(101),
             bk_cloud_id: Some(0),
             ip: Some("10.0.0.1".into()),
+            minion_id: None,
         };
         assert!(Host::by_id(101).same_as(&full));
         assert!(Host::by_ip(0, "10.0.0.1").same_as(&full));

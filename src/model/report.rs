@@ -67,6 +67,9 @@ pub struct ExecutionReport {
     pub job_instance_id: Option<u64>,
     /// bk-job `step_instance_id`.
     pub step_instance_id: Option<u64>,
+    /// Salt job id (`jid`, 20 digits: it does not fit `job_instance_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jid: Option<String>,
     /// Last raw job status (API.md §9.1).
     pub job_status: Option<i64>,
     /// Its English label.
@@ -147,6 +150,10 @@ pub struct HostReport {
     pub log_bytes: usize,
     /// Why there is no log, when there is none.
     pub log_error: Option<String>,
+    /// What the platform said of the host beyond `status`, verbatim (Salt: `retcode`,
+    /// `success`, the inner `return.retcode`, the last probe's answer); absent for bk-job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<serde_json::Value>,
 }
 
 impl HostReport {

@@ -3,7 +3,9 @@
 //! the normalized [`model`](crate::model).
 
 pub mod bkjob;
+pub mod endpoints;
 pub mod local;
+pub mod salt;
 
 use std::fmt;
 use std::time::Duration;
@@ -27,12 +29,55 @@ pub struct SubmitRequest<'a> {
 /// A job instance the platform created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRef {
-    /// bk-job `job_instance_id` (the local platform numbers its own).
-    pub job_instance_id: u64,
+    /// bk-job `job_instance_id` (the local platform numbers its own); `None` on Salt.
+    pub job_instance_id: Option<u64>,
+    /// Salt job id (`jid`); `None` elsewhere.
+    pub jid: Option<String>,
     /// bk-job `step_instance_id` of the (only) step, once known.
     pub step_instance_id: Option<u64>,
     /// The instance's name on the platform.
     pub name: Option<String>,
+}
+
+impl JobRef {
+    /// A job instance known by its number (bk-job, local).
+    pub fn instance(job_instance_id: u64) -> Self {
+        JobRef {
+            job_instance_id: Some(job_instance_id),
+            jid: None,
+            step_instance_id: None,
+            name: None,
+        }
+    }
+
+    /// A Salt job, by its jid.
+    pub fn salt(jid: impl Into<String>) -> Self {
+        JobRef {
+            job_instance_id: None,
+            jid: Some(jid.into()),
+            step_instance_id: None,
+            name: None,
+        }
+    }
+
+    /// The job instance number, or a permanent error for `api` when the reference has none
+    /// (a Salt job handed to another adapter: a wiring error, said, not a panic).
+    pub fn instance_id(&self, api: &'static str) -> Result<u64, PlatformError> {
+        self.job_instance_id.ok_or_else(|| {
+            PlatformError::permanent(api, None, format!("job {self} has no job_instance_id"))
+        })
+    }
+}
+
+/// `job_instance_id <n>` or `jid <jid>`.
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.jid, self.job_instance_id) {
+            (Some(jid), _) => write!(f, "jid {jid}"),
+            (None, Some(id)) => write!(f, "job_instance_id {id}"),
+            (None, None) => f.write_str("job ?"),
+        }
+    }
 }
 
 /// The log of one host, as the platform returned it.
@@ -186,6 +231,33 @@ pub trait Platform: Send + Sync {
     ) -> Result<Option<JobRef>, PlatformError>;
 }
 
+/// A transport failure, classified: a connect failure never reached the platform; a timeout
+/// or a broken connection after sending may have (for a mutating call). The URL is dropped
+/// from the text: it is the configured endpoint and may carry credentials in userinfo.
+pub(crate) fn transport_error(api: &'static str, mutating: bool, e: reqwest::Error) -> PlatformError {
+    let connect = e.is_connect();
+    let what = if connect {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "answer broken off"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    PlatformError {
+        maybe_applied: mutating && !connect,
+        ..PlatformError::transient(api, message)
+    }
+}
+
 /// Builds the adapter for a configured platform; the local platform keeps its script files
 /// under `<data_dir>/local` (and sweeps what a process that is gone left there).
 pub fn build(
@@ -195,6 +267,9 @@ pub fn build(
     Ok(match config {
         crate::config::PlatformConfig::BkJob(settings) => {
             std::sync::Arc::new(bkjob::BkJob::new(settings.as_ref().clone())?)
+        }
+        crate::config::PlatformConfig::Salt(settings) => {
+            std::sync::Arc::new(salt::Salt::new(settings.as_ref().clone())?)
         }
         crate::config::PlatformConfig::Local => {
             std::sync::Arc::new(local::Local::new(&data_dir.join("local"))?)

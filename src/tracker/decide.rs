@@ -35,6 +35,7 @@ impl TrackedHost {
             error_code: h.error_code,
             tag: h.tag.clone(),
             duration: h.duration_seconds.map(Duration::from_secs_f64),
+            facts: h.facts.clone(),
         });
         TrackedHost {
             host: h.identity.clone(),
@@ -276,6 +277,7 @@ mod tests {
                 bk_host_id: None,
                 bk_cloud_id: Some(0),
                 ip: Some(ip.into()),
+                minion_id: None,
             },
             status,
             outcome,
@@ -284,6 +286,7 @@ mod tests {
             error_code: None,
             tag: None,
             duration: None,
+            facts: None,
         }
     }
 

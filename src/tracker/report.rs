@@ -29,6 +29,7 @@ impl HostReport {
             log_truncated: false,
             log_bytes: 0,
             log_error: None,
+            facts: None,
         }
     }
 
@@ -104,6 +105,7 @@ impl ExecutionReport {
             submit_marked_at_ms: None,
             job_instance_id: None,
             step_instance_id: None,
+            jid: None,
             job_status: None,
             job_status_label: None,
             state: ExecutionState::Pending,
@@ -173,7 +175,8 @@ impl ExecutionReport {
     /// Records the accepted submit.
     pub fn triggered(&mut self, job: &JobRef) {
         self.trigger_status = TriggerStatus::Triggered;
-        self.job_instance_id = Some(job.job_instance_id);
+        self.job_instance_id = job.job_instance_id;
+        self.jid.clone_from(&job.jid);
         self.step_instance_id = job.step_instance_id;
         self.state = ExecutionState::Running;
     }

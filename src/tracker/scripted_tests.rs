@@ -109,9 +109,8 @@ impl Platform for Scripted {
 
 fn job() -> JobRef {
     JobRef {
-        job_instance_id: 7,
         step_instance_id: Some(8),
-        name: None,
+        ..JobRef::instance(7)
     }
 }
 
@@ -135,6 +134,7 @@ fn snapshot(status: i64, hosts: &[i64]) -> JobSnapshot {
                     error_code: None,
                     tag: None,
                     duration: None,
+                    facts: None,
                 }
             })
             .collect(),

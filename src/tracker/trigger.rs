@@ -44,14 +44,18 @@ impl Phase {
         if report.state.is_final() {
             return Ok(Phase::Done(report));
         }
-        match (report.trigger_status, report.job_instance_id) {
-            (TriggerStatus::Triggered, Some(id)) => Ok(Phase::Follow {
+        let job = match (&report.jid, report.job_instance_id) {
+            (Some(jid), _) => JobRef::salt(jid.clone()),
+            (None, Some(id)) => JobRef {
+                step_instance_id: report.step_instance_id,
+                ..JobRef::instance(id)
+            },
+            (None, None) => return Err(report),
+        };
+        match report.trigger_status {
+            TriggerStatus::Triggered => Ok(Phase::Follow {
                 started: started_instant(&report),
-                job: JobRef {
-                    job_instance_id: id,
-                    step_instance_id: report.step_instance_id,
-                    name: None,
-                },
+                job,
                 report,
             }),
             _ => Err(report),

@@ -646,11 +646,7 @@ fn main() -> anyhow::Result<()> {
                         "",
                     );
                     r.origin = jobwatch::tracker::report::Origin::Watch;
-                    r.triggered(&jobwatch::platform::JobRef {
-                        job_instance_id: id,
-                        step_instance_id: None,
-                        name: None,
-                    });
+                    r.triggered(&jobwatch::platform::JobRef::instance(id));
                     r.polls = 1;
                     r
                 })

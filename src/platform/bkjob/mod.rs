@@ -7,7 +7,6 @@
 //!   body; every API is `POST` (the ESB's current `suggest_method`, API.md §11.8).
 
 pub mod codes;
-pub mod endpoints;
 pub mod wire;
 
 pub use crate::config::bkjob::{APIS, BkJobSettings, Door};
@@ -26,8 +25,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use self::wire::{Answer, BatchLogData, ListData, OperateData, StatusData, SubmitData};
 use crate::model::{Host, JobSnapshot};
-use crate::platform::{
-    ErrorClass, HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest,
+use crate::platform::{endpoints, transport_error, 
+    HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest,
 };
 
 /// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
@@ -218,13 +217,7 @@ impl BkJob {
         }
     }
 
-    /// Calls `api`, starting at the endpoint that answered last and failing over to the next
-    /// on errors that say nothing reached that endpoint's backend (connect failures), or, for
-    /// read-only calls, on any transient error. A mutating call whose effect is unknown is
-    /// returned at once so the caller reconciles instead of submitting twice.
-    ///
-    /// A submit (`gate` given) draws from the endpoints' submit budget, and its gate is told
-    /// right before each attempt leaves.
+    /// Calls `api` with the endpoints' failover and flow control ([`endpoints::Endpoints::call`]).
     async fn call<T: DeserializeOwned>(
         &self,
         api: &'static str,
@@ -233,55 +226,11 @@ impl BkJob {
         params: Map<String, Value>,
         gate: Option<&dyn SubmitGate>,
     ) -> Result<T, PlatformError> {
-        let mut last_error = None;
-        let budget = if gate.is_some() {
-            endpoints::Budget::Submit
-        } else {
-            endpoints::Budget::Other
-        };
-        for i in self.endpoints.try_order() {
-            let permit = self.endpoints.acquire(i, budget).await;
-            if let Some(gate) = gate
-                && let Err(why) = gate.leaving().await
-            {
-                return Err(crate::platform::gate_refused(api, &why));
-            }
-            let began = std::time::Instant::now();
-            let result = self.call_once(i, api, verb, mutating, &params).await;
-            drop(permit);
-            crate::internal_events::PlatformRequestDone {
-                platform: &self.settings.name,
-                endpoint: i,
-                api,
-                result: result.as_ref().err().map(|e| e.class),
-                elapsed: began.elapsed(),
-            }
-            .emit();
-            match result {
-                Ok(data) => {
-                    self.endpoints.succeeded(i);
-                    return Ok(data);
-                }
-                Err(e) => {
-                    // The endpoint itself failed (not the request, not the platform's rules).
-                    let endpoint_fault = e.class == ErrorClass::Transient
-                        && e.code.is_none_or(|c| c >= 1_600_000)
-                        && e.http_status.is_none_or(|s| s >= 500);
-                    if endpoint_fault && self.endpoints.failed(i) {
-                        tracing::warn!(platform = %self.settings.name, endpoint = i, "Endpoint failing; skipped for a cool-down.");
-                    }
-                    let try_next = e.class == ErrorClass::Transient
-                        && !e.maybe_applied
-                        && e.http_status != Some(429);
-                    if !try_next || self.endpoints.len() == 1 {
-                        return Err(e);
-                    }
-                    tracing::debug!(platform = %self.settings.name, api, endpoint = i, error = %e, "Endpoint failed; trying the next one.");
-                    last_error = Some(e);
-                }
-            }
-        }
-        Err(last_error.unwrap_or_else(|| PlatformError::transient(api, "no endpoint configured")))
+        self.endpoints
+            .call(&self.settings.name, api, gate, |i| {
+                self.call_once(i, api, verb, mutating, &params)
+            })
+            .await
     }
 
     async fn call_once<T: DeserializeOwned>(
@@ -314,33 +263,6 @@ impl BkJob {
             rate_limit_reset,
             body: &body,
         })
-    }
-}
-
-/// A transport failure, classified: a connect failure never reached the platform; a timeout
-/// or a broken connection after sending may have (for a mutating call). The URL is dropped
-/// from the text: it is the configured endpoint and may carry credentials in userinfo.
-fn transport_error(api: &'static str, mutating: bool, e: reqwest::Error) -> PlatformError {
-    let connect = e.is_connect();
-    let what = if connect {
-        "cannot connect"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "answer broken off"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut message = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    PlatformError {
-        maybe_applied: mutating && !connect,
-        ..PlatformError::transient(api, message)
     }
 }
 
@@ -412,7 +334,7 @@ impl Platform for BkJob {
 
     async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
         let params =
-            object(json!({ "job_instance_id": job.job_instance_id, "return_ip_result": true }));
+            object(json!({ "job_instance_id": job.instance_id("get_job_instance_status")?, "return_ip_result": true }));
         let data: StatusData = self
             .call("get_job_instance_status", Verb::Query, false, params, None)
             .await?;
@@ -431,7 +353,7 @@ impl Platform for BkJob {
         for batch in hosts.chunks(LOG_BATCH_MAX_HOSTS) {
             let (key, list) = host_list(batch);
             let mut params =
-                object(json!({ "job_instance_id": job.job_instance_id, "step_instance_id": step }));
+                object(json!({ "job_instance_id": job.instance_id("batch_get_job_instance_ip_log")?, "step_instance_id": step }));
             params.insert(key.into(), list);
             let data: BatchLogData = self
                 .call(
@@ -448,7 +370,7 @@ impl Platform for BkJob {
     }
 
     async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
-        let params = object(json!({ "job_instance_id": job.job_instance_id, "operation_code": 1 }));
+        let params = object(json!({ "job_instance_id": job.instance_id("operate_job_instance")?, "operation_code": 1 }));
         let _: OperateData = self
             .call("operate_job_instance", Verb::Post, true, params, None)
             .await?;
@@ -485,7 +407,8 @@ impl Platform for BkJob {
             let items = page.data.unwrap_or_default();
             if let Some(found) = items.iter().find(|i| i.name.as_deref() == Some(task_name)) {
                 return Ok(found.job_instance_id().map(|id| JobRef {
-                    job_instance_id: id,
+                    job_instance_id: Some(id),
+                    jid: None,
                     step_instance_id: None,
                     name: found.name.clone(),
                 }));

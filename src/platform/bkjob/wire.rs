@@ -157,7 +157,8 @@ pub struct SubmitData {
 impl From<SubmitData> for JobRef {
     fn from(d: SubmitData) -> Self {
         JobRef {
-            job_instance_id: d.job_instance_id,
+            job_instance_id: Some(d.job_instance_id),
+            jid: None,
             step_instance_id: d.step_instance_id,
             name: d.job_instance_name,
         }
@@ -261,6 +262,7 @@ impl IpResult {
                 bk_host_id: self.bk_host_id,
                 bk_cloud_id: self.bk_cloud_id,
                 ip: self.ip.clone(),
+                minion_id: None,
             },
             status: self.status,
             outcome,
@@ -272,6 +274,7 @@ impl IpResult {
                 .total_time
                 .filter(|&t| t >= 0)
                 .map(|t| Duration::from_millis(t as u64)),
+            facts: None,
         }
     }
 }
@@ -306,6 +309,7 @@ impl IpRef {
             bk_host_id: self.bk_host_id.or(self.host_id),
             bk_cloud_id: self.bk_cloud_id,
             ip: self.ip.clone(),
+            minion_id: None,
         }
     }
 }

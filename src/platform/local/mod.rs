@@ -145,6 +145,7 @@ impl LocalJob {
                 error_code: None,
                 tag: None,
                 duration: Some(ended_at.duration_since(self.started)),
+                facts: None,
             }],
         }
     }
@@ -201,7 +202,7 @@ impl Local {
     }
 
     fn job(&self, api: &'static str, job: &JobRef) -> Result<Arc<LocalJob>, PlatformError> {
-        let id = job.job_instance_id;
+        let id = job.instance_id(api)?;
         self.jobs
             .lock()
             .expect("local jobs lock")
@@ -452,16 +453,15 @@ impl Platform for Local {
         }
         self.jobs.lock().expect("local jobs lock").insert(id, job);
         Ok(JobRef {
-            job_instance_id: id,
             step_instance_id: Some(id),
             name: Some(r.task_name.to_owned()),
+            ..JobRef::instance(id)
         })
     }
 
     async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
-        Ok(self
-            .job("get_job_instance_status", job)?
-            .snapshot(job.job_instance_id))
+        let api = "get_job_instance_status";
+        Ok(self.job(api, job)?.snapshot(job.instance_id(api)?))
     }
 
     async fn host_logs(
@@ -497,9 +497,9 @@ impl Platform for Local {
             .iter()
             .find(|(_, j)| j.name == task_name && j.created_ms >= since_ms)
             .map(|(id, j)| JobRef {
-                job_instance_id: *id,
                 step_instance_id: Some(*id),
                 name: Some(j.name.clone()),
+                ..JobRef::instance(*id)
             }))
     }
 }

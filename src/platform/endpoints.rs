@@ -1,4 +1,4 @@
-//! The endpoints of one bk-job platform: which one to try first, health with cool-down, and
+//! The endpoints of one HTTP platform (bk-job, salt-api): which one to try first, health with cool-down, and
 //! flow control (a concurrency limit and a rate limit per endpoint) so that many tracked
 //! executions never flood the gateway (DESIGN.md §6).
 //!
@@ -164,6 +164,80 @@ impl Endpoints {
             return true;
         }
         false
+    }
+}
+
+impl Endpoints {
+    /// Calls `api` through `once(endpoint)`, starting at the endpoint that answered last and
+    /// failing over to the next on errors that say nothing reached that endpoint's backend
+    /// (connect failures), or, for read-only calls, on any transient error. A mutating call
+    /// whose effect is unknown is returned at once so the caller reconciles instead of
+    /// submitting twice. Every attempt is counted and timed (`PlatformRequestDone`).
+    ///
+    /// A submit (`gate` given) draws from the endpoints' submit budget, and its gate is told
+    /// right before each attempt leaves.
+    pub async fn call<T, F, Fut>(
+        &self,
+        platform: &str,
+        api: &'static str,
+        gate: Option<&dyn crate::platform::SubmitGate>,
+        mut once: F,
+    ) -> Result<T, crate::platform::PlatformError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::platform::PlatformError>>,
+    {
+        use crate::platform::{ErrorClass, PlatformError};
+        let mut last_error = None;
+        let budget = if gate.is_some() {
+            Budget::Submit
+        } else {
+            Budget::Other
+        };
+        for i in self.try_order() {
+            let permit = self.acquire(i, budget).await;
+            if let Some(gate) = gate
+                && let Err(why) = gate.leaving().await
+            {
+                return Err(crate::platform::gate_refused(api, &why));
+            }
+            let began = Instant::now();
+            let result = once(i).await;
+            drop(permit);
+            crate::internal_events::PlatformRequestDone {
+                platform,
+                endpoint: i,
+                api,
+                result: result.as_ref().err().map(|e| e.class),
+                elapsed: began.elapsed(),
+            }
+            .emit();
+            match result {
+                Ok(data) => {
+                    self.succeeded(i);
+                    return Ok(data);
+                }
+                Err(e) => {
+                    // The endpoint itself failed (not the request, not the platform's rules;
+                    // bk-job gateway codes are 16xxxxx).
+                    let endpoint_fault = e.class == ErrorClass::Transient
+                        && e.code.is_none_or(|c| c >= 1_600_000)
+                        && e.http_status.is_none_or(|s| s >= 500);
+                    if endpoint_fault && self.failed(i) {
+                        tracing::warn!(platform, endpoint = i, "Endpoint failing; skipped for a cool-down.");
+                    }
+                    let try_next = e.class == ErrorClass::Transient
+                        && !e.maybe_applied
+                        && e.http_status != Some(429);
+                    if !try_next || self.len() == 1 {
+                        return Err(e);
+                    }
+                    tracing::debug!(platform, api, endpoint = i, error = %e, "Endpoint failed; trying the next one.");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| PlatformError::transient(api, "no endpoint configured")))
     }
 }
 
