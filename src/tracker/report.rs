@@ -42,6 +42,7 @@ impl HostReport {
             self.identity.bk_host_id,
             self.identity.bk_cloud_id,
             self.identity.ip.is_some(),
+            self.identity.minion_id.is_some(),
         );
         self.identity.merge_from(&s.host);
         if before
@@ -49,6 +50,7 @@ impl HostReport {
                 self.identity.bk_host_id,
                 self.identity.bk_cloud_id,
                 self.identity.ip.is_some(),
+                self.identity.minion_id.is_some(),
             )
         {
             self.host = self.identity.to_string();
@@ -73,6 +75,10 @@ impl HostReport {
             self.error_code = s.error_code;
             self.tag = tag.map(str::to_owned);
             self.duration_seconds = duration;
+            changed = true;
+        }
+        if self.facts != s.facts {
+            self.facts.clone_from(&s.facts);
             changed = true;
         }
         changed
