@@ -18,6 +18,9 @@ pub const USER: &str = "jobwatch";
 /// The master's `sharedsecret`: the tests pass it through the environment; it must never show.
 pub const PASSWORD: &str = "salt-Shared-Secret-51";
 
+/// The variable every minion's scripts find their minion id in.
+pub const MINION_ENV: &str = "JOBWATCH_TEST_MINION";
+
 /// The virtualenv holding Salt: `$JOBWATCH_SALT_VENV`, else `target/salt-venv`.
 pub fn venv() -> PathBuf {
     std::env::var_os("JOBWATCH_SALT_VENV").map_or_else(
@@ -46,7 +49,7 @@ pub struct Salt {
     minions: BTreeMap<String, Child>,
 }
 
-fn spawn(program: &str, config_dir: &Path, log: &Path) -> Child {
+fn spawn(program: &str, config_dir: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
     let bin = venv().join("bin").join(program);
     assert!(
         bin.exists(),
@@ -59,6 +62,7 @@ fn spawn(program: &str, config_dir: &Path, log: &Path) -> Child {
         .arg("-c")
         .arg(config_dir)
         .args(["-l", "warning"])
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -141,8 +145,8 @@ api_logfile: {root}/api.log
             ),
         )
         .unwrap();
-        let master = spawn("salt-master", &master_dir, &master_dir.join("master.out"));
-        let salt_api = spawn("salt-api", &master_dir, &master_dir.join("api.out"));
+        let master = spawn("salt-master", &master_dir, &master_dir.join("master.out"), &[]);
+        let salt_api = spawn("salt-api", &master_dir, &master_dir.join("api.out"), &[]);
         let mut salt = Salt {
             api: format!("http://127.0.0.1:{api_port}"),
             root,
@@ -184,7 +188,9 @@ log_file: {root}/minion.log
             ),
         )
         .unwrap();
-        let child = spawn("salt-minion", &dir, &dir.join("minion.out"));
+        // Scripts see which minion runs them (the minion's environment is theirs), so one
+        // script can behave differently per host.
+        let child = spawn("salt-minion", &dir, &dir.join("minion.out"), &[(MINION_ENV, id)]);
         if let Some(mut old) = self.minions.insert(id.to_owned(), child) {
             stop_all(std::slice::from_mut(&mut old), Duration::from_secs(10));
         }
@@ -195,6 +201,41 @@ log_file: {root}/minion.log
         let mut child = self.minions.remove(id).expect("a running minion");
         signal_group(&child, libc::SIGKILL);
         let _ = child.wait();
+    }
+
+    /// The pid of job `jid` on minion `id` (`saltutil.find_job`), if it runs it.
+    pub fn job_pid(&self, id: &str, jid: &str) -> Option<i64> {
+        let rt = crate::common::runtime();
+        let v = rt
+            .block_on(self.lowstate(json!([{"client": "local", "tgt": [id], "tgt_type": "list", "fun": "saltutil.find_job", "arg": [jid], "timeout": 5}])))
+            .ok()?;
+        v["return"][0][id]["pid"].as_i64()
+    }
+
+    /// The jids of the jobs whose jobwatch task name is `task` (`jobs.list_jobs`).
+    pub fn jobs_named(&self, task: &str) -> Vec<String> {
+        let rt = crate::common::runtime();
+        let v = rt
+            .block_on(self.lowstate(json!([{"client": "runner", "fun": "jobs.list_jobs", "search_metadata": {"jobwatch_task": task}}])))
+            .unwrap();
+        v["return"][0].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The jids of running `cmd.exec_code_all` jobs on minion `id` (`saltutil.running`).
+    pub fn running_jids(&self, id: &str) -> Vec<String> {
+        let rt = crate::common::runtime();
+        let Ok(v) = rt.block_on(self.lowstate(json!([{"client": "local", "tgt": [id], "tgt_type": "list", "fun": "saltutil.running", "timeout": 5}]))) else {
+            return Vec::new();
+        };
+        v["return"][0][id]
+            .as_array()
+            .map(|jobs| {
+                jobs.iter()
+                    .filter(|j| j["fun"] == "cmd.exec_code_all")
+                    .filter_map(|j| j["jid"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Waits until salt-api logs in and each of `ids` answers `test.ping`.
