@@ -22,6 +22,8 @@ command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanag
 # the `postgres` user, on a free loopback port) for the several-replicas tests.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 command -v runuser >/dev/null || missing+=(util-linux)
+# Debian's Python with venv, for the virtualenv Salt is installed into (below).
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "please install: ${missing[*]}"
@@ -49,6 +51,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
   say "installed."
 fi
+# A real Salt (salt-master, salt-api, salt-minion) for the Salt conformance tests: from PyPI,
+# pinned (newer releases need a certifi the registry lacks: ../shared/reference/salt/API.md
+# §1), in a virtualenv of its own, built once (about a minute) and reused.
+salt_venv="${JOBWATCH_SALT_VENV:-$PWD/target/salt-venv}"
+if [ ! -x "$salt_venv/bin/salt-api" ] || ! "$salt_venv/bin/python" -c 'import salt, cherrypy' 2>/dev/null; then
+  say "installing Salt 3008.3 and CherryPy into $salt_venv (pip; about a minute)…"
+  rm -rf "$salt_venv"
+  /usr/bin/python3 -m venv "$salt_venv"
+  "$salt_venv/bin/pip" install --quiet --disable-pip-version-check 'salt==3008.3' cherrypy
+  say "Salt installed."
+fi
+export JOBWATCH_SALT_VENV="$salt_venv"
 if [ "${1:-}" = "--install-only" ]; then
   exit 0
 fi

@@ -87,9 +87,7 @@ impl Observer for Bars {
             TrackerEvent::SubmitRetry { error } => {
                 self.summary.set_message(format!("submit retry: {error}"))
             }
-            TrackerEvent::Triggered { job } => self
-                .summary
-                .set_message(job.to_string()),
+            TrackerEvent::Triggered { job } => self.summary.set_message(job.to_string()),
             TrackerEvent::Snapshot { snapshot, hosts } => {
                 self.summary.set_length(hosts.len() as u64);
                 self.summary

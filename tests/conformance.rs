@@ -89,13 +89,20 @@ trait Fleet {
     fn jobs_named(&self, task_name: &str) -> usize;
     /// The outcome a host that dies mid-job ends with (`agent_error` or `unknown`).
     fn killed_host_outcome(&self) -> &'static str;
+    /// The platform's own raw facts of the subject host, as the report keeps them beside its
+    /// outcome (a bk-job status code, Salt's retcode and probe answer).
+    fn raw_facts(&self, s: Scenario, subject: &Value) -> Result<(), String>;
     /// Undoes what a scenario did to the fleet (restarts a killed host).
     fn reset(&mut self) {}
 }
 
 /// The check `conf` as every adapter writes it: `script` on `hosts` with fast, fixed polls.
 fn conf_check(platform: &str, hosts: &str, script: &str, extra: &str, poll_extra: &str) -> String {
-    let timeout = if extra.contains("timeout") { "" } else { "timeout = \"60s\"" };
+    let timeout = if extra.contains("timeout") {
+        ""
+    } else {
+        "timeout = \"60s\""
+    };
     format!(
         "[[checks]]\nname = \"conf\"\nplatform = \"{platform}\"\nscript = '''\n{script}\n'''\nhosts = {hosts}\n{timeout}\n{extra}\n[checks.poll]\nfirst_poll = \"200ms\"\ninterval = \"1s\"\nbackoff_factor = 1\nmax_interval = \"1s\"\n{poll_extra}\n"
     )
@@ -119,8 +126,7 @@ echo "conformance: done""#,
 }
 
 const FAIL_3: &str = r#"echo "conformance: failing"; exit 3"#;
-const LONG_OUTPUT: &str =
-    r#"for i in $(seq 1 5000); do echo "conformance: line $i of a long output, padded to be long enough"; done; echo "conformance: last line""#;
+const LONG_OUTPUT: &str = r#"for i in $(seq 1 5000); do echo "conformance: line $i of a long output, padded to be long enough"; done; echo "conformance: last line""#;
 
 fn host_entry<'r>(report: &'r Value, (key, value): &(&str, Value)) -> &'r Value {
     report["hosts"]
@@ -155,7 +161,8 @@ fn exec(stage: Stage) -> (Stage, i32, Value, String) {
     let report = if stdout.trim().is_empty() && code == 78 {
         Value::Null
     } else {
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"))
     };
     for (_, secret) in &stage.env {
         assert!(
@@ -173,76 +180,188 @@ fn check(fleet: &mut dyn Fleet, s: Scenario, stage: Stage) -> Result<(), String>
     let took = began.elapsed();
     let hosts = &stage.hosts;
     let subject = &hosts[stage.subject];
-    let others = || hosts.iter().enumerate().filter(|(i, _)| *i != stage.subject).map(|(_, h)| h);
+    let others = || {
+        hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != stage.subject)
+            .map(|(_, h)| h)
+    };
     let ctx = || format!("{s:?} (exit {code}, {took:.1?}):\n{report:#}\n{stderr}");
-    let ensure = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{what}: {}", ctx())) };
-    let outcome = |h: &(&str, Value)| host_entry(&report, h)["outcome"].as_str().unwrap_or("").to_owned();
-    let all_others_succeed = || others().all(|h| outcome(h) == "success" && host_entry(&report, h)["exit_code"] == 0);
+    let ensure = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what}: {}", ctx()))
+        }
+    };
+    let outcome = |h: &(&str, Value)| {
+        host_entry(&report, h)["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let all_others_succeed =
+        || others().all(|h| outcome(h) == "success" && host_entry(&report, h)["exit_code"] == 0);
     match s {
         Scenario::AllSucceed => {
-            ensure(code == 0 && report["state"] == "succeeded", "state succeeded, exit 0")?;
+            ensure(
+                code == 0 && report["state"] == "succeeded",
+                "state succeeded, exit 0",
+            )?;
             for h in hosts {
                 let e = host_entry(&report, h);
-                ensure(e["outcome"] == "success" && e["exit_code"] == 0, "every host success, exit 0")?;
-                ensure(e["log"].as_str().unwrap_or("").contains("conformance: hello"), "every host's log")?;
+                ensure(
+                    e["outcome"] == "success" && e["exit_code"] == 0,
+                    "every host success, exit 0",
+                )?;
+                ensure(
+                    e["log"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("conformance: hello"),
+                    "every host's log",
+                )?;
             }
         }
         Scenario::OneFailsWithExit3 => {
-            ensure(code == 1 && report["state"] == "failed", "state failed, exit 1")?;
+            ensure(
+                code == 1 && report["state"] == "failed",
+                "state failed, exit 1",
+            )?;
             let e = host_entry(&report, subject);
-            ensure(e["outcome"] == "failed" && e["exit_code"] == 3, "the failing host: failed, exit 3")?;
-            ensure(e["log"].as_str().unwrap_or("").contains("conformance: failing"), "the failing host's log")?;
+            ensure(
+                e["outcome"] == "failed" && e["exit_code"] == 3,
+                "the failing host: failed, exit 3",
+            )?;
+            ensure(
+                e["log"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("conformance: failing"),
+                "the failing host's log",
+            )?;
             ensure(all_others_succeed(), "the other hosts succeed")?;
             let name = e["host"].as_str().unwrap();
-            ensure(report["reason"].as_str().unwrap_or("").contains(name), "the reason names the failing host")?;
+            ensure(
+                report["reason"].as_str().unwrap_or("").contains(name),
+                "the reason names the failing host",
+            )?;
         }
         Scenario::OneHostUnknown => match fleet.unknown_host_is() {
             UnknownHostIs::TriggerFailed => {
-                ensure(code == 2 && report["state"] == "trigger_failed", "trigger_failed, exit 2")?;
-                ensure(report["trigger_code"].is_i64() && report["trigger_message"].is_string(), "the platform's code and message")?;
+                ensure(
+                    code == 2 && report["state"] == "trigger_failed",
+                    "trigger_failed, exit 2",
+                )?;
+                ensure(
+                    report["trigger_code"].is_i64() && report["trigger_message"].is_string(),
+                    "the platform's code and message",
+                )?;
             }
             UnknownHostIs::AgentError => {
-                ensure(code == 1 && report["state"] == "failed", "state failed, exit 1")?;
-                ensure(outcome(subject) == "agent_error", "the unknown host is agent_error")?;
+                ensure(
+                    code == 1 && report["state"] == "failed",
+                    "state failed, exit 1",
+                )?;
+                ensure(
+                    outcome(subject) == "agent_error",
+                    "the unknown host is agent_error",
+                )?;
                 ensure(all_others_succeed(), "the other hosts succeed")?;
             }
             UnknownHostIs::ConfigRefused => {
-                ensure(code == 78 && stderr.contains("checks[0].hosts"), "config refused, naming the key")?;
+                ensure(
+                    code == 78 && stderr.contains("checks[0].hosts"),
+                    "config refused, naming the key",
+                )?;
             }
         },
         Scenario::OneHostDeadBeforeTheJob => {
-            ensure(code == 1 && report["state"] == "failed", "state failed (not timed out), exit 1")?;
-            ensure(outcome(subject) == "agent_error", "the dead host is agent_error")?;
+            ensure(
+                code == 1 && report["state"] == "failed",
+                "state failed (not timed out), exit 1",
+            )?;
+            ensure(
+                outcome(subject) == "agent_error",
+                "the dead host is agent_error",
+            )?;
             ensure(all_others_succeed(), "the other hosts succeed")?;
         }
         Scenario::OneHostKilledMidJob => {
-            ensure(code == 1 && report["state"] == "failed", "state failed, exit 1")?;
-            ensure(outcome(subject) == fleet.killed_host_outcome(), "the killed host's outcome")?;
+            ensure(
+                code == 1 && report["state"] == "failed",
+                "state failed, exit 1",
+            )?;
+            ensure(
+                outcome(subject) == fleet.killed_host_outcome(),
+                "the killed host's outcome",
+            )?;
             ensure(all_others_succeed(), "the other hosts succeed")?;
         }
         Scenario::DeadlineThenTerminate => {
-            ensure(code == 3 && report["state"] == "timed_out", "state timed_out, exit 3")?;
-            ensure(outcome(subject) == "terminated", "the host still running is terminated")?;
-            ensure(report["reason"].as_str().unwrap_or("").contains("terminat"), "the reason says it was terminated")?;
+            ensure(
+                code == 3 && report["state"] == "timed_out",
+                "state timed_out, exit 3",
+            )?;
+            ensure(
+                outcome(subject) == "terminated",
+                "the host still running is terminated",
+            )?;
+            ensure(
+                report["reason"].as_str().unwrap_or("").contains("terminat"),
+                "the reason says it was terminated",
+            )?;
             ensure(all_others_succeed(), "the other hosts succeed")?;
         }
         Scenario::SubmitAnswerLost => {
-            ensure(code == 0 && report["state"] == "succeeded", "state succeeded, exit 0")?;
-            ensure(report["trigger_status"] == "triggered", "reconciled as triggered")?;
+            ensure(
+                code == 0 && report["state"] == "succeeded",
+                "state succeeded, exit 0",
+            )?;
+            ensure(
+                report["trigger_status"] == "triggered",
+                "reconciled as triggered",
+            )?;
             let task = report["task_name"].as_str().unwrap();
             let created = fleet.jobs_named(task);
-            ensure(created == 1, &format!("one job on the platform, not {created}"))?;
+            ensure(
+                created == 1,
+                &format!("one job on the platform, not {created}"),
+            )?;
         }
         Scenario::OutputOverTheBound => {
             let e = host_entry(&report, subject);
             ensure(e["log_truncated"] == true, "the log is marked cut")?;
-            ensure(e["log_bytes"].as_u64().unwrap_or(0) > 200_000, "the whole size is kept")?;
+            ensure(
+                e["log_bytes"].as_u64().unwrap_or(0) > 200_000,
+                "the whole size is kept",
+            )?;
             let log = e["log"].as_str().unwrap_or("");
             ensure(log.len() <= 4096 + 128, "the tail is bounded")?;
-            ensure(log.contains("conformance: last line"), "the tail is the end of the output")?;
+            ensure(
+                log.contains("conformance: last line"),
+                "the tail is the end of the output",
+            )?;
         }
     }
+    // An unknown host refused before any job has no platform facts.
+    let ran = s != Scenario::OneHostUnknown || fleet.unknown_host_is() == UnknownHostIs::AgentError;
+    if ran {
+        fleet
+            .raw_facts(s, host_entry(&report, subject))
+            .map_err(|e| format!("raw facts: {e}: {}", ctx()))?;
+    }
     Ok(())
+}
+
+/// Whether `entry` has `key` = `value`, said as an error otherwise.
+fn has(entry: &Value, key: &str, value: Value) -> Result<(), String> {
+    if entry[key] == value {
+        Ok(())
+    } else {
+        Err(format!("{key} is {}, not {value}", entry[key]))
+    }
 }
 
 /// Runs every scenario on `fleet`; fails once at the end, listing every failed scenario.
@@ -267,7 +386,12 @@ fn run_suite(fleet: &mut dyn Fleet) {
         }
         fleet.reset();
     }
-    assert!(failures.is_empty(), "{} failed:\n{}", fleet.name(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        fleet.name(),
+        failures.join("\n\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -285,20 +409,33 @@ impl Fleet for Local {
             Scenario::AllSucceed => (r#"["localhost"]"#, String::new(), ""),
             Scenario::OneFailsWithExit3 => (r#"["localhost"]"#, FAIL_3.into(), ""),
             Scenario::OneHostUnknown => (r#"["localhost", "0:10.9.9.9"]"#, String::new(), ""),
-            Scenario::OutputOverTheBound => (r#"["localhost"]"#, LONG_OUTPUT.into(), "log_max_bytes = 4096"),
+            Scenario::OutputOverTheBound => (
+                r#"["localhost"]"#,
+                LONG_OUTPUT.into(),
+                "log_max_bytes = 4096",
+            ),
             Scenario::OneHostDeadBeforeTheJob | Scenario::OneHostKilledMidJob => {
-                return Err("the local platform's one host is jobwatch's own: it cannot be down while jobwatch runs");
+                return Err(
+                    "the local platform's one host is jobwatch's own: it cannot be down while jobwatch runs",
+                );
             }
             Scenario::DeadlineThenTerminate => {
-                return Err("the local platform kills the script's process group at the job's timeout itself (102): jobwatch's deadline never comes first");
+                return Err(
+                    "the local platform kills the script's process group at the job's timeout itself (102): jobwatch's deadline never comes first",
+                );
             }
             Scenario::SubmitAnswerLost => {
-                return Err("a local submit is a call in the same process: its answer cannot be lost");
+                return Err(
+                    "a local submit is a call in the same process: its answer cannot be lost",
+                );
             }
         };
         let script = script(&action).replace("\"$1\"", "\"localhost\"");
         Ok(Stage {
-            config: format!("[platforms.local]\nkind = \"local\"\n{}", conf_check("local", hosts, &script, extra, "")),
+            config: format!(
+                "[platforms.local]\nkind = \"local\"\n{}",
+                conf_check("local", hosts, &script, extra, "")
+            ),
             env: vec![],
             hosts: vec![("ip", json!("localhost"))],
             subject: 0,
@@ -318,6 +455,19 @@ impl Fleet for Local {
     fn killed_host_outcome(&self) -> &'static str {
         unreachable!("no killed hosts on the local platform")
     }
+
+    fn raw_facts(&self, s: Scenario, subject: &Value) -> Result<(), String> {
+        // The local platform speaks bk-job's codes (9 success, 104 failed).
+        has(
+            subject,
+            "status",
+            json!(if s == Scenario::OneFailsWithExit3 {
+                104
+            } else {
+                9
+            }),
+        )
+    }
 }
 
 #[test]
@@ -333,10 +483,14 @@ struct BkJob {
 }
 
 fn emulator_host(id: u64, body: &str) -> String {
-    format!("[[hosts]]\nbk_host_id = {id}\nip = \"10.0.0.{}\"\n{body}\n", id - 100)
+    format!(
+        "[[hosts]]\nbk_host_id = {id}\nip = \"10.0.0.{}\"\n{body}\n",
+        id - 100
+    )
 }
 
-const OK_HOST: &str = "duration = \"300ms\"\nstatus = 9\nlog = \"conformance: hello\\nconformance: done\\n\"";
+const OK_HOST: &str =
+    "duration = \"300ms\"\nstatus = 9\nlog = \"conformance: hello\\nconformance: done\\n\"";
 
 impl Fleet for BkJob {
     fn name(&self) -> &'static str {
@@ -369,17 +523,28 @@ impl Fleet for BkJob {
         }
         let platform = Arc::new(common::emulator(&scenario));
         let (extra, poll_extra) = match s {
-            Scenario::DeadlineThenTerminate => ("timeout = \"2s\"", "deadline_slack = \"1s\"\non_deadline = \"terminate\""),
+            Scenario::DeadlineThenTerminate => (
+                "timeout = \"2s\"",
+                "deadline_slack = \"1s\"\non_deadline = \"terminate\"",
+            ),
             Scenario::OutputOverTheBound => ("log_max_bytes = 4096", ""),
             _ => ("", ""),
         };
         let check = conf_check("bk", "[101, 102]", "echo conformance", extra, poll_extra)
             .replace("[checks.poll]", "account_alias = \"root\"\n[checks.poll]");
-        let config = bkjob_emulator::jobwatch_platform_toml("bk", &[platform.emulator.apigw_url()], "apigw", "request_timeout = \"2s\"");
+        let config = bkjob_emulator::jobwatch_platform_toml(
+            "bk",
+            &[platform.emulator.apigw_url()],
+            "apigw",
+            "request_timeout = \"2s\"",
+        );
         self.last = Some(platform.clone());
         Ok(Stage {
             config: format!("{config}{check}"),
-            env: vec![("JOBWATCH__PLATFORMS__BK__APP_SECRET", common::SECRET.to_owned())],
+            env: vec![(
+                "JOBWATCH__PLATFORMS__BK__APP_SECRET",
+                common::SECRET.to_owned(),
+            )],
             hosts: vec![("bk_host_id", json!(101)), ("bk_host_id", json!(102))],
             subject: 1,
             during: None,
@@ -398,6 +563,16 @@ impl Fleet for BkJob {
 
     fn killed_host_outcome(&self) -> &'static str {
         "agent_error"
+    }
+
+    fn raw_facts(&self, s: Scenario, subject: &Value) -> Result<(), String> {
+        let status = match s {
+            Scenario::OneFailsWithExit3 => 104,
+            Scenario::OneHostDeadBeforeTheJob | Scenario::OneHostKilledMidJob => 310,
+            Scenario::DeadlineThenTerminate => 403,
+            _ => 9,
+        };
+        has(subject, "status", json!(status))
     }
 }
 
@@ -430,7 +605,9 @@ fn answer_dropper(upstream: SocketAddr, needle: &'static [u8]) -> AnswerDropper 
     let counter = dropped.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(upstream) else { continue };
+            let Ok(server) = TcpStream::connect(upstream) else {
+                continue;
+            };
             let drop_this = Arc::new(AtomicBool::new(false));
             let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             let (flag, arm) = (drop_this.clone(), armed.clone());
@@ -442,7 +619,9 @@ fn answer_dropper(upstream: SocketAddr, needle: &'static [u8]) -> AnswerDropper 
                         break;
                     }
                     window.extend_from_slice(&buf[..n]);
-                    if window.windows(needle.len()).any(|w| w == needle) && arm.swap(false, Ordering::SeqCst) {
+                    if window.windows(needle.len()).any(|w| w == needle)
+                        && arm.swap(false, Ordering::SeqCst)
+                    {
                         flag.store(true, Ordering::SeqCst);
                     }
                     let keep = window.len().saturating_sub(needle.len());
@@ -489,12 +668,27 @@ impl Fleet for SaltFleet {
         let (hosts, action, subject_host, extra, poll_extra) = match s {
             Scenario::AllSucceed => (["host-a", "host-b"], String::new(), "host-b", "", ""),
             Scenario::OneFailsWithExit3 => (["host-a", "host-b"], FAIL_3.into(), "host-b", "", ""),
-            Scenario::OneHostUnknown => (["host-a", "host-nokey"], String::new(), "host-nokey", "", ""),
+            Scenario::OneHostUnknown => (
+                ["host-a", "host-nokey"],
+                String::new(),
+                "host-nokey",
+                "",
+                "",
+            ),
             Scenario::OneHostDeadBeforeTheJob => {
                 drop(guard);
                 self.salt.lock().unwrap().kill_minion("host-c");
                 self.restart = Some("host-c");
-                return self.stage_with(["host-a", "host-c"], String::new(), "host-c", "", "", None, Vec::new(), None);
+                return self.stage_with(
+                    ["host-a", "host-c"],
+                    String::new(),
+                    "host-c",
+                    "",
+                    "",
+                    None,
+                    Vec::new(),
+                    None,
+                );
             }
             Scenario::OneHostKilledMidJob => {
                 let salt = self.salt.clone();
@@ -504,7 +698,13 @@ impl Fleet for SaltFleet {
                     salt.lock().unwrap().kill_minion("host-c");
                 }));
                 self.restart = Some("host-c");
-                (["host-a", "host-c"], "sleep 20".to_owned(), "host-c", "", "")
+                (
+                    ["host-a", "host-c"],
+                    "sleep 20".to_owned(),
+                    "host-c",
+                    "",
+                    "",
+                )
             }
             Scenario::DeadlineThenTerminate => {
                 let salt = self.salt.clone();
@@ -512,11 +712,21 @@ impl Fleet for SaltFleet {
                     // Freeze the job's process on host-b: Salt's own timeout lives in it, so
                     // the job runs on past jobwatch's deadline (a hung job).
                     let jid = wait_until_running(&salt, "host-b");
-                    let pid = salt.lock().unwrap().job_pid("host-b", &jid).expect("host-b runs the job");
+                    let pid = salt
+                        .lock()
+                        .unwrap()
+                        .job_pid("host-b", &jid)
+                        .expect("host-b runs the job");
                     // SAFETY: kill(2) on a process of the minion this test started.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
                 }));
-                (["host-a", "host-b"], "sleep 30".to_owned(), "host-b", "timeout = \"6s\"", "deadline_slack = \"2s\"\non_deadline = \"terminate\"")
+                (
+                    ["host-a", "host-b"],
+                    "sleep 30".to_owned(),
+                    "host-b",
+                    "timeout = \"6s\"",
+                    "deadline_slack = \"2s\"\non_deadline = \"terminate\"",
+                )
             }
             Scenario::SubmitAnswerLost => {
                 let upstream: SocketAddr = api.trim_start_matches("http://").parse().unwrap();
@@ -525,10 +735,25 @@ impl Fleet for SaltFleet {
                 keep.push(Box::new(proxy.dropped.clone()));
                 (["host-a", "host-b"], String::new(), "host-b", "", "")
             }
-            Scenario::OutputOverTheBound => (["host-a", "host-b"], LONG_OUTPUT.into(), "host-b", "log_max_bytes = 4096", ""),
+            Scenario::OutputOverTheBound => (
+                ["host-a", "host-b"],
+                LONG_OUTPUT.into(),
+                "host-b",
+                "log_max_bytes = 4096",
+                "",
+            ),
         };
         drop(guard);
-        self.stage_with(hosts, action, subject_host, extra, poll_extra, during, keep, Some(api))
+        self.stage_with(
+            hosts,
+            action,
+            subject_host,
+            extra,
+            poll_extra,
+            during,
+            keep,
+            Some(api),
+        )
     }
 
     fn unknown_host_is(&self) -> UnknownHostIs {
@@ -541,6 +766,32 @@ impl Fleet for SaltFleet {
 
     fn killed_host_outcome(&self) -> &'static str {
         "agent_error"
+    }
+
+    fn raw_facts(&self, s: Scenario, subject: &Value) -> Result<(), String> {
+        // jobwatch's Salt codes (platform/salt/codes.rs), and Salt's own words beside them.
+        let facts = &subject["facts"];
+        match s {
+            Scenario::OneFailsWithExit3 => {
+                has(subject, "status", json!(4))?;
+                has(facts, "retcode", json!(3))?;
+                has(facts, "return_retcode", json!(3))?;
+                has(facts, "success", json!(false))
+            }
+            Scenario::OneHostUnknown => has(subject, "status", json!(7)),
+            Scenario::OneHostDeadBeforeTheJob | Scenario::OneHostKilledMidJob => {
+                has(subject, "status", json!(8))?;
+                has(facts, "probe", json!("no answer"))
+            }
+            Scenario::DeadlineThenTerminate => {
+                has(subject, "status", json!(11))?;
+                has(facts, "probe", json!({"running": false}))
+            }
+            _ => {
+                has(subject, "status", json!(3))?;
+                has(facts, "return_retcode", json!(0))
+            }
+        }
     }
 
     fn reset(&mut self) {
@@ -573,7 +824,10 @@ impl SaltFleet {
         let check = conf_check("salt", &list, &script, extra, poll_extra);
         Ok(Stage {
             config: format!("{platform}{check}"),
-            env: vec![("JOBWATCH__PLATFORMS__SALT__PASSWORD", salt::PASSWORD.to_owned())],
+            env: vec![(
+                "JOBWATCH__PLATFORMS__SALT__PASSWORD",
+                salt::PASSWORD.to_owned(),
+            )],
             hosts: hosts.iter().map(|h| ("minion_id", json!(h))).collect(),
             subject: hosts.iter().position(|h| *h == subject).unwrap(),
             during,
@@ -598,11 +852,92 @@ fn wait_until_running(salt: &std::sync::Mutex<salt::Salt>, id: &str) -> String {
 fn real_salt_passes_the_conformance_suite() {
     let started = Instant::now();
     let salt = salt::Salt::start(&["host-a", "host-b", "host-c"]);
-    eprintln!("salt: master, salt-api and 3 minions up in {:.1?}", started.elapsed());
+    eprintln!(
+        "salt: master, salt-api and 3 minions up in {:.1?}",
+        started.elapsed()
+    );
     let salt = Arc::new(std::sync::Mutex::new(salt));
-    let mut fleet = SaltFleet { salt: salt.clone(), restart: None };
+    let mut fleet = SaltFleet {
+        salt: salt.clone(),
+        restart: None,
+    };
     run_suite(&mut fleet);
+    salt_api_restart_and_a_forgotten_job(&salt);
     let stopping = Instant::now();
     salt.lock().unwrap().stop();
     eprintln!("salt: stopped in {:.1?}", stopping.elapsed());
+}
+
+/// Salt's own failure modes beyond the suite: salt-api restarted mid-job (its sessions die:
+/// jobwatch logs in again and the job ends true), and a job the master's cache forgets
+/// (`lost`, never `succeeded`).
+fn salt_api_restart_and_a_forgotten_job(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
+    let mut fleet = SaltFleet {
+        salt: salt.clone(),
+        restart: None,
+    };
+    let began = Instant::now();
+    let mut stage = fleet
+        .stage_with(
+            ["host-a", "host-b"],
+            "sleep 6".into(),
+            "host-b",
+            "",
+            "",
+            None,
+            Vec::new(),
+            None,
+        )
+        .unwrap();
+    let restarter = salt.clone();
+    stage.during = Some(Box::new(move || {
+        wait_until_running(&restarter, "host-b");
+        restarter.lock().unwrap().restart_api();
+    }));
+    let (_, code, report, stderr) = exec(stage);
+    assert_eq!(
+        (code, report["state"].as_str()),
+        (0, Some("succeeded")),
+        "after a salt-api restart:\n{report:#}\n{stderr}"
+    );
+    eprintln!(
+        "salt: salt-api restarted mid-job: ok in {:.1?}",
+        began.elapsed()
+    );
+
+    let began = Instant::now();
+    let mut stage = fleet
+        .stage_with(
+            ["host-a", "host-b"],
+            "sleep 10".into(),
+            "host-b",
+            "",
+            "",
+            None,
+            Vec::new(),
+            None,
+        )
+        .unwrap();
+    let forgetter = salt.clone();
+    stage.during = Some(Box::new(move || {
+        let jid = wait_until_running(&forgetter, "host-b");
+        assert!(
+            forgetter.lock().unwrap().forget_job(&jid),
+            "job {jid} in the master's cache"
+        );
+    }));
+    let (_, code, report, stderr) = exec(stage);
+    assert_eq!(
+        (code, report["state"].as_str()),
+        (3, Some("lost")),
+        "a forgotten job:\n{report:#}\n{stderr}"
+    );
+    assert!(
+        report["reason"].as_str().unwrap().contains("job cache"),
+        "{report:#}"
+    );
+    eprintln!(
+        "salt: job forgotten by the master's cache: ok in {:.1?}",
+        began.elapsed()
+    );
 }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use bkjob_emulator::{Emulator, Scenario};
 use jobwatch::config::CheckConfig;
 use jobwatch::model::{ExecutionState, Host, TriggerStatus};
-use jobwatch::platform::endpoints::FlowSettings;
 use jobwatch::platform::bkjob::{BkJob, BkJobSettings, Door};
+use jobwatch::platform::endpoints::FlowSettings;
 use jobwatch::tracker::detect::{ConditionKind, DetectPolicy};
 use jobwatch::tracker::{Execution, ExecutionReport, Journal, PollPolicy, Silent};
 

@@ -73,6 +73,7 @@ fn alert(status: AlertStatus) -> Alert {
             description: "1 of 2 hosts did not succeed".into(),
             execution_id: "0190-exec".into(),
             job_instance_id: Some(20001),
+            jid: None,
             state: ExecutionState::Failed,
             started_at: "2026-09-21T12:00:00.000Z".into(),
             hosts: vec![

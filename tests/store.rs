@@ -180,6 +180,7 @@ fn hold(fp_check: &str, holder: &str, report: &ExecutionReport, hold: bool) -> A
             description: "x".into(),
             execution_id: report.execution_id.clone(),
             job_instance_id: None,
+            jid: None,
             state: report.state,
             started_at: report.started_at.clone(),
             hosts: vec![],

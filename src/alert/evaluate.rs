@@ -150,6 +150,7 @@ impl Alerting {
             description,
             execution_id: r.execution_id.clone(),
             job_instance_id: r.job_instance_id,
+            jid: r.jid.clone(),
             state: r.state,
             started_at: r.started_at.clone(),
             hosts,

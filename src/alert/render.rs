@@ -4,7 +4,7 @@
 //! Template context: `receiver`, `status` (`firing` when any alert fires), `firing` and
 //! `resolved` (counts), `common_labels`, and `alerts`: each with `status`, `fingerprint`,
 //! `labels`, `starts_at`, `ends_at` (RFC 3339), `resolution`, and `cause` (`summary`,
-//! `description`, `execution_id`, `job_instance_id`, `state`, `hosts` [`host`, `status`,
+//! `description`, `execution_id`, `job_instance_id`, `jid` (Salt), `state`, `hosts` [`host`, `status`,
 //! `status_label`, `outcome`, `exit_code`], `hosts_total`, `hosts_failed`, `log_tails`
 //! [`host`, `text`, `truncated`]).
 
@@ -158,7 +158,7 @@ pub const DEFAULT_TITLE: &str = "[{{ status | upper }}] {{ alerts[0].labels.aler
 pub const DEFAULT_TEXT: &str = r#"{% for a in alerts %}{{ a.status | upper }} {{ a.labels.alertname }} ({{ a.labels.severity }})
 {{ a.cause.summary }}
 Check: {{ a.labels.check }}   Platform: {{ a.labels.platform }}
-Execution: {{ a.cause.execution_id }}{% if a.cause.job_instance_id %}   Job instance: {{ a.cause.job_instance_id }}{% endif %}   State: {{ a.cause.state }}
+Execution: {{ a.cause.execution_id }}{% if a.cause.job_instance_id %}   Job instance: {{ a.cause.job_instance_id }}{% endif %}{% if a.cause.jid %}   Salt jid: {{ a.cause.jid }}{% endif %}   State: {{ a.cause.state }}
 Since: {{ a.starts_at }}{% if a.ends_at %}   Resolved: {{ a.ends_at }} ({{ a.resolution }}){% endif %}
 {% if a.cause.hosts %}
 Hosts ({{ a.cause.hosts_failed }} of {{ a.cause.hosts_total }} not succeeded):
@@ -174,7 +174,7 @@ Hosts ({{ a.cause.hosts_failed }} of {{ a.cause.hosts_total }} not succeeded):
 pub const DEFAULT_MARKDOWN: &str = r#"{% for a in alerts %}**{{ a.status | upper }}** {{ a.labels.alertname }} ({{ a.labels.severity }})
 {{ a.cause.summary }}
 - check: {{ a.labels.check }}, platform: {{ a.labels.platform }}
-- execution: {{ a.cause.execution_id }}{% if a.cause.job_instance_id %}, job instance {{ a.cause.job_instance_id }}{% endif %}, {{ a.cause.state }}
+- execution: {{ a.cause.execution_id }}{% if a.cause.job_instance_id %}, job instance {{ a.cause.job_instance_id }}{% endif %}{% if a.cause.jid %}, Salt jid {{ a.cause.jid }}{% endif %}, {{ a.cause.state }}
 {% if a.ends_at %}- resolved {{ a.ends_at }}: {{ a.resolution }}
 {% endif %}{% for h in a.cause.hosts if h.outcome != "success" %}- {{ h.host }}: {{ h.outcome }} {{ h.status_label }}{% if h.exit_code is not none %} (exit {{ h.exit_code }}){% endif %}
 {% endfor %}{% for t in a.cause.log_tails[:3] %}
@@ -189,7 +189,7 @@ pub const DEFAULT_MARKDOWN: &str = r#"{% for a in alerts %}**{{ a.status | upper
 pub const DEFAULT_HTML: &str = r#"<!doctype html><html><body style="font-family: sans-serif">
 {% for a in alerts %}<h3 style="color: {{ '#b00020' if a.status == 'firing' else '#1b5e20' }}">{{ a.status | upper }} {{ a.labels.alertname }} ({{ a.labels.severity }})</h3>
 <p>{{ a.cause.summary }}</p>
-<p>Check <b>{{ a.labels.check }}</b> on <b>{{ a.labels.platform }}</b>; execution <code>{{ a.cause.execution_id }}</code>{% if a.cause.job_instance_id %}, job instance {{ a.cause.job_instance_id }}{% endif %}, state {{ a.cause.state }}; since {{ a.starts_at }}{% if a.ends_at %}; resolved {{ a.ends_at }} ({{ a.resolution }}){% endif %}.</p>
+<p>Check <b>{{ a.labels.check }}</b> on <b>{{ a.labels.platform }}</b>; execution <code>{{ a.cause.execution_id }}</code>{% if a.cause.job_instance_id %}, job instance {{ a.cause.job_instance_id }}{% endif %}{% if a.cause.jid %}, Salt jid {{ a.cause.jid }}{% endif %}, state {{ a.cause.state }}; since {{ a.starts_at }}{% if a.ends_at %}; resolved {{ a.ends_at }} ({{ a.resolution }}){% endif %}.</p>
 {% if a.cause.hosts %}<table border="1" cellpadding="4" cellspacing="0">
 <tr><th>host</th><th>outcome</th><th>status</th><th>exit code</th></tr>
 {% for h in a.cause.hosts %}<tr><td>{{ h.host }}</td><td>{{ h.outcome }}</td><td>{{ h.status if h.status is not none else "-" }} {{ h.status_label }}</td><td>{{ h.exit_code if h.exit_code is not none else "-" }}</td></tr>

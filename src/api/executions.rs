@@ -72,6 +72,9 @@ pub struct ExecutionSummary {
     pub reason: String,
     /// Job instance.
     pub job_instance_id: Option<u64>,
+    /// Salt job id, on a Salt platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jid: Option<String>,
     /// Scheduled tick, RFC 3339.
     pub scheduled_at: Option<String>,
     /// Start, RFC 3339.
@@ -99,6 +102,7 @@ impl From<&ExecutionReport> for ExecutionSummary {
             .to_owned(),
             reason: r.reason.clone(),
             job_instance_id: r.job_instance_id,
+            jid: r.jid.clone(),
             scheduled_at: r.scheduled_at_ms.map(crate::time::rfc3339_ms),
             started_at: r.started_at.clone(),
             hosts: r.hosts.len(),
@@ -134,8 +138,17 @@ pub struct ExecutionPage {
     pub next_cursor: Option<String>,
 }
 
-pub(super) fn parse_host(v: &serde_json::Value) -> Result<Host, ApiError> {
+/// A host of a request: a CMDB id (number or digits), `"<bk_cloud_id>:<ip>"` or
+/// `localhost`; on a Salt platform (`salt`), a minion id.
+pub(super) fn parse_host(v: &serde_json::Value, salt: bool) -> Result<Host, ApiError> {
     match v {
+        serde_json::Value::String(s) if salt => Host::parse_minion(s).map_err(|e| {
+            if s.chars().count() > super::error::ECHO_MAX_CHARS {
+                ApiError::bad_request(format!("`{}` is not a minion id", clip(s)))
+            } else {
+                ApiError::bad_request(e.to_string())
+            }
+        }),
         serde_json::Value::Number(n) => n.as_u64().map(Host::by_id).ok_or_else(|| {
             ApiError::bad_request(format!("`{}` is not a host id", clip(&n.to_string())))
         }),
@@ -175,7 +188,20 @@ pub async fn create_execution(
         Some(list) if list.is_empty() => {
             return Err(ApiError::bad_request("`hosts` must not be empty"));
         }
-        Some(list) => Some(list.iter().map(parse_host).collect::<Result<Vec<_>, _>>()?),
+        Some(list) => {
+            let config = state.runner.config();
+            let salt = config
+                .checks
+                .iter()
+                .find(|c| c.name == request.check)
+                .and_then(|c| config.platforms.get(&c.platform))
+                .is_some_and(|p| p.kind() == "salt");
+            Some(
+                list.iter()
+                    .map(|h| parse_host(h, salt))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
         None => None,
     };
     let overrides = Overrides {
@@ -293,7 +319,7 @@ pub async fn get_execution(
 
 #[utoipa::path(get, path = "/v1/executions/{id}/hosts/{host}/log",
     params(("id" = String, Path, description = "Execution id"),
-        ("host" = String, Path, description = "`<bk_cloud_id>:<ip>`, a host id, or `localhost`")),
+        ("host" = String, Path, description = "`<bk_cloud_id>:<ip>`, a host id, `localhost`, or a Salt minion id")),
     responses((status = 200, description = "The host's log tail.", content_type = "text/plain"), (status = 404, body = ErrorBody)))]
 pub async fn host_log(
     State(state): State<AppState>,

@@ -33,7 +33,11 @@ fn table(title: &str, id: &str, rows: &[ExecutionReport], total: u64) -> String 
         "<h2>{title} (<span id=\"{id}-total\">{total}</span>{shown})</h2>\n<table id=\"{id}\">\n<tr><th>execution</th><th>check</th><th>origin</th><th>state</th><th>trigger</th><th>job</th><th>started</th><th>conditions</th><th>reason</th></tr>\n"
     );
     for r in rows {
-        let job = r.job_instance_id.map(|j| j.to_string()).unwrap_or_default();
+        let job = match (&r.jid, r.job_instance_id) {
+            (Some(jid), _) => jid.clone(),
+            (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
+        };
         let (origin, trigger) = (r.origin.as_str(), r.trigger_status.as_str());
         let reason: String = r.reason.chars().take(300).collect();
         let _ = writeln!(

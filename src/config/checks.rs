@@ -119,7 +119,10 @@ pub(super) fn validate_check(
             if let Some(l) = language.filter(|l| l.interpreter().is_none()) {
                 issues.add(
                     format!("{key}.script_language"),
-                    format!("`{}` scripts do not run through Salt here: use shell, perl or python", l.name()),
+                    format!(
+                        "`{}` scripts do not run through Salt here: use shell, perl or python",
+                        l.name()
+                    ),
                 );
             }
         }

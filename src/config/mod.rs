@@ -24,12 +24,12 @@ use url::Url;
 
 mod alerts;
 pub mod bkjob;
-pub mod salt;
 mod checks;
 mod issues;
 mod platforms;
 pub mod policy;
 mod raw;
+pub mod salt;
 mod source;
 pub mod templates;
 #[cfg(test)]
@@ -43,11 +43,11 @@ pub use self::alerts::{
 pub use self::issues::Issues;
 
 use self::bkjob::{BkJobSettings, Door, FlowSettings};
-use self::salt::SaltSettings;
 use self::checks::*;
 use self::platforms::*;
 use self::policy::{DetectPolicy, FailWhen, OnDeadline, PollPolicy};
 use self::raw::*;
+use self::salt::SaltSettings;
 use self::validate::*;
 use crate::model::{Host, ScriptLanguage};
 

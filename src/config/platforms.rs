@@ -39,7 +39,10 @@ pub(super) fn validate_platform(
             ];
             for (field, set) in remote_only {
                 if set {
-                    issues.add(format!("{key}.{field}"), "only for kind = \"bkjob\" or \"salt\"");
+                    issues.add(
+                        format!("{key}.{field}"),
+                        "only for kind = \"bkjob\" or \"salt\"",
+                    );
                 }
             }
             for (field, set) in salt_fields(p) {

@@ -304,3 +304,66 @@ fn the_store_is_sqlite_by_default_and_postgres_takes_its_password_from_outside()
     );
     assert!(format!("{issues:?}").contains("use sqlite:// or postgres://"));
 }
+
+const SALT: &str = r#"
+    [platforms.salt]
+    kind = "salt"
+    endpoints = ["https://salt-api.example.com:8000"]
+    username = "jobwatch"
+    eauth = "pam"
+
+    [[checks]]
+    name = "disk"
+    platform = "salt"
+    script = "df -h"
+    hosts = ["web-01", "db.example.com"]
+    account_alias = "nobody"
+"#;
+
+#[test]
+fn a_salt_platform_takes_minion_ids_and_its_password_from_outside() {
+    let config = load_str(
+        SALT,
+        &[("JOBWATCH__PLATFORMS__SALT__PASSWORD", "pam-Secret-Word-1")],
+    )
+    .unwrap();
+    let PlatformConfig::Salt(salt) = &config.platforms["salt"] else {
+        panic!("salt expected")
+    };
+    assert_eq!(salt.eauth, "pam");
+    assert_eq!(salt.request_timeout, Duration::from_secs(10));
+    let check = config.check("disk").unwrap();
+    assert_eq!(check.hosts[0], Host::minion("web-01"));
+    assert_eq!(check.hosts[1].to_string(), "db.example.com");
+    assert!(!format!("{config:?}").contains("pam-Secret-Word-1"));
+}
+
+#[test]
+fn salt_settings_problems_are_named() {
+    let text = SALT
+        .replace("eauth = \"pam\"", "eauth = \"auto\"\napp_code = \"x\"")
+        .replace("\"web-01\"", "\"web 01\"")
+        .replace(
+            "script = \"df -h\"",
+            "script = \"dir\"\nscript_language = \"bat\"",
+        );
+    let keys: Vec<String> = issues_of(&text, &[]).into_iter().map(|i| i.key).collect();
+    for key in [
+        "platforms.salt.eauth",
+        "platforms.salt.app_code",
+        "platforms.salt.password",
+        "checks[0].hosts[0]",
+        "checks[0].script_language",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} not in {keys:?}");
+    }
+    let bk_with_salt_keys = BK.replace("scope_id = \"2\"", "scope_id = \"2\"\neauth = \"pam\"");
+    let keys: Vec<String> = issues_of(
+        &bk_with_salt_keys,
+        &[("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")],
+    )
+    .into_iter()
+    .map(|i| i.key)
+    .collect();
+    assert_eq!(keys, ["platforms.bk.eauth"]);
+}

@@ -43,7 +43,9 @@ pub enum RunError {
         platform: String,
     },
     /// A watch on a platform whose jobs are not numbered (Salt: a jid, not a job instance).
-    #[error("platform `{0}` does not number its jobs: only bk-job and local jobs can be watched by job_instance_id")]
+    #[error(
+        "platform `{0}` does not number its jobs: only bk-job and local jobs can be watched by job_instance_id"
+    )]
     NotWatchable(String),
     /// The agent is shutting down.
     #[error("jobwatch is shutting down")]

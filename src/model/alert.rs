@@ -164,6 +164,9 @@ pub struct AlertCause {
     pub execution_id: String,
     /// Its job instance, if one exists.
     pub job_instance_id: Option<u64>,
+    /// Its Salt job id, on a Salt platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jid: Option<String>,
     /// Its state when the alert was raised.
     pub state: ExecutionState,
     /// RFC 3339 start of the execution.

@@ -389,7 +389,8 @@ pub enum ExecutionState {
     Failed,
     /// The deadline (job timeout + slack) or the poll budget ran out before the job ended.
     TimedOut,
-    /// The platform no longer knows the job instance (bk-job 1244006).
+    /// The platform no longer knows the job instance (bk-job 1244006; a jid Salt's job cache
+    /// no longer has).
     Lost,
     /// Stopped on request (the user interrupted jobwatch).
     Cancelled,

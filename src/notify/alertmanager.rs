@@ -117,6 +117,9 @@ impl Alertmanager {
                 if let Some(job) = a.cause.job_instance_id {
                     annotations["job_instance_id"] = job.to_string().into();
                 }
+                if let Some(jid) = &a.cause.jid {
+                    annotations["jid"] = jid.clone().into();
+                }
                 if let Some(r) = &a.resolution {
                     annotations["resolution"] = r.clone().into();
                 }

@@ -224,7 +224,11 @@ impl Endpoints {
                         && e.code.is_none_or(|c| c >= 1_600_000)
                         && e.http_status.is_none_or(|s| s >= 500);
                     if endpoint_fault && self.failed(i) {
-                        tracing::warn!(platform, endpoint = i, "Endpoint failing; skipped for a cool-down.");
+                        tracing::warn!(
+                            platform,
+                            endpoint = i,
+                            "Endpoint failing; skipped for a cool-down."
+                        );
                     }
                     let try_next = e.class == ErrorClass::Transient
                         && !e.maybe_applied

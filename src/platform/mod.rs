@@ -234,7 +234,11 @@ pub trait Platform: Send + Sync {
 /// A transport failure, classified: a connect failure never reached the platform; a timeout
 /// or a broken connection after sending may have (for a mutating call). The URL is dropped
 /// from the text: it is the configured endpoint and may carry credentials in userinfo.
-pub(crate) fn transport_error(api: &'static str, mutating: bool, e: reqwest::Error) -> PlatformError {
+pub(crate) fn transport_error(
+    api: &'static str,
+    mutating: bool,
+    e: reqwest::Error,
+) -> PlatformError {
     let connect = e.is_connect();
     let what = if connect {
         "cannot connect"

@@ -226,7 +226,11 @@ pub fn decide(o: &Observed<'_>) -> (ExecutionState, String) {
         PollEnd::NotFound { polls } => (
             ExecutionState::Lost,
             format!(
-                "the platform no longer knows the job instance (1244006, {polls} polls in a row); last seen: {}",
+                "the platform no longer knows the job ({}, {polls} polls in a row); last seen: {}",
+                // bk-job says 1244006; Salt's job cache says it in words (in the last error).
+                o.last_error
+                    .and_then(|e| e.code)
+                    .map_or_else(|| "not found".to_owned(), |c| c.to_string()),
                 last_seen(o)
             ),
         ),
@@ -426,10 +430,20 @@ mod tests {
     }
 
     #[test]
-    fn not_found_is_lost() {
+    fn not_found_is_lost_with_the_platforms_code_when_it_has_one() {
         let (state, reason) = decide(&observed(PollEnd::NotFound { polls: 3 }, None, &[]));
         assert_eq!(state, ExecutionState::Lost);
-        assert!(reason.contains("1244006"), "{reason}");
+        assert!(reason.contains("(not found, 3 polls in a row)"), "{reason}");
+        let bkjob = PlatformError {
+            class: crate::model::ErrorClass::NotFound,
+            ..PlatformError::permanent("get_job_instance_status", Some(1244006), "not exist")
+        };
+        let (state, reason) = decide(&Observed {
+            last_error: Some(&bkjob),
+            ..observed(PollEnd::NotFound { polls: 3 }, None, &[])
+        });
+        assert_eq!(state, ExecutionState::Lost);
+        assert!(reason.contains("(1244006, 3 polls in a row)"), "{reason}");
     }
 
     #[test]

@@ -218,9 +218,11 @@ impl ExecutionReport {
     /// (failing hosts first), and the reason.
     pub fn to_text(&self, log_lines: usize) -> String {
         let mut out = String::new();
-        let job = self
-            .job_instance_id
-            .map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let job = match (&self.jid, self.job_instance_id) {
+            (Some(jid), _) => format!("jid {jid}"),
+            (None, Some(id)) => format!("job_instance_id {id}"),
+            (None, None) => "job_instance_id -".to_owned(),
+        };
         let _ = writeln!(
             out,
             "check {}  platform {} ({})  execution {}",
@@ -228,7 +230,7 @@ impl ExecutionReport {
         );
         let _ = writeln!(
             out,
-            "trigger {}  job_instance_id {job}  job status {}  polls {} ({} failed)  {:.1}s",
+            "trigger {}  {job}  job status {}  polls {} ({} failed)  {:.1}s",
             self.trigger_status.as_str(),
             match (&self.job_status, &self.job_status_label) {
                 (Some(c), Some(l)) => format!("{c} {l}"),
@@ -238,7 +240,7 @@ impl ExecutionReport {
             self.failed_polls,
             self.duration_seconds
         );
-        if self.job_instance_id.is_some() && !self.hosts.is_empty() {
+        if (self.job_instance_id.is_some() || self.jid.is_some()) && !self.hosts.is_empty() {
             let rows: Vec<[String; 5]> = self
                 .hosts
                 .iter()

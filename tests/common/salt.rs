@@ -112,7 +112,10 @@ impl Salt {
     /// Starts a master, salt-api and `minions`, and waits until every minion answers
     /// `test.ping` through salt-api.
     pub fn start(minions: &[&str]) -> Salt {
-        let root = tempfile::Builder::new().prefix("jobwatch-salt-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("jobwatch-salt-")
+            .tempdir()
+            .unwrap();
         let (publish_port, ret_port, api_port) = (free_port(), free_port(), free_port());
         let master_dir = root.path().join("master");
         std::fs::create_dir_all(&master_dir).unwrap();
@@ -145,7 +148,12 @@ api_logfile: {root}/api.log
             ),
         )
         .unwrap();
-        let master = spawn("salt-master", &master_dir, &master_dir.join("master.out"), &[]);
+        let master = spawn(
+            "salt-master",
+            &master_dir,
+            &master_dir.join("master.out"),
+            &[],
+        );
         let salt_api = spawn("salt-api", &master_dir, &master_dir.join("api.out"), &[]);
         let mut salt = Salt {
             api: format!("http://127.0.0.1:{api_port}"),
@@ -190,7 +198,12 @@ log_file: {root}/minion.log
         .unwrap();
         // Scripts see which minion runs them (the minion's environment is theirs), so one
         // script can behave differently per host.
-        let child = spawn("salt-minion", &dir, &dir.join("minion.out"), &[(MINION_ENV, id)]);
+        let child = spawn(
+            "salt-minion",
+            &dir,
+            &dir.join("minion.out"),
+            &[(MINION_ENV, id)],
+        );
         if let Some(mut old) = self.minions.insert(id.to_owned(), child) {
             stop_all(std::slice::from_mut(&mut old), Duration::from_secs(10));
         }
@@ -201,6 +214,37 @@ log_file: {root}/minion.log
         let mut child = self.minions.remove(id).expect("a running minion");
         signal_group(&child, libc::SIGKILL);
         let _ = child.wait();
+    }
+
+    /// Stops salt-api and starts it again: the sessions it held (jobwatch's token) are gone.
+    pub fn restart_api(&mut self) {
+        if let Some(mut old) = self.salt_api.take() {
+            stop_all(std::slice::from_mut(&mut old), Duration::from_secs(15));
+        }
+        let dir = self.root.path().join("master");
+        self.salt_api = Some(spawn("salt-api", &dir, &dir.join("api-restarted.out"), &[]));
+        let until = Instant::now() + Duration::from_secs(60);
+        let rt = crate::common::runtime();
+        while rt.block_on(self.lowstate(json!([{"client": "runner", "fun": "jobs.list_jobs", "search_function": "none.such"}]))).is_err() {
+            assert!(Instant::now() < until, "salt-api did not come back:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Deletes job `jid` from the master's job cache (what `keep_jobs_seconds` does when it
+    /// expires). Returns whether it was there.
+    pub fn forget_job(&self, jid: &str) -> bool {
+        let mut found = false;
+        for file in walk_all(self.root.path()) {
+            if file.file_name().is_some_and(|n| n == "jid")
+                && std::fs::read_to_string(&file).is_ok_and(|t| t.trim() == jid)
+                && let Some(dir) = file.parent()
+            {
+                std::fs::remove_dir_all(dir).unwrap();
+                found = true;
+            }
+        }
+        found
     }
 
     /// The pid of job `jid` on minion `id` (`saltutil.find_job`), if it runs it.
@@ -218,7 +262,10 @@ log_file: {root}/minion.log
         let v = rt
             .block_on(self.lowstate(json!([{"client": "runner", "fun": "jobs.list_jobs", "search_metadata": {"jobwatch_task": task}}])))
             .unwrap();
-        v["return"][0].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        v["return"][0]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The jids of running `cmd.exec_code_all` jobs on minion `id` (`saltutil.running`).
@@ -264,7 +311,12 @@ log_file: {root}/minion.log
             .await?;
         Ok(v["return"][0]
             .as_object()
-            .map(|m| m.iter().filter(|(_, ok)| **ok == json!(true)).map(|(k, _)| k.clone()).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, ok)| **ok == json!(true))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -334,6 +386,23 @@ log_file: {root}/minion.log
     }
 }
 
+/// Every file under `dir`.
+fn walk_all(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_all(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The files under `dir`, keys and caches left out (for logs).
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -25,8 +25,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use self::wire::{Answer, BatchLogData, ListData, OperateData, StatusData, SubmitData};
 use crate::model::{Host, JobSnapshot};
-use crate::platform::{endpoints, transport_error, 
-    HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest,
+use crate::platform::{
+    HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest, endpoints, transport_error,
 };
 
 /// bk-job allows at most 500 hosts per batch_get_job_instance_ip_log call (API.md §5).
@@ -333,8 +333,9 @@ impl Platform for BkJob {
     }
 
     async fn snapshot(&self, job: &JobRef) -> Result<JobSnapshot, PlatformError> {
-        let params =
-            object(json!({ "job_instance_id": job.instance_id("get_job_instance_status")?, "return_ip_result": true }));
+        let params = object(
+            json!({ "job_instance_id": job.instance_id("get_job_instance_status")?, "return_ip_result": true }),
+        );
         let data: StatusData = self
             .call("get_job_instance_status", Verb::Query, false, params, None)
             .await?;
@@ -352,8 +353,9 @@ impl Platform for BkJob {
         let mut logs = Vec::with_capacity(hosts.len());
         for batch in hosts.chunks(LOG_BATCH_MAX_HOSTS) {
             let (key, list) = host_list(batch);
-            let mut params =
-                object(json!({ "job_instance_id": job.instance_id("batch_get_job_instance_ip_log")?, "step_instance_id": step }));
+            let mut params = object(
+                json!({ "job_instance_id": job.instance_id("batch_get_job_instance_ip_log")?, "step_instance_id": step }),
+            );
             params.insert(key.into(), list);
             let data: BatchLogData = self
                 .call(
@@ -370,7 +372,9 @@ impl Platform for BkJob {
     }
 
     async fn terminate(&self, job: &JobRef) -> Result<(), PlatformError> {
-        let params = object(json!({ "job_instance_id": job.instance_id("operate_job_instance")?, "operation_code": 1 }));
+        let params = object(
+            json!({ "job_instance_id": job.instance_id("operate_job_instance")?, "operation_code": 1 }),
+        );
         let _: OperateData = self
             .call("operate_job_instance", Verb::Post, true, params, None)
             .await?;

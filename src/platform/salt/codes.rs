@@ -59,7 +59,10 @@ pub fn host_outcome(code: i64) -> (HostOutcome, Label) {
         NOT_RETURNED => (HostOutcome::Running, label("Not returned yet", "尚未返回")),
         RUNNING => (HostOutcome::Running, label("Running", "执行中")),
         SUCCEEDED => (HostOutcome::Success, label("Returned, exit 0", "执行成功")),
-        FAILED => (HostOutcome::Failed, label("Returned, non-zero exit", "执行失败")),
+        FAILED => (
+            HostOutcome::Failed,
+            label("Returned, non-zero exit", "执行失败"),
+        ),
         SALT_ERROR => (HostOutcome::Failed, label("Salt error", "Salt 执行错误")),
         SALT_TIMEOUT => (
             HostOutcome::Timeout,

@@ -34,8 +34,7 @@ use serde_json::{Value, json};
 pub use crate::config::salt::SaltSettings;
 use crate::model::{Host, JobSnapshot};
 use crate::platform::{
-    HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest, endpoints,
-    transport_error,
+    HostLog, JobRef, Platform, PlatformError, SubmitGate, SubmitRequest, endpoints, transport_error,
 };
 
 use self::watch::Watch;
@@ -297,7 +296,12 @@ impl Salt {
         let kill = w.kill_due(now);
         if !kill.is_empty()
             && let Err(e) = self
-                .local_async("saltutil.term_job", "saltutil.kill_job", &kill, json!([jid]))
+                .local_async(
+                    "saltutil.term_job",
+                    "saltutil.kill_job",
+                    &kill,
+                    json!([jid]),
+                )
                 .await
         {
             tracing::warn!(platform = %self.settings.name, jid, error = %e, "saltutil.kill_job failed.");
@@ -305,7 +309,12 @@ impl Salt {
         if !pending.is_empty() && w.probe_due(now) {
             let hosts: Vec<String> = pending.iter().cloned().collect();
             match self
-                .local_async("saltutil.find_job", "saltutil.find_job", &hosts, json!([jid]))
+                .local_async(
+                    "saltutil.find_job",
+                    "saltutil.find_job",
+                    &hosts,
+                    json!([jid]),
+                )
                 .await
             {
                 Ok(probe) => w.sent(probe, hosts, now),
@@ -363,9 +372,8 @@ impl Platform for Salt {
             )
         })?;
         let args = match &check.param {
-            Some(p) => shell_words::split(p).map_err(|e| {
-                PlatformError::permanent(api, None, format!("script_param: {e}"))
-            })?,
+            Some(p) => shell_words::split(p)
+                .map_err(|e| PlatformError::permanent(api, None, format!("script_param: {e}")))?,
             None => Vec::new(),
         };
         let hosts = minion_ids(&check.hosts);
@@ -466,8 +474,13 @@ impl Platform for Salt {
             return Ok(());
         }
         let hosts: Vec<String> = pending.iter().cloned().collect();
-        self.local_async("saltutil.term_job", "saltutil.term_job", &hosts, json!([jid]))
-            .await?;
+        self.local_async(
+            "saltutil.term_job",
+            "saltutil.term_job",
+            &hosts,
+            json!([jid]),
+        )
+        .await?;
         let now = Instant::now();
         let mut w = self.take_watch(jid, now);
         w.terminating(pending, now);

@@ -26,10 +26,19 @@ fn a_complete_job_gives_each_host_its_own_exit_code_and_raw_facts() {
     // No jobwatch metadata (the capture's job was submitted by hand): the targets are asked.
     assert_eq!(info.requested, info.minions);
     let a = status_of(&info, "host-a");
-    assert_eq!((a.status, a.outcome, a.exit_code), (codes::SUCCEEDED, HostOutcome::Success, Some(0)));
+    assert_eq!(
+        (a.status, a.outcome, a.exit_code),
+        (codes::SUCCEEDED, HostOutcome::Success, Some(0))
+    );
     let c = status_of(&info, "host-c");
-    assert_eq!((c.status, c.outcome, c.exit_code), (codes::FAILED, HostOutcome::Failed, Some(3)));
-    assert_eq!(c.facts, Some(json!({"retcode": 3, "success": false, "return_retcode": 3})));
+    assert_eq!(
+        (c.status, c.outcome, c.exit_code),
+        (codes::FAILED, HostOutcome::Failed, Some(3))
+    );
+    assert_eq!(
+        c.facts,
+        Some(json!({"retcode": 3, "success": false, "return_retcode": 3}))
+    );
     assert_eq!(c.host.to_string(), "host-c");
     assert_eq!(
         wire::log_of(&info.result["host-c"]),
@@ -50,7 +59,10 @@ fn salts_own_timeout_is_a_timeout_although_success_says_true() {
     let info = wire::job_info(&v["jobs"]).unwrap();
     let host = info.result.keys().next().unwrap().clone();
     let s = status_of(&info, &host);
-    assert_eq!((s.status, s.outcome, s.exit_code), (codes::SALT_TIMEOUT, HostOutcome::Timeout, Some(1)));
+    assert_eq!(
+        (s.status, s.outcome, s.exit_code),
+        (codes::SALT_TIMEOUT, HostOutcome::Timeout, Some(1))
+    );
     assert_eq!(s.facts.as_ref().unwrap()["success"], true);
     assert_eq!(s.facts.as_ref().unwrap()["retcode"], 0);
 }
@@ -60,8 +72,14 @@ fn a_string_return_is_a_salt_error_with_the_string_as_log() {
     let v = capture("30-no-such-function.json");
     let info = wire::job_info(&v["jobs"]).unwrap();
     let s = status_of(&info, "host-a");
-    assert_eq!((s.status, s.outcome, s.exit_code), (codes::SALT_ERROR, HostOutcome::Failed, Some(1)));
-    assert_eq!(wire::log_of(&info.result["host-a"]), "'cmd.nosuch' is not available.\n");
+    assert_eq!(
+        (s.status, s.outcome, s.exit_code),
+        (codes::SALT_ERROR, HostOutcome::Failed, Some(1))
+    );
+    assert_eq!(
+        wire::log_of(&info.result["host-a"]),
+        "'cmd.nosuch' is not available.\n"
+    );
 }
 
 #[test]
@@ -69,14 +87,19 @@ fn an_expired_or_unknown_jid_is_not_found() {
     let v = capture("50-api-misc.json");
     let e = wire::job_info(&v["GET /jobs/<unknown jid>"]["body"]).unwrap_err();
     assert_eq!(e.class, ErrorClass::NotFound);
-    assert!(e.message.contains("Cannot contact returner or no job with this jid"), "{e}");
+    assert!(
+        e.message
+            .contains("Cannot contact returner or no job with this jid"),
+        "{e}"
+    );
 }
 
 #[test]
 fn requested_hosts_come_from_jobwatchs_metadata() {
     let v = capture("30-list-with-unknown.json");
     let mut body = v["jobs"].clone();
-    body["info"][0]["Metadata"] = json!({"jobwatch_task": "t", "jobwatch_hosts": ["host-a", "host-zzz"]});
+    body["info"][0]["Metadata"] =
+        json!({"jobwatch_task": "t", "jobwatch_hosts": ["host-a", "host-zzz"]});
     let info = wire::job_info(&body).unwrap();
     assert_eq!(info.requested, ["host-a", "host-zzz"]);
     assert_eq!(info.minions, ["host-a"], "Salt drops an id without a key");
@@ -89,8 +112,15 @@ fn submit_answers_a_jid_or_nothing() {
         .unwrap();
     assert_eq!(jid.len(), 20);
     assert_eq!(minions.len(), 3);
-    assert_eq!(wire::submitted("local_async", &capture("30-glob-no-match-submit.json")).unwrap(), None);
-    let refused = wire::submitted("local_async", &json!({"return": ["Client disabled: 'local_async'."]})).unwrap_err();
+    assert_eq!(
+        wire::submitted("local_async", &capture("30-glob-no-match-submit.json")).unwrap(),
+        None
+    );
+    let refused = wire::submitted(
+        "local_async",
+        &json!({"return": ["Client disabled: 'local_async'."]}),
+    )
+    .unwrap_err();
     assert_eq!(refused.class, ErrorClass::Permanent);
     assert!(refused.message.contains("Client disabled"));
 }
@@ -99,11 +129,21 @@ fn submit_answers_a_jid_or_nothing() {
 fn probe_answers_tell_running_from_silent() {
     let v = capture("45-kill-during-job.json");
     let result = v["probe find_job GET /jobs after 3s"][0].clone();
-    let mut info = wire::JobInfo { minions: vec![], requested: vec![], result: Default::default() };
+    let mut info = wire::JobInfo {
+        minions: vec![],
+        requested: vec![],
+        result: Default::default(),
+    };
     for (host, ret) in result.as_object().unwrap() {
-        info.result.insert(host.clone(), json!({"return": ret, "retcode": 0, "success": true}));
+        info.result.insert(
+            host.clone(),
+            json!({"return": ret, "retcode": 0, "success": true}),
+        );
     }
-    info.result.insert("host-d".into(), json!({"return": {}, "retcode": 0, "success": true}));
+    info.result.insert(
+        "host-d".into(),
+        json!({"return": {}, "retcode": 0, "success": true}),
+    );
     let hosts: Vec<String> = ["host-a", "host-b", "host-d"].map(String::from).to_vec();
     let answers = wire::probe_answers(&info, &hosts);
     assert_eq!(answers["host-a"], Probe::Silent, "killed minion");
@@ -114,17 +154,50 @@ fn probe_answers_tell_running_from_silent() {
 #[test]
 fn http_answers_are_classified_and_html_is_never_quoted() {
     let html = b"<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0\"><title>401 Unauthorized</title>";
-    let e = wire::decode(Answer { api: "jobs", mutating: false, http_status: 401, body: html }).unwrap_err();
+    let e = wire::decode(Answer {
+        api: "jobs",
+        mutating: false,
+        http_status: 401,
+        body: html,
+    })
+    .unwrap_err();
     assert_eq!(e.class, ErrorClass::Permanent);
     assert!(!e.message.contains("DOCTYPE"));
-    let e = wire::decode(Answer { api: "jobs", mutating: false, http_status: 403, body: html }).unwrap_err();
+    let e = wire::decode(Answer {
+        api: "jobs",
+        mutating: false,
+        http_status: 403,
+        body: html,
+    })
+    .unwrap_err();
     assert_eq!(e.class, ErrorClass::Permanent);
     assert!(e.message.contains("HTML error page"), "{e}");
-    let e = wire::decode(Answer { api: "local_async", mutating: true, http_status: 500, body: b"boom" }).unwrap_err();
+    let e = wire::decode(Answer {
+        api: "local_async",
+        mutating: true,
+        http_status: 500,
+        body: b"boom",
+    })
+    .unwrap_err();
     assert!(e.is_transient() && e.maybe_applied);
-    let e = wire::decode(Answer { api: "local_async", mutating: true, http_status: 200, body: b"{\"ret" }).unwrap_err();
-    assert!(e.is_transient() && e.maybe_applied, "a garbled answer to a submit may hide a job");
-    let e = wire::decode(Answer { api: "jobs", mutating: false, http_status: 503, body: b"" }).unwrap_err();
+    let e = wire::decode(Answer {
+        api: "local_async",
+        mutating: true,
+        http_status: 200,
+        body: b"{\"ret",
+    })
+    .unwrap_err();
+    assert!(
+        e.is_transient() && e.maybe_applied,
+        "a garbled answer to a submit may hide a job"
+    );
+    let e = wire::decode(Answer {
+        api: "jobs",
+        mutating: false,
+        http_status: 503,
+        body: b"",
+    })
+    .unwrap_err();
     assert!(e.is_transient() && !e.maybe_applied);
 }
 
@@ -138,7 +211,11 @@ fn output_salt_trimmed_is_said_in_words() {
 fn list_jobs_answers_newest_jid_first() {
     let v = json!({"return": [{"20261122014213006811": {}, "20261122014637588764": {}}]});
     assert_eq!(wire::listed_jids(&v).unwrap()[0], "20261122014637588764");
-    assert!(wire::listed_jids(&json!({"return": [{}]})).unwrap().is_empty());
+    assert!(
+        wire::listed_jids(&json!({"return": [{}]}))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -16,8 +16,8 @@ use super::wire::Probe;
 
 /// No probe in the first seconds of a job: a minion that has not started it yet answers `{}`.
 pub const START_GRACE: Duration = Duration::from_secs(2);
-/// At most one probe per job this often.
-pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// At most one probe per job this often (a probe read back is followed by the next at once).
+pub const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// A probe is read back no sooner than this after it was sent (live minions answer within
 /// about a second; a minion that has not answered by then is silent).
 pub const PROBE_WAIT: Duration = Duration::from_secs(3);
@@ -106,7 +106,11 @@ impl Watch {
     /// Records a probe sent at `now`.
     pub fn sent(&mut self, jid: String, hosts: Vec<String>, now: Instant) {
         self.last_probe_at = Some(now);
-        self.probe = Some(Sent { jid, at: now, hosts });
+        self.probe = Some(Sent {
+            jid,
+            at: now,
+            hosts,
+        });
     }
 
     /// Drops a probe that could not be read back for [`PROBE_GIVE_UP`].
@@ -223,21 +227,26 @@ mod tests {
     }
 
     fn answers(list: &[(&str, Probe)]) -> BTreeMap<String, Probe> {
-        list.iter().map(|(h, p)| (h.to_string(), p.clone())).collect()
+        list.iter()
+            .map(|(h, p)| (h.to_string(), p.clone()))
+            .collect()
     }
 
     #[test]
-    fn probes_wait_for_the_grace_then_go_out_at_most_every_five_seconds() {
+    fn probes_wait_for_the_grace_then_go_out_at_most_every_three_seconds() {
         let t0 = Instant::now();
         let mut w = Watch::new(t0);
         assert!(!w.probe_due(t0 + Duration::from_secs(1)));
         assert!(w.probe_due(t0 + START_GRACE));
         w.sent("p1".into(), vec!["a".into()], t0 + START_GRACE);
         assert!(!w.probe_due(t0 + Duration::from_secs(20)), "one in flight");
-        assert!(w.read_due(t0 + START_GRACE + Duration::from_secs(1)).is_none());
+        assert!(
+            w.read_due(t0 + START_GRACE + Duration::from_secs(1))
+                .is_none()
+        );
         assert!(w.read_due(t0 + START_GRACE + PROBE_WAIT).is_some());
         w.answered(&answers(&[("a", Probe::Running(7))]), &set(&["a"]));
-        assert!(!w.probe_due(t0 + START_GRACE + Duration::from_secs(4)));
+        assert!(!w.probe_due(t0 + START_GRACE + Duration::from_secs(2)));
         assert!(w.probe_due(t0 + START_GRACE + PROBE_EVERY));
         assert_eq!(w.pending("a").0, codes::RUNNING);
     }
@@ -273,11 +282,20 @@ mod tests {
     fn a_terminate_ends_hosts_that_stop_and_kills_those_that_do_not() {
         let t0 = Instant::now();
         let mut w = Watch::new(t0);
-        w.answered(&answers(&[("a", Probe::Running(1)), ("b", Probe::Running(2))]), &set(&["a", "b"]));
+        w.answered(
+            &answers(&[("a", Probe::Running(1)), ("b", Probe::Running(2))]),
+            &set(&["a", "b"]),
+        );
         w.terminating(set(&["a", "b"]), t0);
-        assert!(w.probe_due(t0 + START_GRACE), "probe at once after a terminate");
+        assert!(
+            w.probe_due(t0 + START_GRACE),
+            "probe at once after a terminate"
+        );
         assert_eq!(w.pending("a").0, codes::TERMINATING);
-        w.answered(&answers(&[("a", Probe::NotRunning), ("b", Probe::Running(2))]), &set(&["a", "b"]));
+        w.answered(
+            &answers(&[("a", Probe::NotRunning), ("b", Probe::Running(2))]),
+            &set(&["a", "b"]),
+        );
         assert_eq!(w.pending("a").0, codes::TERMINATED);
         assert_eq!(w.pending("b").0, codes::TERMINATING);
         assert!(w.kill_due(t0 + Duration::from_secs(1)).is_empty());

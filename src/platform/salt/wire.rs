@@ -48,7 +48,9 @@ pub fn decode(a: Answer<'_>) -> Result<Value, PlatformError> {
         }),
         401 => Err(PlatformError {
             class: ErrorClass::Permanent,
-            message: "not authorized (salt-api forgot the token, or the eauth credentials are refused)".into(),
+            message:
+                "not authorized (salt-api forgot the token, or the eauth credentials are refused)"
+                    .into(),
             ..base
         }),
         status @ 400..=499 => Err(PlatformError {
@@ -75,10 +77,10 @@ fn text_of(body: &[u8]) -> String {
         return "(an HTML error page)".into();
     }
     let text = match serde_json::from_str::<Value>(text) {
-        Ok(v) => v
-            .get("return")
-            .or_else(|| v.get("message"))
-            .map_or_else(|| v.to_string(), |r| r.as_str().map_or_else(|| r.to_string(), str::to_owned)),
+        Ok(v) => v.get("return").or_else(|| v.get("message")).map_or_else(
+            || v.to_string(),
+            |r| r.as_str().map_or_else(|| r.to_string(), str::to_owned),
+        ),
         Err(_) => text.to_owned(),
     };
     text.chars().take(200).collect()
@@ -92,7 +94,11 @@ fn garbled(api: &'static str, mutating: bool, what: impl Into<String>) -> Platfo
 }
 
 /// `return[0]` of an answer.
-pub fn first_return<'v>(api: &'static str, mutating: bool, v: &'v Value) -> Result<&'v Value, PlatformError> {
+pub fn first_return<'v>(
+    api: &'static str,
+    mutating: bool,
+    v: &'v Value,
+) -> Result<&'v Value, PlatformError> {
     v.get("return")
         .and_then(|r| r.get(0))
         .ok_or_else(|| garbled(api, mutating, "no `return[0]`"))
@@ -100,7 +106,10 @@ pub fn first_return<'v>(api: &'static str, mutating: bool, v: &'v Value) -> Resu
 
 /// What a `local_async` submit answered: the jid and the minions Salt expects to answer.
 /// `{}` (no jid) means no requested host has an accepted key.
-pub fn submitted(api: &'static str, v: &Value) -> Result<Option<(String, Vec<String>)>, PlatformError> {
+pub fn submitted(
+    api: &'static str,
+    v: &Value,
+) -> Result<Option<(String, Vec<String>)>, PlatformError> {
     let r = first_return(api, true, v)?;
     match r {
         Value::Object(m) if m.is_empty() => Ok(None),
@@ -114,14 +123,26 @@ pub fn submitted(api: &'static str, v: &Value) -> Result<Option<(String, Vec<Str
             Ok(Some((jid.to_owned(), minions)))
         }
         // A string return is Salt's refusal ("Client disabled: …", "Authentication failure …").
-        Value::String(s) => Err(PlatformError::permanent(api, None, format!("Salt refused the job: {}", s.chars().take(300).collect::<String>()))),
+        Value::String(s) => Err(PlatformError::permanent(
+            api,
+            None,
+            format!(
+                "Salt refused the job: {}",
+                s.chars().take(300).collect::<String>()
+            ),
+        )),
         _ => Err(garbled(api, true, "`return[0]` is not an object")),
     }
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -146,13 +167,20 @@ pub fn job_info(v: &Value) -> Result<JobInfo, PlatformError> {
         .and_then(|i| i.get(0))
         .and_then(Value::as_object)
         .ok_or_else(|| garbled(API, false, "no `info[0]`"))?;
-    let result = info.get("Result").and_then(Value::as_object).cloned().unwrap_or_default();
+    let result = info
+        .get("Result")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if let Some(error) = info.get("Error").and_then(Value::as_str)
         && result.is_empty()
     {
         return Err(PlatformError {
             class: ErrorClass::NotFound,
-            ..PlatformError::transient(API, format!("Salt's job cache does not know the job: {error}"))
+            ..PlatformError::transient(
+                API,
+                format!("Salt's job cache does not know the job: {error}"),
+            )
         });
     }
     let minions = strings(info.get("Minions"));
@@ -189,10 +217,16 @@ pub fn returned(host: &str, entry: &Value) -> HostStatus {
                 Some(0) => (codes::SUCCEEDED, Some(0)),
                 Some(1) if salt_timed_out(stdout) => (codes::SALT_TIMEOUT, Some(1)),
                 Some(rc) => (codes::FAILED, Some(rc)),
-                None => (codes::SALT_ERROR, entry.get("retcode").and_then(Value::as_i64)),
+                None => (
+                    codes::SALT_ERROR,
+                    entry.get("retcode").and_then(Value::as_i64),
+                ),
             }
         }
-        _ => (codes::SALT_ERROR, entry.get("retcode").and_then(Value::as_i64)),
+        _ => (
+            codes::SALT_ERROR,
+            entry.get("retcode").and_then(Value::as_i64),
+        ),
     };
     status(host, code, exit_code, Some(returned_facts(entry)))
 }
@@ -201,7 +235,9 @@ pub fn returned(host: &str, entry: &Value) -> HostStatus {
 fn salt_timed_out(stdout: &str) -> bool {
     stdout
         .rsplit_once("Timed out after ")
-        .is_some_and(|(_, tail)| tail.ends_with(" seconds") && tail[..tail.len() - 8].bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|(_, tail)| {
+            tail.ends_with(" seconds") && tail[..tail.len() - 8].bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// A host's status from one of jobwatch's [`codes`].
@@ -232,8 +268,16 @@ pub fn log_of(entry: &Value) -> String {
     };
     match entry.get("return") {
         Some(Value::Object(r)) => {
-            let stdout = r.get("stdout").and_then(Value::as_str).map(trimmed).unwrap_or_default();
-            let stderr = r.get("stderr").and_then(Value::as_str).map(trimmed).unwrap_or_default();
+            let stdout = r
+                .get("stdout")
+                .and_then(Value::as_str)
+                .map(trimmed)
+                .unwrap_or_default();
+            let stderr = r
+                .get("stderr")
+                .and_then(Value::as_str)
+                .map(trimmed)
+                .unwrap_or_default();
             let mut log = stdout;
             if !stderr.is_empty() {
                 if !log.is_empty() && !log.ends_with('\n') {
@@ -299,7 +343,16 @@ pub fn listed_jids(v: &Value) -> Result<Vec<String>, PlatformError> {
     let api = "jobs.list_jobs";
     let mut jids: Vec<String> = match first_return(api, false, v)? {
         Value::Object(m) => m.keys().cloned().collect(),
-        Value::String(s) => return Err(PlatformError::permanent(api, None, format!("Salt refused the lookup: {}", s.chars().take(300).collect::<String>()))),
+        Value::String(s) => {
+            return Err(PlatformError::permanent(
+                api,
+                None,
+                format!(
+                    "Salt refused the lookup: {}",
+                    s.chars().take(300).collect::<String>()
+                ),
+            ));
+        }
         _ => return Err(garbled(api, false, "`return[0]` is not an object")),
     };
     jids.sort_unstable_by(|a, b| b.cmp(a));
