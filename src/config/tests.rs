@@ -367,3 +367,25 @@ fn salt_settings_problems_are_named() {
     .collect();
     assert_eq!(keys, ["platforms.bk.eauth"]);
 }
+
+#[test]
+fn the_readme_salt_example_is_valid() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("## Salt").expect("a Salt section")..];
+    let start = section.find("```toml\n").expect("a TOML example") + 8;
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("salt_password");
+    std::fs::write(&password, "pw-From-File-3\n").unwrap();
+    let text = example.replace(
+        "/etc/jobwatch/salt_password",
+        &password.display().to_string(),
+    );
+    let config = load_str(&text, &[]).unwrap();
+    let PlatformConfig::Salt(salt) = &config.platforms["salt"] else {
+        panic!("salt expected")
+    };
+    use secrecy::ExposeSecret as _;
+    assert_eq!(salt.password.expose_secret(), "pw-From-File-3");
+    assert_eq!(config.check("disk-salt").unwrap().hosts.len(), 3);
+}
