@@ -940,4 +940,59 @@ fn salt_api_restart_and_a_forgotten_job(salt: &Arc<std::sync::Mutex<salt::Salt>>
         "salt: job forgotten by the master's cache: ok in {:.1?}",
         began.elapsed()
     );
+
+    // A wrong password is a trigger failure that says what to check, and never shows.
+    let mut stage = fleet
+        .stage_with(
+            ["host-a", "host-b"],
+            String::new(),
+            "host-b",
+            "",
+            "",
+            None,
+            Vec::new(),
+            None,
+        )
+        .unwrap();
+    stage.env = vec![(
+        "JOBWATCH__PLATFORMS__SALT__PASSWORD",
+        "wrong-Password-77".to_owned(),
+    )];
+    let (_, code, report, stderr) = exec(stage);
+    assert_eq!(
+        (code, report["state"].as_str()),
+        (2, Some("trigger_failed")),
+        "{report:#}\n{stderr}"
+    );
+    let message = report["trigger_message"].as_str().unwrap();
+    assert!(
+        message.contains("refused the login of `jobwatch` with eauth `sharedsecret`"),
+        "{message}"
+    );
+
+    // No requested minion has a key: Salt starts nothing, and says so.
+    let stage = fleet
+        .stage_with(
+            ["host-nokey-1", "host-nokey-2"],
+            String::new(),
+            "host-nokey-2",
+            "",
+            "",
+            None,
+            Vec::new(),
+            None,
+        )
+        .unwrap();
+    let (_, code, report, stderr) = exec(stage);
+    assert_eq!(
+        (code, report["state"].as_str()),
+        (2, Some("trigger_failed")),
+        "{report:#}\n{stderr}"
+    );
+    let message = report["trigger_message"].as_str().unwrap();
+    assert!(
+        message.contains("no minion with an accepted key among host-nokey-1, host-nokey-2"),
+        "{message}"
+    );
+    eprintln!("salt: a wrong password and unknown minions are trigger failures: ok");
 }

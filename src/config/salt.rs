@@ -9,8 +9,7 @@ use url::Url;
 pub use super::bkjob::FlowSettings;
 
 /// Every salt-api call the adapter makes (the closed `api` label set of its metrics).
-pub const APIS: [&str; 6] = [
-    "login",
+pub const APIS: [&str; 5] = [
     "local_async",
     "jobs",
     "jobs.list_jobs",

@@ -68,13 +68,22 @@ pub fn decode(a: Answer<'_>) -> Result<Value, PlatformError> {
     }
 }
 
-/// A short, safe rendering of an error body: JSON's `return`/`message` or plain text, at most
-/// 200 characters; HTML (CherryPy's error pages) is named, not quoted.
+/// A short, safe rendering of an error body: JSON's `return`/`message`, the message of
+/// CherryPy's HTML error page (its first `<p>`: "Client disabled: 'local_async'. Add to
+/// 'netapi_enable_clients' …"), or plain text; at most 200 characters, never markup.
 fn text_of(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.starts_with('<') {
-        return "(an HTML error page)".into();
+        let message = text
+            .split_once("<p>")
+            .and_then(|(_, rest)| rest.split_once("</p>"))
+            .map(|(p, _)| strip_tags(p))
+            .filter(|m| !m.trim().is_empty());
+        return match message {
+            Some(m) => m.trim().chars().take(200).collect(),
+            None => "(an HTML error page)".into(),
+        };
     }
     let text = match serde_json::from_str::<Value>(text) {
         Ok(v) => v.get("return").or_else(|| v.get("message")).map_or_else(
@@ -84,6 +93,25 @@ fn text_of(body: &[u8]) -> String {
         Err(_) => text.to_owned(),
     };
     text.chars().take(200).collect()
+}
+
+/// `html` without its tags and with the common entities decoded.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn garbled(api: &'static str, mutating: bool, what: impl Into<String>) -> PlatformError {
