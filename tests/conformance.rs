@@ -995,4 +995,74 @@ fn salt_api_restart_and_a_forgotten_job(salt: &Arc<std::sync::Mutex<salt::Salt>>
         "{message}"
     );
     eprintln!("salt: a wrong password and unknown minions are trigger failures: ok");
+    the_daemon_killed_mid_job_resumes_by_jid(salt);
+}
+
+/// `jobwatch run` on a Salt platform, `kill -9`ed while a job runs and started again: the
+/// execution is resumed by its stored jid, ends true, and Salt ran one job.
+fn the_daemon_killed_mid_job_resumes_by_jid(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobwatch.toml");
+    let platform = salt.lock().unwrap().platform_toml();
+    let check = conf_check(
+        "salt",
+        r#"["host-a", "host-b"]"#,
+        &script("sleep 6").replace("\"$1\"", "\"host-b\""),
+        "",
+        "",
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n{platform}{check}",
+            bkjob_emulator::jobwatch_daemon_toml(&dir.path().join("data"))
+        ),
+    )
+    .unwrap();
+    let start = || {
+        let mut cmd = common::jobwatch();
+        cmd.env("JOBWATCH__PLATFORMS__SALT__PASSWORD", salt::PASSWORD);
+        common::Daemon::start_with(cmd, &config)
+    };
+    let daemon = start();
+    let rt = common::runtime();
+    let (status, accepted) = rt.block_on(common::post(
+        &daemon.base,
+        "/v1/executions",
+        r#"{"check": "conf"}"#,
+        Some(common::TOKEN),
+    ));
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["execution_id"].as_str().unwrap().to_owned();
+    wait_until_running(salt, "host-b");
+    daemon.signal(libc::SIGKILL);
+    drop(daemon);
+    let daemon = start();
+    assert_eq!(daemon.resumed, 1, "the execution in flight is resumed");
+    let until = Instant::now() + Duration::from_secs(60);
+    let ended = loop {
+        let (status, e) = rt.block_on(common::get_json(
+            &daemon.base,
+            &format!("/v1/executions/{id}"),
+        ));
+        assert_eq!(status, 200, "{e}");
+        if e["state"] != "pending" && e["state"] != "running" {
+            break e;
+        }
+        assert!(Instant::now() < until, "{id} did not end: {e:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    assert!(ended["jid"].is_string(), "{ended:#}");
+    let task = ended["task_name"].as_str().unwrap();
+    assert_eq!(
+        salt.lock().unwrap().jobs_named(task).len(),
+        1,
+        "one job on Salt"
+    );
+    eprintln!(
+        "salt: the daemon killed mid-job resumes by jid: ok in {:.1?}",
+        began.elapsed()
+    );
 }
