@@ -201,14 +201,6 @@ group_interval = "1s"
     assert_eq!(failed["status"], "resolved", "{failed}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_real_alertmanager_shows_the_alert_firing_then_resolved() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,7 +210,7 @@ fn a_real_alertmanager_shows_the_alert_firing_then_resolved() {
         "route:\n  receiver: sink\nreceivers:\n  - name: sink\n",
     )
     .unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let am = Killed(
         Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", am_config.display()))

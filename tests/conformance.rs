@@ -862,62 +862,60 @@ fn real_salt_passes_the_conformance_suite() {
         restart: None,
     };
     run_suite(&mut fleet);
-    salt_api_restart_and_a_forgotten_job(&salt);
+    salt_failure_modes(&salt);
     let stopping = Instant::now();
     salt.lock().unwrap().stop();
     eprintln!("salt: stopped in {:.1?}", stopping.elapsed());
 }
 
-/// Salt's own failure modes beyond the suite: salt-api restarted mid-job (its sessions die:
-/// jobwatch logs in again and the job ends true), and a job the master's cache forgets
-/// (`lost`, never `succeeded`).
-fn salt_api_restart_and_a_forgotten_job(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
-    let mut fleet = SaltFleet {
-        salt: salt.clone(),
-        restart: None,
-    };
-    let began = Instant::now();
-    let mut stage = fleet
+/// A stage of `action` on the second of `hosts`, through the deployment's own salt-api.
+fn plain(fleet: &mut SaltFleet, hosts: [&str; 2], action: &str) -> Stage {
+    let subject = hosts[1];
+    fleet
         .stage_with(
-            ["host-a", "host-b"],
-            "sleep 6".into(),
-            "host-b",
+            hosts,
+            action.into(),
+            subject,
             "",
             "",
             None,
             Vec::new(),
             None,
         )
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `stage` and asserts how it ended (`what` says which case); the report.
+fn ends(stage: Stage, code: i32, state: &str, what: &str) -> Value {
+    let began = Instant::now();
+    let (_, exit, report, stderr) = exec(stage);
+    assert_eq!(
+        (exit, report["state"].as_str()),
+        (code, Some(state)),
+        "{what}:\n{report:#}\n{stderr}"
+    );
+    eprintln!("salt: {what}: ok in {:.1?}", began.elapsed());
+    report
+}
+
+/// Salt's own failure modes beyond the suite: salt-api restarted mid-job (its sessions die:
+/// jobwatch logs in again and the job ends true), a job the master's cache forgets (`lost`,
+/// never `succeeded`), a wrong password and minions without keys (trigger failures that say
+/// why), and the daemon killed mid-job.
+fn salt_failure_modes(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
+    let mut fleet = SaltFleet {
+        salt: salt.clone(),
+        restart: None,
+    };
+    let mut stage = plain(&mut fleet, ["host-a", "host-b"], "sleep 6");
     let restarter = salt.clone();
     stage.during = Some(Box::new(move || {
         wait_until_running(&restarter, "host-b");
         restarter.lock().unwrap().restart_api();
     }));
-    let (_, code, report, stderr) = exec(stage);
-    assert_eq!(
-        (code, report["state"].as_str()),
-        (0, Some("succeeded")),
-        "after a salt-api restart:\n{report:#}\n{stderr}"
-    );
-    eprintln!(
-        "salt: salt-api restarted mid-job: ok in {:.1?}",
-        began.elapsed()
-    );
+    ends(stage, 0, "succeeded", "salt-api restarted mid-job");
 
-    let began = Instant::now();
-    let mut stage = fleet
-        .stage_with(
-            ["host-a", "host-b"],
-            "sleep 10".into(),
-            "host-b",
-            "",
-            "",
-            None,
-            Vec::new(),
-            None,
-        )
-        .unwrap();
+    let mut stage = plain(&mut fleet, ["host-a", "host-b"], "sleep 10");
     let forgetter = salt.clone();
     stage.during = Some(Box::new(move || {
         let jid = wait_until_running(&forgetter, "host-b");
@@ -926,75 +924,31 @@ fn salt_api_restart_and_a_forgotten_job(salt: &Arc<std::sync::Mutex<salt::Salt>>
             "job {jid} in the master's cache"
         );
     }));
-    let (_, code, report, stderr) = exec(stage);
-    assert_eq!(
-        (code, report["state"].as_str()),
-        (3, Some("lost")),
-        "a forgotten job:\n{report:#}\n{stderr}"
-    );
+    let report = ends(stage, 3, "lost", "a job the master's cache forgets");
     assert!(
         report["reason"].as_str().unwrap().contains("job cache"),
         "{report:#}"
     );
-    eprintln!(
-        "salt: job forgotten by the master's cache: ok in {:.1?}",
-        began.elapsed()
-    );
 
-    // A wrong password is a trigger failure that says what to check, and never shows.
-    let mut stage = fleet
-        .stage_with(
-            ["host-a", "host-b"],
-            String::new(),
-            "host-b",
-            "",
-            "",
-            None,
-            Vec::new(),
-            None,
-        )
-        .unwrap();
+    let mut stage = plain(&mut fleet, ["host-a", "host-b"], "");
     stage.env = vec![(
         "JOBWATCH__PLATFORMS__SALT__PASSWORD",
         "wrong-Password-77".to_owned(),
     )];
-    let (_, code, report, stderr) = exec(stage);
-    assert_eq!(
-        (code, report["state"].as_str()),
-        (2, Some("trigger_failed")),
-        "{report:#}\n{stderr}"
-    );
+    let report = ends(stage, 2, "trigger_failed", "a wrong password");
     let message = report["trigger_message"].as_str().unwrap();
     assert!(
         message.contains("refused the login of `jobwatch` with eauth `sharedsecret`"),
         "{message}"
     );
 
-    // No requested minion has a key: Salt starts nothing, and says so.
-    let stage = fleet
-        .stage_with(
-            ["host-nokey-1", "host-nokey-2"],
-            String::new(),
-            "host-nokey-2",
-            "",
-            "",
-            None,
-            Vec::new(),
-            None,
-        )
-        .unwrap();
-    let (_, code, report, stderr) = exec(stage);
-    assert_eq!(
-        (code, report["state"].as_str()),
-        (2, Some("trigger_failed")),
-        "{report:#}\n{stderr}"
-    );
+    let stage = plain(&mut fleet, ["host-nokey-1", "host-nokey-2"], "");
+    let report = ends(stage, 2, "trigger_failed", "no minion with a key");
     let message = report["trigger_message"].as_str().unwrap();
     assert!(
         message.contains("no minion with an accepted key among host-nokey-1, host-nokey-2"),
         "{message}"
     );
-    eprintln!("salt: a wrong password and unknown minions are trigger failures: ok");
     the_daemon_killed_mid_job_resumes_by_jid(salt);
 }
 

@@ -262,6 +262,21 @@ pub(crate) fn transport_error(
     }
 }
 
+/// The HTTP client of a platform adapter: `request_timeout` per request (connect: at most
+/// 10 s of it), idle connections kept 50 s, rustls. Errors only if the TLS stack cannot start.
+pub(crate) fn http_client(request_timeout: Duration) -> Result<reqwest::Client, PlatformError> {
+    crate::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(request_timeout)
+        .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}"))
+        })
+}
+
 /// Builds the adapter for a configured platform; the local platform keeps its script files
 /// under `<data_dir>/local` (and sweeps what a process that is gone left there).
 pub fn build(

@@ -29,14 +29,6 @@ pub fn venv() -> PathBuf {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running deployment.
 pub struct Salt {
     pub root: tempfile::TempDir,
@@ -116,7 +108,11 @@ impl Salt {
             .prefix("jobwatch-salt-")
             .tempdir()
             .unwrap();
-        let (publish_port, ret_port, api_port) = (free_port(), free_port(), free_port());
+        let (publish_port, ret_port, api_port) = (
+            crate::common::free_port(),
+            crate::common::free_port(),
+            crate::common::free_port(),
+        );
         let master_dir = root.path().join("master");
         std::fs::create_dir_all(&master_dir).unwrap();
         std::fs::write(
@@ -235,7 +231,7 @@ log_file: {root}/minion.log
     /// expires). Returns whether it was there.
     pub fn forget_job(&self, jid: &str) -> bool {
         let mut found = false;
-        for file in walk_all(self.root.path()) {
+        for file in walk(self.root.path(), &[]) {
             if file.file_name().is_some_and(|n| n == "jid")
                 && std::fs::read_to_string(&file).is_ok_and(|t| t.trim() == jid)
                 && let Some(dir) = file.parent()
@@ -362,7 +358,7 @@ log_file: {root}/minion.log
     /// The tails of every log, for a failure message.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        for entry in walk(self.root.path()) {
+        for entry in walk(self.root.path(), &["pki", "cache"]) {
             let name = entry.to_string_lossy();
             if name.ends_with(".log") || name.ends_with(".out") {
                 let text = std::fs::read_to_string(&entry).unwrap_or_default();
@@ -386,31 +382,15 @@ log_file: {root}/minion.log
     }
 }
 
-/// Every file under `dir`.
-fn walk_all(dir: &Path) -> Vec<PathBuf> {
+/// The files under `dir`, except in the folders `skip` names.
+fn walk(dir: &Path, skip: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
-                out.extend(walk_all(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The files under `dir`, keys and caches left out (for logs).
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if !p.ends_with("pki") && !p.ends_with("cache") {
-                    out.extend(walk(&p));
+                if !skip.iter().any(|s| p.ends_with(s)) {
+                    out.extend(walk(&p, skip));
                 }
             } else {
                 out.push(p);

@@ -139,16 +139,7 @@ enum Verb {
 impl BkJob {
     /// Builds the client. Errors only if the TLS stack cannot start.
     pub fn new(settings: BkJobSettings) -> Result<Self, PlatformError> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}"))
-            })?;
+        let http = crate::platform::http_client(settings.request_timeout)?;
         let endpoints = endpoints::Endpoints::new(&settings.endpoints, settings.flow.clone());
         let prepared = Prepared::new(&settings)?;
         Ok(BkJob {

@@ -72,16 +72,7 @@ impl std::fmt::Debug for Salt {
 impl Salt {
     /// Builds the client. Errors only if the TLS stack cannot start.
     pub fn new(settings: SaltSettings) -> Result<Self, PlatformError> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("jobwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                PlatformError::permanent("client", None, format!("cannot build HTTP client: {e}"))
-            })?;
+        let http = crate::platform::http_client(settings.request_timeout)?;
         let endpoints = endpoints::Endpoints::new(&settings.endpoints, settings.flow.clone());
         let tokens = settings
             .endpoints
@@ -129,17 +120,12 @@ impl Salt {
                 Call::Get(path) => self.http.get(join(url, path)),
                 Call::Post(body) => self.http.post(url.clone()).json(body),
             };
-            let response = request
-                .header(ACCEPT, "application/json")
-                .header("X-Auth-Token", token.expose_secret())
-                .send()
-                .await
-                .map_err(|e| transport_error(api, mutating, e))?;
-            let http_status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| transport_error(api, mutating, e))?;
+            let (http_status, body) = send(
+                api,
+                mutating,
+                request.header("X-Auth-Token", token.expose_secret()),
+            )
+            .await?;
             if http_status == 401 && attempt == 0 {
                 tracing::debug!(platform = %self.settings.name, endpoint = i, "salt-api forgot the token; logging in again.");
                 token = self.token(i, Some(&token)).await?;
@@ -178,23 +164,15 @@ impl Salt {
     async fn login(&self, i: usize) -> Result<SecretString, PlatformError> {
         let api = "login";
         let s = &self.settings;
-        let response = self
+        let request = self
             .http
             .post(join(self.endpoints.url(i), "login"))
-            .header(ACCEPT, "application/json")
             .json(&json!({
                 "username": s.username,
                 "password": s.password.expose_secret(),
                 "eauth": s.eauth,
-            }))
-            .send()
-            .await
-            .map_err(|e| transport_error(api, false, e))?;
-        let http_status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(api, false, e))?;
+            }));
+        let (http_status, body) = send(api, false, request).await?;
         if http_status == 401 {
             return Err(PlatformError {
                 http_status: Some(401),
@@ -324,6 +302,25 @@ impl Salt {
             }
         }
     }
+}
+
+/// Sends `request` (asking for JSON) and reads the whole answer: its HTTP status and body.
+async fn send(
+    api: &'static str,
+    mutating: bool,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>), PlatformError> {
+    let response = request
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| transport_error(api, mutating, e))?;
+    let http_status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(api, mutating, e))?;
+    Ok((http_status, Vec::from(body)))
 }
 
 /// `base` joined with `path` (the base may end in `/` or not).
