@@ -185,6 +185,77 @@ fn bkjob_decoders_take_mutated_fixtures_and_arbitrary_bytes() {
     );
 }
 
+/// salt-api's answers as captured (every JSON object in `tests/fixtures/salt` that holds an
+/// `info` or a `return`), serialized again.
+fn salt_bodies() -> Vec<Vec<u8>> {
+    fn collect(v: &serde_json::Value, out: &mut Vec<Vec<u8>>) {
+        if let Some(map) = v.as_object() {
+            if map.contains_key("info") || map.contains_key("return") {
+                out.push(serde_json::to_vec(v).unwrap());
+            }
+            map.values().for_each(|c| collect(c, out));
+        } else if let Some(list) = v.as_array() {
+            list.iter().for_each(|c| collect(c, out));
+        }
+    }
+    let mut out = Vec::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/salt");
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        collect(&v, &mut out);
+    }
+    out
+}
+
+/// Every Salt decoder on `body` as an answer with `http_status`: never a panic; an error
+/// always says something.
+fn salt_decode_all(body: &[u8], http_status: u16) {
+    use jobwatch::platform::salt::wire as salt;
+    for mutating in [false, true] {
+        let decoded = salt::decode(salt::Answer {
+            api: "jobs",
+            mutating,
+            http_status,
+            body,
+        });
+        let v = match decoded {
+            Ok(v) => v,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                continue;
+            }
+        };
+        let _ = salt::submitted("local_async", &v);
+        let _ = salt::listed_jids(&v);
+        if let Ok(info) = salt::job_info(&v) {
+            for (host, entry) in &info.result {
+                let _ = salt::returned(host, entry);
+                let _ = salt::log_of(entry);
+            }
+            let _ = salt::probe_answers(&info, &info.requested);
+        }
+    }
+}
+
+#[test]
+fn salt_decoders_take_mutated_captures_and_arbitrary_bytes() {
+    let bodies = salt_bodies();
+    assert!(bodies.len() >= 20, "{} captured answers", bodies.len());
+    let mutants = proptest::sample::select(bodies).prop_flat_map(mutated);
+    let status = prop_oneof![Just(200u16), Just(401), Just(500), 100u16..600];
+    fuzz(
+        "salt mutated captures",
+        (mutants, status.clone()),
+        |(body, status)| salt_decode_all(&body, status),
+    );
+    fuzz(
+        "salt arbitrary bytes",
+        (proptest::collection::vec(any::<u8>(), 0..512), status),
+        |(body, status)| salt_decode_all(&body, status),
+    );
+}
+
 /// The configuration reader: an error lists issues, each with a key and a message, and a
 /// secret value given in the text (on a line still setting a secret field) never shows.
 fn read_config(text: &str, env: Vec<(String, String)>) {

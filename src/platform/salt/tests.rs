@@ -233,3 +233,28 @@ fn the_password_never_shows_in_debug_output() {
     let salt = super::Salt::new(settings).unwrap();
     assert!(!format!("{salt:?}").contains("pw-Very-Secret-99"));
 }
+
+#[test]
+fn the_vendored_captures_match_the_shared_reference() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/reference/salt/captures");
+    let read = |dir: &std::path::Path| -> Vec<(std::ffi::OsString, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let vendored = read(&root.join("tests/fixtures/salt"));
+    assert!(vendored.len() >= 25, "the captures are vendored");
+    // The reference sits beside the repository on the machines this was written on.
+    if shared.is_dir() {
+        assert!(
+            vendored == read(&shared),
+            "tests/fixtures/salt is out of date with reference/salt/captures"
+        );
+    }
+}
