@@ -950,6 +950,49 @@ fn salt_failure_modes(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
         "{message}"
     );
     the_daemon_killed_mid_job_resumes_by_jid(salt);
+    sigterm_stops_the_salt_job(&mut fleet);
+}
+
+/// SIGTERM to `jobwatch exec` while a Salt job runs: `saltutil.term_job` stops it (Salt's job
+/// process ends the script with it), the host is recorded terminated, the run is
+/// `cancelled` (exit 130).
+fn sigterm_stops_the_salt_job(fleet: &mut SaltFleet) {
+    let began = Instant::now();
+    let stage = plain(fleet, ["host-a", "host-b"], "sleep 30");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobwatch.toml");
+    std::fs::write(&config, &stage.config).unwrap();
+    let child = common::jobwatch()
+        .envs(stage.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(["exec", "--config"])
+        .arg(&config)
+        .args(["--check", "conf", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let jid = wait_until_running(&fleet.salt, "host-b");
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        (out.status.code(), report["state"].as_str()),
+        (Some(130), Some("cancelled")),
+        "{report:#}"
+    );
+    assert_eq!(
+        host_entry(&report, &("minion_id", json!("host-b")))["outcome"],
+        "terminated",
+        "{report:#}"
+    );
+    assert_eq!(
+        fleet.salt.lock().unwrap().job_pid("host-b", &jid),
+        None,
+        "the job no longer runs on host-b"
+    );
+    eprintln!("salt: SIGTERM stops the job: ok in {:.1?}", began.elapsed());
 }
 
 /// `jobwatch run` on a Salt platform, `kill -9`ed while a job runs and started again: the

@@ -29,6 +29,12 @@ pub fn venv() -> PathBuf {
     )
 }
 
+/// The user the tests run as (the daemons run as it too: Salt checks `user`).
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A running deployment.
 pub struct Salt {
     pub root: tempfile::TempDir,
@@ -108,6 +114,7 @@ impl Salt {
             .prefix("jobwatch-salt-")
             .tempdir()
             .unwrap();
+        let user = current_user();
         let (publish_port, ret_port, api_port) = (
             crate::common::free_port(),
             crate::common::free_port(),
@@ -122,7 +129,7 @@ impl Salt {
 interface: 127.0.0.1
 publish_port: {publish_port}
 ret_port: {ret_port}
-user: root
+user: {user}
 auto_accept: True
 worker_threads: 3
 netapi_enable_clients: [local, local_async, runner]
@@ -179,7 +186,7 @@ root_dir: {root}
 master: 127.0.0.1
 master_port: {ret}
 publish_port: {publish}
-user: root
+user: {user}
 acceptance_wait_time: 1
 random_reauth_delay: 0
 recon_default: 500
@@ -188,7 +195,8 @@ log_file: {root}/minion.log
 "#,
                 root = dir.display(),
                 ret = self.ret_port,
-                publish = self.publish_port
+                publish = self.publish_port,
+                user = current_user()
             ),
         )
         .unwrap();
