@@ -57,6 +57,9 @@ pub enum AppError {
     /// The unfinished executions could not be read.
     #[error("cannot read unfinished executions: {0}")]
     Resume(#[source] StoreError),
+    /// The callback key could not be read or made.
+    #[error(transparent)]
+    Callbacks(#[from] crate::daemon::callbacks::KeyError),
 }
 
 /// Opens the configured store: the SQLite file under `data_dir`, or the shared PostgreSQL
@@ -115,7 +118,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     }
     let metrics = crate::metrics::global();
     metrics.declare(&config);
+    let callbacks = crate::daemon::callbacks::Callbacks::from_config(&config)?;
     let runner = Runner::new(config.clone(), platforms, store);
+    if let Some(callbacks) = callbacks {
+        runner.set_callbacks(callbacks);
+    }
     runner.start_alerts().await?;
     let listen_error = |source| AppError::Listen {
         addr: config.api.listen,
@@ -132,8 +139,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     crate::daemon::replica::start(&runner);
     crate::daemon::scheduler::start(&runner);
     crate::daemon::retention::start(&runner);
-    let app = crate::api::router(crate::api::AppState::new(runner.clone(), metrics));
+    let state = crate::api::AppState::new(runner.clone(), metrics);
+    let callbacks_listener = match config.callbacks.listen {
+        Some(addr) => {
+            let error = |source| AppError::Listen { addr, source };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+            tracing::info!(addr = %listener.local_addr().map_err(error)?, "Callbacks are taken on their own listener.");
+            Some(listener)
+        }
+        None => None,
+    };
+    let app = crate::api::router(state.clone());
     let server_stop = CancellationToken::new();
+    if let Some(listener) = callbacks_listener {
+        let server_stop = server_stop.clone();
+        let app = crate::api::callbacks_router(state);
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { server_stop.cancelled().await })
+                .await
+        });
+    }
     let server = {
         let server_stop = server_stop.clone();
         tokio::spawn(async move {

@@ -58,6 +58,7 @@ pub struct Metrics {
     store_write_failures_total: prometheus::IntCounter,
     shards_held: prometheus::IntGauge,
     shard_changes_total: IntCounterVec,
+    callbacks_total: IntCounterVec,
     alert_notifications_total: IntCounterVec,
     alert_outbox_depth: IntGaugeVec,
     alert_transitions_total: IntCounterVec,
@@ -213,6 +214,18 @@ impl Metrics {
                 );
                 for change in ["acquired", "taken_over", "released", "lost"] {
                     c.with_label_values(&[change]);
+                }
+                c
+            },
+            callbacks_total: {
+                let c = counter(
+                    &r,
+                    "jobwatch_callbacks_total",
+                    "bk-job job-end callbacks received, by result: accepted (a poll was asked for), forged (wrong token or unknown execution), malformed (right token, body without a job_instance_id: a poll was still asked for), off (no [callbacks] here).",
+                    &["result"],
+                );
+                for result in crate::internal_events::CallbackResult::ALL {
+                    c.with_label_values(&[result.as_str()]);
                 }
                 c
             },
@@ -467,6 +480,11 @@ impl Metrics {
         self.shard_changes_total
             .with_label_values(&[change])
             .inc_by(n as u64);
+    }
+
+    /// A bk-job callback came in and was `result` (a closed set).
+    pub fn callback(&self, result: &'static str) {
+        self.callbacks_total.with_label_values(&[result]).inc();
     }
 
     /// A delivery attempt to `receiver` (a configured name) ended with `result`.

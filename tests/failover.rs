@@ -72,6 +72,7 @@ fn platform(emulator: &Emulator) -> Arc<BkJob> {
                 cooldown: Duration::from_secs(2),
                 ..FlowSettings::default()
             },
+            callbacks: false,
         })
         .unwrap(),
     )

@@ -88,6 +88,7 @@ log = "exit 2\n"
                     max_per_second: 1000,
                     ..Default::default()
                 },
+                callbacks: false,
             })
             .unwrap(),
         );

@@ -538,6 +538,7 @@ max_interval = "600s"
             scope_id: "2".into(),
             request_timeout: Duration::from_secs(5),
             flow: Default::default(),
+            callbacks: false,
         })
         .unwrap();
         let probe = platform.emulator.state().seed_job("probe", Duration::from_secs(7200), vec![host.clone()]);

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod auth;
+mod callbacks;
 mod error;
 mod executions;
 mod extract;
@@ -12,6 +13,7 @@ mod page;
 
 use self::alerts::*;
 pub use self::alerts::{AlertList, NotificationList, NotificationParams};
+use self::callbacks::*;
 pub use self::error::{ApiError, ErrorBody, ErrorDetail, clip};
 use self::executions::*;
 pub use self::executions::{
@@ -108,6 +110,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         host_log,
         list_alerts,
         list_notifications,
+        bkjob_callback,
         status_page,
         openapi
     ),
@@ -122,6 +125,15 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     ))
 )]
 pub struct ApiDoc;
+
+/// The callback route alone, for `[callbacks] listen` (a listener bk-job may reach without
+/// reaching the API).
+pub fn callbacks_router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/callbacks/bkjob/{id}/{token}", post(bkjob_callback))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
@@ -142,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/watches", post(create_watch).route_layer(auth))
         .route("/v1/alerts", get(list_alerts))
         .route("/v1/notifications", get(list_notifications))
+        .route("/v1/callbacks/bkjob/{id}/{token}", post(bkjob_callback))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -49,6 +49,8 @@ pub struct BkJobSettings {
     pub request_timeout: Duration,
     /// Endpoint health and flow control.
     pub flow: FlowSettings,
+    /// Whether submits ask bk-job to call back at the job's end (`callback_url`).
+    pub callbacks: bool,
 }
 
 /// Flow control and health settings of a platform's endpoints.

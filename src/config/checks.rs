@@ -160,7 +160,28 @@ pub(super) fn validate_check(
     if log_max_bytes < 256 {
         issues.add(format!("{key}.log_max_bytes"), "must be at least 256");
     }
-    let poll = validate_poll(issues, &format!("{key}.poll"), &c.poll);
+    let mut poll = validate_poll(issues, &format!("{key}.poll"), &c.poll);
+    let callbacks = platform
+        .as_ref()
+        .and_then(|p| platforms.get(p))
+        .is_some_and(|p| p.callbacks == Some(true));
+    match (callbacks, c.poll.safety_interval) {
+        (true, safety) => {
+            let safety = safety.unwrap_or(super::policy::DEFAULT_SAFETY_INTERVAL);
+            if safety < poll.interval {
+                issues.add(
+                    format!("{key}.poll.safety_interval"),
+                    "must not be shorter than interval",
+                );
+            }
+            poll.safety_interval = Some(safety);
+        }
+        (false, Some(_)) => issues.add(
+            format!("{key}.poll.safety_interval"),
+            "only for a check whose platform has callbacks = true",
+        ),
+        (false, None) => {}
+    }
     let fail_when = match c.fail_when.as_deref().map(FailWhen::parse) {
         None => FailWhen::Any,
         Some(Ok(f)) => f,
@@ -248,6 +269,8 @@ pub(super) fn validate_poll(issues: &mut Issues, key: &str, p: &RawPoll) -> Poll
             straggler_after: p.straggler_after.unwrap_or(d.detect.straggler_after),
             unreachable_after: p.unreachable_after.unwrap_or(d.detect.unreachable_after),
         },
+        // Set by the check, which knows whether its platform calls back.
+        safety_interval: None,
     };
     for (name, value) in [
         ("stuck_after", policy.detect.stuck_after),

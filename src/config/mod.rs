@@ -86,6 +86,22 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Retention.
     pub store: StoreConfig,
+    /// bk-job job-end callbacks.
+    pub callbacks: CallbacksConfig,
+}
+
+/// A validated `[callbacks]`: where bk-job's job-end callbacks come in. Off unless
+/// `public_url` is set and a bk-job platform says `callbacks = true`.
+#[derive(Debug, Clone, Default)]
+pub struct CallbacksConfig {
+    /// The base URL bk-job reaches jobwatch at; each submit's `callback_url` is
+    /// `<public_url>/v1/callbacks/bkjob/<execution id>/<token>`.
+    pub public_url: Option<Url>,
+    /// A listener for callbacks alone; `None`: the API's listener serves them.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The key tokens are derived with; `None`: `<data_dir>/callback.key` (made at first
+    /// start, mode 0600). Replicas sharing a database must share it.
+    pub key: Option<SecretString>,
 }
 
 /// A validated `[store]`.

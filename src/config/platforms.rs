@@ -50,6 +50,9 @@ pub(super) fn validate_platform(
                     issues.add(format!("{key}.{field}"), "only for kind = \"salt\"");
                 }
             }
+            if p.callbacks.is_some() {
+                issues.add(format!("{key}.callbacks"), "only for kind = \"bkjob\"");
+            }
             Some(PlatformConfig::Local)
         }
         Some("bkjob") => {
@@ -137,6 +140,7 @@ pub(super) fn validate_bkjob(
         scope_id: scope_id?,
         request_timeout,
         flow,
+        callbacks: p.callbacks.unwrap_or(false),
     })
 }
 
@@ -224,6 +228,7 @@ pub(super) fn validate_salt(
         ("app_secret_file", p.app_secret_file.is_some()),
         ("scope_type", p.scope_type.is_some()),
         ("scope_id", p.scope_id.is_some()),
+        ("callbacks", p.callbacks.is_some()),
     ] {
         if set {
             issues.add(format!("{key}.{field}"), "only for kind = \"bkjob\"");

@@ -38,7 +38,18 @@ pub struct PollPolicy {
     pub terminate_grace: Duration,
     /// Thresholds of the conditions (stuck, stragglers, platform unreachable).
     pub detect: DetectPolicy,
+    /// With bk-job callbacks on for the check's platform: the delay between polls after the
+    /// first [`FAST_POLLS`] (default 5 min; the callback makes a poll due at once, so polling
+    /// is only the safety net for a callback that never comes). `None` without callbacks.
+    pub safety_interval: Option<Duration>,
 }
+
+/// With callbacks, this many polls keep the normal pace before [`PollPolicy::safety_interval`]
+/// takes over (a job that ends at once is still seen at once if its callback is lost).
+pub const FAST_POLLS: u32 = 3;
+
+/// The default [`PollPolicy::safety_interval`].
+pub const DEFAULT_SAFETY_INTERVAL: Duration = Duration::from_secs(300);
 
 /// What to do with a job still running at its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,16 +75,21 @@ impl Default for PollPolicy {
             on_deadline: OnDeadline::Leave,
             terminate_grace: Duration::from_secs(60),
             detect: DetectPolicy::default(),
+            safety_interval: None,
         }
     }
 }
 
 impl PollPolicy {
-    /// The un-jittered delay before poll number `n` (0-based): `first_poll`, then
+    /// The un-jittered delay before poll number `n` (0-based): `first_poll`, then (with
+    /// callbacks, from poll [`FAST_POLLS`] on) `safety_interval`, else
     /// `interval × backoff_factor^(n-1)` capped at `max_interval`.
     pub fn base_delay(&self, n: u32) -> Duration {
         if n == 0 {
             return self.first_poll;
+        }
+        if let Some(safety) = self.safety_interval.filter(|_| n >= FAST_POLLS) {
+            return safety;
         }
         let cap = self.max_interval.max(self.interval);
         let factor = self
@@ -92,7 +108,10 @@ impl PollPolicy {
             return base;
         }
         let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
-        let cap = self.max_interval.max(self.interval);
+        let cap = match self.safety_interval.filter(|_| n >= FAST_POLLS) {
+            Some(safety) => safety,
+            None => self.max_interval.max(self.interval),
+        };
         Duration::from_secs_f64(base.as_secs_f64() * scale).min(cap)
     }
 

@@ -25,6 +25,25 @@ pub(super) struct RawConfig {
     /// What is kept, and for how long.
     #[serde(default)]
     pub(super) store: RawStore,
+    /// Where bk-job's job-end callbacks come in.
+    #[serde(default)]
+    pub(super) callbacks: RawCallbacks,
+}
+
+/// `[callbacks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCallbacks {
+    /// The base URL bk-job must reach (e.g. `https://jobwatch.example.com:9464`); unset:
+    /// no callbacks.
+    pub(super) public_url: Option<String>,
+    /// A listener of their own (default: the API's).
+    pub(super) listen: Option<String>,
+    /// The key the per-execution callback tokens are derived with (better: `key_file` or
+    /// `JOBWATCH__CALLBACKS__KEY`; default: `<data_dir>/callback.key`, made at first start).
+    pub(super) key: Option<SecretString>,
+    /// A file holding the key.
+    pub(super) key_file: Option<PathBuf>,
 }
 
 /// `[store]`.
@@ -120,6 +139,8 @@ pub(super) struct RawPlatform {
     /// bkjob: how long a failing endpoint is skipped (default 30s).
     #[serde(default, with = "humantime_serde")]
     pub(super) endpoint_cooldown: Option<Duration>,
+    /// bkjob: ask bk-job to call back at each job's end (needs `[callbacks] public_url`).
+    pub(super) callbacks: Option<bool>,
 }
 
 /// Script language as a bk-job code (1–5) or a name.
@@ -213,4 +234,6 @@ pub(super) struct RawPoll {
     pub(super) straggler_after: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub(super) unreachable_after: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) safety_interval: Option<Duration>,
 }

@@ -46,6 +46,7 @@ pub(super) fn validate(raw: RawConfig, check: ReceiverCheck) -> Result<Config, V
         issues.add("store.lease", "must be between 3s and 10m");
     }
     let api = validate_api(&mut issues, &raw.api);
+    let callbacks = validate_callbacks(&mut issues, &raw);
     let alerts = alerts::validate(&mut issues, &raw.alerts, check);
     match api {
         Some(api) if issues.0.is_empty() => Ok(Config {
@@ -55,8 +56,62 @@ pub(super) fn validate(raw: RawConfig, check: ReceiverCheck) -> Result<Config, V
             api,
             alerts,
             store,
+            callbacks,
         }),
         _ => Err(issues.0),
+    }
+}
+
+/// `[callbacks]`, and every platform's `callbacks = true` needing its `public_url`.
+fn validate_callbacks(issues: &mut Issues, raw: &RawConfig) -> CallbacksConfig {
+    let c = &raw.callbacks;
+    let public_url = c
+        .public_url
+        .as_deref()
+        .map(str::trim)
+        .and_then(|u| match Url::parse(u) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
+            _ => {
+                issues.add(
+                    "callbacks.public_url",
+                    "must be an http:// or https:// URL that bk-job can reach",
+                );
+                None
+            }
+        });
+    let listen = c.listen.as_deref().and_then(|l| match l.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.add(
+                "callbacks.listen",
+                format!("`{l}` is not an address like 0.0.0.0:9465"),
+            );
+            None
+        }
+    });
+    let key = issues.secret("callbacks", "key", &c.key, &c.key_file);
+    if key
+        .as_ref()
+        .is_some_and(|k| secrecy::ExposeSecret::expose_secret(k).len() < 16)
+    {
+        issues.add("callbacks.key", "must be at least 16 characters");
+    }
+    if c.public_url.is_none() {
+        for (name, p) in &raw.platforms {
+            if p.callbacks == Some(true) {
+                issues.add(
+                    format!("platforms.{name}.callbacks"),
+                    "needs [callbacks] public_url: the URL bk-job calls back",
+                );
+            }
+        }
+    }
+    CallbacksConfig {
+        public_url,
+        listen,
+        key,
     }
 }
 

@@ -3,6 +3,7 @@
 //! (jobs keep running on their platform; the next start resumes them), waits for in-flight
 //! calls up to the grace period, and exits.
 
+pub mod callbacks;
 pub mod replica;
 pub mod retention;
 pub mod scheduler;
@@ -89,6 +90,8 @@ pub struct Runner {
     /// This replica's shard leases, when several replicas share the store (PostgreSQL);
     /// `None`: this process follows every execution.
     replica: Option<Arc<replica::Replica>>,
+    /// bk-job callbacks (`[callbacks]`), once set at start.
+    callbacks: OnceLock<callbacks::Callbacks>,
 }
 
 pub use crate::model::WATCH_CHECK;
@@ -138,6 +141,7 @@ impl Runner {
                 .collect(),
             watch_checks: Mutex::default(),
             replica,
+            callbacks: OnceLock::new(),
             config,
         })
     }
@@ -592,9 +596,19 @@ impl Runner {
         .emit();
     }
 
+    /// Takes bk-job callbacks from now on (set once, at start).
+    pub fn set_callbacks(&self, callbacks: callbacks::Callbacks) {
+        let _ = self.callbacks.set(callbacks);
+    }
+
+    /// The callbacks taken, if any.
+    pub fn callbacks(&self) -> Option<&callbacks::Callbacks> {
+        self.callbacks.get()
+    }
+
     /// Asks for a status poll of `execution_id` now (see [`Engine::poll_now`]).
-    pub fn poll_now(&self, execution_id: &str) {
-        self.engine.poll_now(execution_id);
+    pub fn poll_now(&self, execution_id: &str, job_instance_id: Option<u64>) {
+        self.engine.poll_now(execution_id, job_instance_id);
     }
 
     /// Shutdown: stop intake, stop following, wait for the tasks up to `grace`. Returns
@@ -614,6 +628,18 @@ impl crate::tracker::Journal for Runner {
     /// can still matter: with several replicas while the execution's lease is trusted, else
     /// up to [`UNREACHABLE_WAIT`]; not after shutdown began. A write refused because the
     /// shard moved lets the shard go here.
+    /// `<public_url>/v1/callbacks/bkjob/<execution id>/<token>` when callbacks are set and
+    /// the execution's platform is a bk-job one with `callbacks = true`.
+    fn callback_url(&self, report: &ExecutionReport) -> Option<String> {
+        let callbacks = self.callbacks.get()?;
+        match self.config.platforms.get(&report.platform)? {
+            crate::config::PlatformConfig::BkJob(s) if s.callbacks => {
+                Some(callbacks.url(&report.execution_id))
+            }
+            _ => None,
+        }
+    }
+
     async fn save(&self, report: &ExecutionReport) -> Result<(), crate::tracker::JournalError> {
         let since = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
@@ -665,6 +691,10 @@ impl crate::tracker::Journal for WeakJournal {
                 "jobwatch is shutting down".into(),
             )),
         }
+    }
+
+    fn callback_url(&self, report: &ExecutionReport) -> Option<String> {
+        crate::tracker::Journal::callback_url(self.0.upgrade()?.as_ref(), report)
     }
 }
 
@@ -881,8 +911,8 @@ mod tests {
         let (runner, check) = fleet_runner(dir.path(), fleet.clone()).await;
         let in_an_hour = tokio::time::Instant::now() + Duration::from_secs(3600);
         let ids = followed(&runner, &check, 3, in_an_hour);
-        runner.poll_now(&ids[1]);
-        runner.poll_now("no-such-execution");
+        runner.poll_now(&ids[1], None);
+        runner.poll_now("no-such-execution", None);
         let until = std::time::Instant::now() + Duration::from_secs(30);
         while fleet.answered.load(Ordering::SeqCst) == 0 {
             assert!(

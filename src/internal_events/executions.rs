@@ -182,3 +182,75 @@ impl ShardsChanged<'_> {
         }
     }
 }
+
+/// What became of a bk-job callback (the `result` label of `jobwatch_callbacks_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackResult {
+    /// The token is the execution's: a poll was asked for.
+    Accepted,
+    /// A wrong token (or an unknown execution id, which has no right token).
+    Forged,
+    /// The right token, but no `job_instance_id` in the body: a poll was asked for anyway.
+    Malformed,
+    /// This daemon takes no callbacks (`[callbacks] public_url` unset).
+    Off,
+}
+
+impl CallbackResult {
+    /// Every result.
+    pub const ALL: [CallbackResult; 4] = [
+        CallbackResult::Accepted,
+        CallbackResult::Forged,
+        CallbackResult::Malformed,
+        CallbackResult::Off,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackResult::Accepted => "accepted",
+            CallbackResult::Forged => "forged",
+            CallbackResult::Malformed => "malformed",
+            CallbackResult::Off => "off",
+        }
+    }
+}
+
+/// A bk-job callback came in.
+pub struct CallbackReceived<'a> {
+    /// The execution id in its URL.
+    pub execution_id: &'a str,
+    /// The job instance its body names, if any.
+    pub job_instance_id: Option<u64>,
+    /// What became of it.
+    pub result: CallbackResult,
+}
+
+impl CallbackReceived<'_> {
+    /// Counts (`jobwatch_callbacks_total{result}`) and logs: accepted at DEBUG (one per job),
+    /// the others at WARN (someone calls with a wrong token, or bk-job sends what jobwatch
+    /// cannot read).
+    pub fn emit(self) {
+        metrics::global().callback(self.result.as_str());
+        let (execution_id, job_instance_id, result) = (
+            self.execution_id,
+            self.job_instance_id,
+            self.result.as_str(),
+        );
+        match self.result {
+            CallbackResult::Accepted => {
+                tracing::debug!(execution_id, job_instance_id, "Callback: polling now.")
+            }
+            CallbackResult::Malformed => {
+                tracing::warn!(
+                    execution_id,
+                    result,
+                    "Callback without a job_instance_id; polling now anyway."
+                )
+            }
+            CallbackResult::Forged | CallbackResult::Off => {
+                tracing::warn!(execution_id, result, "Callback ignored.")
+            }
+        }
+    }
+}

@@ -9,8 +9,8 @@ mod platform;
 
 pub use self::alerts::{AlertNotificationAttempted, AlertTransition, OutboxDepth};
 pub use self::executions::{
-    ActiveExecutions, ConditionsChanged, ExecutionEnded, ExecutionTriggered, ShardChange,
-    ShardsChanged, StorePruned, StoreWriteFailed,
+    ActiveExecutions, CallbackReceived, CallbackResult, ConditionsChanged, ExecutionEnded,
+    ExecutionTriggered, ShardChange, ShardsChanged, StorePruned, StoreWriteFailed,
 };
 pub use self::platform::{
     PlatformRequestDone, PlatformRequestFailed, StatusTable, UnknownStatusCode,

@@ -17,13 +17,16 @@ use crate::model::{Host, JobSnapshot};
 /// What to run, where, as the platform is asked for it: the check (its script, language,
 /// parameters, hosts, execution account and timeout — overrides of one execution already
 /// applied) under the job's name on the platform.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SubmitRequest<'a> {
     /// The job's name on the platform; carries jobwatch's execution id so an execution can be
     /// found again (bk-job `task_name`, ≤ 512 characters).
     pub task_name: &'a str,
     /// What to run and where.
     pub check: &'a crate::config::CheckConfig,
+    /// Where the platform should report the job's end (bk-job `callback_url`), when the
+    /// daemon takes callbacks for this platform.
+    pub callback_url: Option<String>,
 }
 
 /// A job instance the platform created.

@@ -45,7 +45,7 @@ enum Command {
     /// Follow this execution (its job is on the platform, its record saved).
     Follow(Box<Follow>),
     /// Poll this execution now (by [`key`] of its id).
-    PollNow(u128),
+    PollNow(u128, Option<u64>),
     /// Stop following these executions, without writing.
     Release(Which),
 }
@@ -116,9 +116,13 @@ impl Engine {
     }
 
     /// Asks for a poll of `execution_id` now: at once when it is at rest, right after the
-    /// turn in flight otherwise; nothing when the engine does not follow it.
-    pub fn poll_now(&self, execution_id: &str) {
-        let _ = self.commands.send(Command::PollNow(key(execution_id)));
+    /// turn in flight otherwise; nothing when the engine does not follow it, or when
+    /// `job_instance_id` is given and is not the followed job's (a callback about another
+    /// job changes nothing).
+    pub fn poll_now(&self, execution_id: &str, job_instance_id: Option<u64>) {
+        let _ = self
+            .commands
+            .send(Command::PollNow(key(execution_id), job_instance_id));
     }
 
     /// Stops following the executions `which` selects (their shard moved to another
@@ -186,7 +190,7 @@ impl Scheduler {
                 }
                 command = commands.recv(), if !stopping => match command {
                     Some(Command::Follow(f)) => self.rest(f),
-                    Some(Command::PollNow(id)) => self.poll_now(id),
+                    Some(Command::PollNow(id, job)) => self.poll_now(id, job),
                     Some(Command::Release(which)) => self.release(&which),
                     None => stopping = true,
                 },
@@ -309,10 +313,18 @@ impl Scheduler {
         self.releasing.extend(in_turn);
     }
 
-    fn poll_now(&mut self, id: u128) {
+    fn poll_now(&mut self, id: u128, job: Option<u64>) {
         match self.at_rest.remove(&id) {
             Some(k) => {
-                let f = self.queue.remove(&k).into_inner();
+                let expired = self.queue.remove(&k);
+                let deadline = expired.deadline();
+                let f = expired.into_inner();
+                if job.is_some_and(|j| f.job.job_instance_id != Some(j)) {
+                    tracing::debug!(job, "A poll asked for another job instance; ignored.");
+                    let k = self.queue.insert_at(f, deadline);
+                    self.at_rest.insert(id, k);
+                    return;
+                }
                 self.ready_polls.push_front(f);
             }
             None if self.in_turn.contains(&id) => {

@@ -126,6 +126,12 @@ pub struct JournalError(pub Box<dyn std::error::Error + Send + Sync>);
 pub trait Journal: Send + Sync {
     /// Persists the execution's current state (insert or update by `execution_id`).
     async fn save(&self, report: &ExecutionReport) -> Result<(), JournalError>;
+
+    /// The URL the platform should call back at the job's end, if the daemon takes
+    /// callbacks for the execution's platform (`[callbacks]`); `None` by default.
+    fn callback_url(&self, _report: &ExecutionReport) -> Option<String> {
+        None
+    }
 }
 
 /// A journal that keeps nothing (`jobwatch exec`).
@@ -243,6 +249,7 @@ impl<'a> Execution<'a> {
         SubmitRequest {
             task_name: &report.task_name,
             check: self.check,
+            callback_url: self.journal.callback_url(report),
         }
     }
 

@@ -317,6 +317,10 @@ impl Platform for BkJob {
         if let Some(account) = &r.check.account_alias {
             body.insert("account_alias".into(), json!(account));
         }
+        // bk-job POSTs the job's end there (a hint: the end is still read from the status API).
+        if let Some(url) = &r.callback_url {
+            body.insert("callback_url".into(), json!(url));
+        }
         let data: SubmitData = self
             .call("fast_execute_script", Verb::Post, true, body, Some(gate))
             .await?;
@@ -433,6 +437,7 @@ mod tests {
             scope_id: "2".into(),
             request_timeout: Duration::from_secs(5),
             flow: endpoints::FlowSettings::default(),
+            callbacks: false,
         })
         .unwrap()
     }

@@ -525,6 +525,7 @@ mod tests {
                 &SubmitRequest {
                     task_name: "t",
                     check: &check("echo old"),
+                    callback_url: None,
                 },
                 &gate,
             )
@@ -538,6 +539,7 @@ mod tests {
                 &SubmitRequest {
                     task_name: "t",
                     check: &check("echo new"),
+                    callback_url: None,
                 },
                 &gate,
             )
