@@ -39,13 +39,14 @@ pub struct PollPolicy {
     /// Thresholds of the conditions (stuck, stragglers, platform unreachable).
     pub detect: DetectPolicy,
     /// With bk-job callbacks on for the check's platform: the delay between polls after the
-    /// first [`FAST_POLLS`] (default 5 min; the callback makes a poll due at once, so polling
+    /// first [`FAST_POLLS`] + 1 (default 5 min; the callback makes a poll due at once, so polling
     /// is only the safety net for a callback that never comes). `None` without callbacks.
     pub safety_interval: Option<Duration>,
 }
 
-/// With callbacks, this many polls keep the normal pace before [`PollPolicy::safety_interval`]
-/// takes over (a job that ends at once is still seen at once if its callback is lost).
+/// With callbacks, this many polls after the first keep the normal pace before
+/// [`PollPolicy::safety_interval`] takes over (a job that ends at once is still seen at once
+/// if its callback is lost), and as many follow a callback whose poll did not see the end yet.
 pub const FAST_POLLS: u32 = 3;
 
 /// The default [`PollPolicy::safety_interval`].
@@ -82,13 +83,13 @@ impl Default for PollPolicy {
 
 impl PollPolicy {
     /// The un-jittered delay before poll number `n` (0-based): `first_poll`, then (with
-    /// callbacks, from poll [`FAST_POLLS`] on) `safety_interval`, else
+    /// callbacks, after poll [`FAST_POLLS`]) `safety_interval`, else
     /// `interval × backoff_factor^(n-1)` capped at `max_interval`.
     pub fn base_delay(&self, n: u32) -> Duration {
         if n == 0 {
             return self.first_poll;
         }
-        if let Some(safety) = self.safety_interval.filter(|_| n >= FAST_POLLS) {
+        if let Some(safety) = self.safety_interval.filter(|_| n > FAST_POLLS) {
             return safety;
         }
         let cap = self.max_interval.max(self.interval);
@@ -108,7 +109,7 @@ impl PollPolicy {
             return base;
         }
         let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
-        let cap = match self.safety_interval.filter(|_| n >= FAST_POLLS) {
+        let cap = match self.safety_interval.filter(|_| n > FAST_POLLS) {
             Some(safety) => safety,
             None => self.max_interval.max(self.interval),
         };
@@ -217,6 +218,20 @@ mod tests {
         assert!(p.delay(0, 0.99) <= Duration::from_secs(1));
         // A job that ends in 1 s is seen by the second poll, at most 1.35 s after submit.
         assert!(p.delay(0, 0.0) + p.delay(1, 0.999) <= Duration::from_millis(1350));
+    }
+
+    #[test]
+    fn with_callbacks_the_first_polls_keep_their_pace_then_the_safety_interval_rules() {
+        let p = PollPolicy {
+            safety_interval: Some(DEFAULT_SAFETY_INTERVAL),
+            ..PollPolicy::default()
+        };
+        let delays: Vec<u64> = (0..6).map(|n| p.base_delay(n).as_millis() as u64).collect();
+        assert_eq!(delays, vec![250, 1_000, 2_000, 4_000, 300_000, 300_000]);
+        for unit in [0.0, 0.5, 0.999] {
+            assert!(p.delay(5, unit) <= DEFAULT_SAFETY_INTERVAL);
+            assert!(p.delay(5, unit) >= Duration::from_secs(270));
+        }
     }
 
     #[test]

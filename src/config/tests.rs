@@ -389,3 +389,38 @@ fn the_readme_salt_example_is_valid() {
     assert_eq!(salt.password.expose_secret(), "pw-From-File-3");
     assert_eq!(config.check("disk-salt").unwrap().hosts.len(), 3);
 }
+
+#[test]
+fn callbacks_need_a_public_url_and_slow_the_safety_net_only_where_they_are_on() {
+    let env = [("JOBWATCH__PLATFORMS__BK__APP_SECRET", "x")];
+    let with_callbacks = BK.replace("scope_id = \"2\"", "scope_id = \"2\"\ncallbacks = true");
+    let keys: Vec<String> = issues_of(&with_callbacks, &env)
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(keys, ["platforms.bk.callbacks"]);
+    let text = format!(
+        "[callbacks]\npublic_url = \"https://jobwatch.example.com:9464\"\nkey = \"0123456789abcdef-key\"\n{with_callbacks}"
+    );
+    let config = load_str(&text, &env).unwrap();
+    let check = config.check("disk").unwrap();
+    assert_eq!(check.poll.safety_interval, Some(Duration::from_secs(300)));
+    assert!(!format!("{config:?}").contains("0123456789abcdef-key"));
+    // Without callbacks, no safety interval, and setting one is a mistake said by key.
+    let config = load_str(BK, &env).unwrap();
+    assert_eq!(config.check("disk").unwrap().poll.safety_interval, None);
+    let stray = BK.replace(
+        "max_attempts = 5",
+        "max_attempts = 5\nsafety_interval = \"1m\"",
+    );
+    let keys: Vec<String> = issues_of(&stray, &env).into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, ["checks[0].poll.safety_interval"]);
+    let bad = "[callbacks]\npublic_url = \"ftp://x\"\nlisten = \"nowhere\"\nkey = \"short\"\n";
+    let keys: Vec<String> = issues_of(&format!("{bad}{BK}"), &env)
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    for key in ["callbacks.public_url", "callbacks.listen", "callbacks.key"] {
+        assert!(keys.iter().any(|k| k == key), "{key} not in {keys:?}");
+    }
+}

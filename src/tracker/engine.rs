@@ -282,6 +282,8 @@ impl Scheduler {
     fn rest(&mut self, f: Box<Follow>) {
         let id = key(&f.report.execution_id);
         if self.poll_soon.remove(&id) {
+            let mut f = f;
+            f.hinted();
             self.ready_polls.push_back(f);
             return;
         }
@@ -325,6 +327,8 @@ impl Scheduler {
                     self.at_rest.insert(id, k);
                     return;
                 }
+                let mut f = f;
+                f.hinted();
                 self.ready_polls.push_front(f);
             }
             None if self.in_turn.contains(&id) => {

@@ -312,6 +312,16 @@ impl Follow {
         }
     }
 
+    /// A hint that the job may have ended (a callback): the polls after the one it asks for
+    /// keep the fast pace again (`interval`, growing, for [`FAST_POLLS`] polls before the
+    /// safety interval), so a callback sent before the status API shows the end costs about
+    /// one interval, not a safety interval.
+    ///
+    /// [`FAST_POLLS`]: crate::config::policy::FAST_POLLS
+    pub fn hinted(&mut self) {
+        self.poll_index = 0;
+    }
+
     /// Runs the detectors at `now`; returns whether the conditions holding changed.
     fn detect(&mut self, now: Instant) -> bool {
         let now_ms = self.wall_ms(now);

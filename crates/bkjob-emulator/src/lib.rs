@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod callbacks;
 mod jobs;
 pub mod scenario;
 mod server;
@@ -28,6 +29,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use callbacks::Sent as CallbackSent;
 pub use scenario::Scenario;
 pub use server::State;
 

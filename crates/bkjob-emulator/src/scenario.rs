@@ -24,6 +24,46 @@ pub struct Scenario {
     /// Faults to inject.
     #[serde(default)]
     pub faults: Faults,
+    /// How job-end callbacks (a submit's `callback_url`) are sent.
+    #[serde(default)]
+    pub callbacks: CallbackSpec,
+}
+
+/// `[callbacks]`: bk-job's job-end callback (its source: `JobCallbackDTO`, `CallbackListener`)
+/// — one POST of `application/json` with a 15 s timeout once the job is final; on a non-200
+/// answer one retry with `Content-Type: application/x-www-form-urlencoded` and the same JSON
+/// text; connection errors only logged. The faults below bend that.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackSpec {
+    /// The step list's name: `step_instances` (the source, default) or `step_instance_list`
+    /// (the docs).
+    pub list_name: String,
+    /// Never send (an allowlist refused the URL, or the sender died).
+    pub drop: bool,
+    /// Wait this long after the end before sending.
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+    /// Send this long *before* the status API shows the end.
+    #[serde(with = "humantime_serde")]
+    pub early: Duration,
+    /// Send this many extra copies.
+    pub duplicates: u32,
+    /// Name another job instance in the body (`job_instance_id` + 1000).
+    pub wrong_job_id: bool,
+}
+
+impl Default for CallbackSpec {
+    fn default() -> Self {
+        CallbackSpec {
+            list_name: "step_instances".into(),
+            drop: false,
+            delay: Duration::ZERO,
+            early: Duration::ZERO,
+            duplicates: 0,
+            wrong_job_id: false,
+        }
+    }
 }
 
 impl Scenario {

@@ -71,9 +71,19 @@ pub(crate) struct ResetConnection;
 #[derive(Debug, Default)]
 pub struct Stats {
     requests: Mutex<HashMap<String, u64>>,
+    callbacks: Mutex<Vec<crate::callbacks::Sent>>,
 }
 
 impl Stats {
+    /// The callbacks sent so far, in order.
+    pub fn callbacks(&self) -> Vec<crate::callbacks::Sent> {
+        self.callbacks.lock().expect("stats lock").clone()
+    }
+
+    pub(crate) fn callback_sent(&self, sent: crate::callbacks::Sent) {
+        self.callbacks.lock().expect("stats lock").push(sent);
+    }
+
     /// Requests seen for `api` (every door, faults included).
     pub fn requests(&self, api: &str) -> u64 {
         self.requests
@@ -116,6 +126,11 @@ impl State {
     /// The scenario served.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
+    }
+
+    /// Job `id`, as it is now (a copy).
+    pub(crate) fn job(&self, id: u64) -> Option<Job> {
+        self.jobs.lock().expect("jobs lock").get(&id).cloned()
     }
 
     /// Jobs created so far.
@@ -370,7 +385,7 @@ fn resolve_hosts(state: &State, server: &Map<String, Value>) -> Result<Vec<HostS
     Ok(out)
 }
 
-fn fast_execute_script(state: &State, p: &Map<String, Value>) -> Result<Value, Reply> {
+fn fast_execute_script(state: &Arc<State>, p: &Map<String, Value>) -> Result<Value, Reply> {
     check_scope(state, p)?;
     let content = text(p, "script_content");
     if content.is_none() && int(p, "script_version_id")?.is_none() && text(p, "script_id").is_none()
@@ -412,6 +427,9 @@ fn fast_execute_script(state: &State, p: &Map<String, Value>) -> Result<Value, R
         return Err(Reply::JobError(1244001, "主机为空".into()));
     }
     let id = state.seed_job(&name, Duration::from_secs(timeout as u64), hosts);
+    if let Some(url) = text(p, "callback_url") {
+        crate::callbacks::send_at_end(state.clone(), id, url.to_owned());
+    }
     Ok(json!({ "job_instance_name": name, "job_instance_id": id, "step_instance_id": id + 1 }))
 }
 
@@ -590,7 +608,7 @@ fn operate_job_instance(state: &State, p: &Map<String, Value>) -> Result<Value, 
     })
 }
 
-fn dispatch(state: &State, api: &str, p: &Map<String, Value>) -> Reply {
+fn dispatch(state: &Arc<State>, api: &str, p: &Map<String, Value>) -> Reply {
     let result = match api {
         "fast_execute_script" => fast_execute_script(state, p),
         "get_job_instance_status" => get_job_instance_status(state, p),
