@@ -83,8 +83,8 @@ async fn metric(base: &str, series: &str) -> f64 {
 
 #[test]
 fn with_callbacks_a_jobs_end_is_stored_within_a_second_of_its_callback() {
-    // Polls: 0.2 s, 0.7 s, 1.7 s, 3.7 s, then every 5 minutes: only the callback can tell
-    // the end of a 5 s job soon.
+    // Polls: 0.2 s, then every 5 minutes: only the callback can tell the end of a 5 s job
+    // soon.
     let platform = emulator("5s", "");
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
@@ -139,9 +139,8 @@ fn with_every_callback_dropped_the_safety_net_still_finds_the_end() {
 
 #[test]
 fn a_callback_naming_another_job_instance_changes_nothing() {
-    // The fast polls end at 3.7 s, the job at 5 s; the only poll after the callback is the
-    // one at the deadline (12 s): had the wrong-id callback been taken, the end would be
-    // known at once.
+    // The job ends at 5 s; the only poll after the callback is the one at the deadline
+    // (12 s): had the wrong-id callback been taken, the end would be known at once.
     let platform = emulator("5s", "[callbacks]\nwrong_job_id = true\n");
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = config(
@@ -260,9 +259,9 @@ fn the_documented_body_shape_is_taken_too() {
 
 #[test]
 fn a_callback_sent_before_the_status_api_shows_the_end_costs_about_one_interval() {
-    // The fast polls end at 3.7 s; the callback comes at 6.5 s, 1.5 s before the end; the
-    // poll it asks for still sees the job running, and the fast polls that follow it see the
-    // end — not the 5-minute safety net.
+    // The callback comes at 6.5 s, 1.5 s before the end; the poll it asks for still sees the
+    // job running, and the fast polls that follow it see the end — not the 5-minute safety
+    // net.
     let platform = emulator("8s", "[callbacks]\nearly = \"1500ms\"\n");
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
@@ -277,5 +276,32 @@ fn a_callback_sent_before_the_status_api_shows_the_end_costs_about_one_interval(
             (1500..=5000).contains(&late),
             "stored {late} ms after an early callback"
         );
+    });
+}
+
+#[test]
+fn a_job_one_and_a_half_safety_intervals_long_costs_four_platform_requests() {
+    // A 10-minute job with the default 5-minute safety net, scaled down: a 3 s job, a 2 s
+    // safety interval. The first poll, one safety poll, the callback's poll, one log fetch.
+    let platform = emulator("3s", "");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(
+        dir.path(),
+        &platform,
+        "timeout = \"10m\"",
+        "safety_interval = \"2s\"",
+    );
+    let daemon = Daemon::start(&config);
+    runtime().block_on(async {
+        let id = start_job(&daemon).await;
+        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
+        assert_eq!(e["state"], "succeeded", "{e:#}");
+        let stats = &platform.emulator.state().stats;
+        let (polls, logs) = (
+            stats.requests("get_job_instance_status"),
+            stats.requests("batch_get_job_instance_ip_log"),
+        );
+        assert_eq!(stats.requests("fast_execute_script"), 1);
+        assert!(polls + logs <= 4, "{polls} polls and {logs} log fetches");
     });
 }

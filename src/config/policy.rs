@@ -39,15 +39,15 @@ pub struct PollPolicy {
     /// Thresholds of the conditions (stuck, stragglers, platform unreachable).
     pub detect: DetectPolicy,
     /// With bk-job callbacks on for the check's platform: the delay between polls after the
-    /// first [`FAST_POLLS`] + 1 (default 5 min; the callback makes a poll due at once, so polling
-    /// is only the safety net for a callback that never comes). `None` without callbacks.
+    /// first (default 5 min). A callback makes a poll due at once, so polling is only the
+    /// safety net for a callback that never comes. `None` without callbacks.
     pub safety_interval: Option<Duration>,
 }
 
-/// With callbacks, this many polls after the first keep the normal pace before
-/// [`PollPolicy::safety_interval`] takes over (a job that ends at once is still seen at once
-/// if its callback is lost), and as many follow a callback whose poll did not see the end yet.
-pub const FAST_POLLS: u32 = 3;
+/// After a callback whose poll did not see the end yet (bk-job's status read lagging behind
+/// its callback), this many polls follow at the normal pace (`interval`, backing off) before
+/// [`PollPolicy::safety_interval`] rules again ([`PollPolicy::follow_up_delay`]).
+pub const HINT_POLLS: u32 = 3;
 
 /// The default [`PollPolicy::safety_interval`].
 pub const DEFAULT_SAFETY_INTERVAL: Duration = Duration::from_secs(300);
@@ -82,38 +82,54 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
-    /// The un-jittered delay before poll number `n` (0-based): `first_poll`, then (with
-    /// callbacks, after poll [`FAST_POLLS`]) `safety_interval`, else
-    /// `interval × backoff_factor^(n-1)` capped at `max_interval`.
+    /// The un-jittered delay before poll number `n` (0-based): `first_poll`, then
+    /// `safety_interval` with callbacks, else `interval × backoff_factor^(n-1)` capped at
+    /// `max_interval`.
     pub fn base_delay(&self, n: u32) -> Duration {
-        if n == 0 {
-            return self.first_poll;
+        match (n, self.safety_interval) {
+            (0, _) => self.first_poll,
+            (_, Some(safety)) => safety,
+            (_, None) => self.backoff(n),
         }
-        if let Some(safety) = self.safety_interval.filter(|_| n > FAST_POLLS) {
-            return safety;
-        }
+    }
+
+    /// `interval × backoff_factor^(n-1)` capped at `max_interval` (`n` ≥ 1).
+    fn backoff(&self, n: u32) -> Duration {
         let cap = self.max_interval.max(self.interval);
         let factor = self
             .backoff_factor
             .max(1.0)
-            .powi(i32::try_from(n - 1).unwrap_or(i32::MAX));
+            .powi(i32::try_from(n.max(1) - 1).unwrap_or(i32::MAX));
         let secs = (self.interval.as_secs_f64() * factor).min(cap.as_secs_f64());
         Duration::from_secs_f64(secs)
+    }
+
+    /// `base` scaled by the jitter draw `unit` (in `[0, 1)`), never above `cap`.
+    fn jittered(&self, base: Duration, cap: Duration, unit: f64) -> Duration {
+        if self.jitter <= 0.0 {
+            return base;
+        }
+        let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
+        Duration::from_secs_f64(base.as_secs_f64() * scale).min(cap)
     }
 
     /// The delay before poll number `n` with jitter applied; `unit` is a random draw in
     /// `[0, 1)`. Never above the cap; the first poll is not jittered.
     pub fn delay(&self, n: u32, unit: f64) -> Duration {
         let base = self.base_delay(n);
-        if n == 0 || self.jitter <= 0.0 {
+        if n == 0 {
             return base;
         }
-        let scale = 1.0 - self.jitter + 2.0 * self.jitter * unit.clamp(0.0, 1.0);
-        let cap = match self.safety_interval.filter(|_| n > FAST_POLLS) {
-            Some(safety) => safety,
-            None => self.max_interval.max(self.interval),
-        };
-        Duration::from_secs_f64(base.as_secs_f64() * scale).min(cap)
+        let cap = self
+            .safety_interval
+            .unwrap_or(self.max_interval.max(self.interval));
+        self.jittered(base, cap, unit)
+    }
+
+    /// The delay before follow-up poll `k` (1-based, at most [`HINT_POLLS`]) after a
+    /// callback's poll: the normal backoff, whatever the safety interval.
+    pub fn follow_up_delay(&self, k: u32, unit: f64) -> Duration {
+        self.jittered(self.backoff(k), self.max_interval.max(self.interval), unit)
     }
 
     /// How long after the submit the execution is given up as timed out: `job_timeout` +
@@ -221,17 +237,22 @@ mod tests {
     }
 
     #[test]
-    fn with_callbacks_the_first_polls_keep_their_pace_then_the_safety_interval_rules() {
+    fn with_callbacks_the_first_poll_is_fast_then_the_safety_interval_rules() {
         let p = PollPolicy {
             safety_interval: Some(DEFAULT_SAFETY_INTERVAL),
             ..PollPolicy::default()
         };
-        let delays: Vec<u64> = (0..6).map(|n| p.base_delay(n).as_millis() as u64).collect();
-        assert_eq!(delays, vec![250, 1_000, 2_000, 4_000, 300_000, 300_000]);
+        let delays: Vec<u64> = (0..4).map(|n| p.base_delay(n).as_millis() as u64).collect();
+        assert_eq!(delays, vec![250, 300_000, 300_000, 300_000]);
         for unit in [0.0, 0.5, 0.999] {
             assert!(p.delay(5, unit) <= DEFAULT_SAFETY_INTERVAL);
             assert!(p.delay(5, unit) >= Duration::from_secs(270));
         }
+        // After a callback whose poll saw no end: the normal backoff, then the safety net.
+        let follow: Vec<u64> = (1..=HINT_POLLS)
+            .map(|k| p.follow_up_delay(k, 0.5).as_millis() as u64)
+            .collect();
+        assert_eq!(follow, vec![1_000, 2_000, 4_000]);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Follow {
     next_poll: Instant,
     /// Polls scheduled by this process (the backoff's position).
     poll_index: u32,
+    /// Follow-up polls made and left after a callback ([`Follow::hinted`]).
+    follow_ups: u32,
+    follow_ups_left: u32,
     /// Polls that got an answer in this process.
     answered: u32,
     /// "Job instance not found" answers in a row.
@@ -127,6 +130,8 @@ impl Follow {
             deadline,
             next_poll: now + first_delay,
             poll_index: 0,
+            follow_ups: 0,
+            follow_ups_left: 0,
             answered: 0,
             not_found: 0,
             terminate_sent: false,
@@ -293,7 +298,14 @@ impl Follow {
             }
         }
         self.poll_index += 1;
-        let next_poll = now + policy.delay(self.poll_index, jitter);
+        let delay = if self.follow_ups_left > 0 {
+            self.follow_ups_left -= 1;
+            self.follow_ups += 1;
+            policy.follow_up_delay(self.follow_ups, jitter)
+        } else {
+            policy.delay(self.poll_index, jitter)
+        };
+        let next_poll = now + delay;
         // Past the deadline (only while the platform cannot answer), polls keep their pace.
         self.next_poll = if now < self.deadline {
             next_poll.min(self.deadline)
@@ -312,14 +324,14 @@ impl Follow {
         }
     }
 
-    /// A hint that the job may have ended (a callback): the polls after the one it asks for
-    /// keep the fast pace again (`interval`, growing, for [`FAST_POLLS`] polls before the
-    /// safety interval), so a callback sent before the status API shows the end costs about
-    /// one interval, not a safety interval.
+    /// A hint that the job may have ended (a callback): if the poll it asks for does not see
+    /// the end yet, [`HINT_POLLS`] polls follow at the normal pace before the safety interval,
+    /// so a callback sent before the status API shows the end costs about one interval.
     ///
-    /// [`FAST_POLLS`]: crate::config::policy::FAST_POLLS
+    /// [`HINT_POLLS`]: crate::config::policy::HINT_POLLS
     pub fn hinted(&mut self) {
-        self.poll_index = 0;
+        self.follow_ups = 0;
+        self.follow_ups_left = crate::config::policy::HINT_POLLS;
     }
 
     /// Runs the detectors at `now`; returns whether the conditions holding changed.
