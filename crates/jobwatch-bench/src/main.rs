@@ -48,6 +48,280 @@ struct Args {
     /// Executions seeded straight into the store and resumed (0: skip that phase).
     #[arg(long, default_value_t = 1_000_000)]
     seeded: usize,
+    /// Executions tracked in the callbacks phase (bk-job callbacks on, 5 min safety net; 0:
+    /// skip that phase).
+    #[arg(long, default_value_t = 100_000)]
+    callback_executions: usize,
+    /// Run the callbacks phase only.
+    #[arg(long)]
+    only_callbacks: bool,
+}
+
+/// The key the callbacks phase's agent derives tokens with (the harness sends callbacks as
+/// bk-job would, so it computes the same URLs).
+const CALLBACK_KEY: &str = "bench-callback-key-0123456789";
+
+/// The callbacks phase's config: check `bench` polled at 1 s, then every 5 minutes (the
+/// safety net), callbacks taken on `port`.
+fn write_callbacks_config(dir: &Path, url: &str, port: u16) -> anyhow::Result<PathBuf> {
+    let path = dir.join("jobwatch.toml");
+    let platform = bkjob_emulator::jobwatch_platform_toml(
+        "bk",
+        &[url.to_owned()],
+        "apigw",
+        &format!(
+            "app_secret = \"{SECRET}\"\nrequest_timeout = \"30s\"\nmax_concurrent_requests = 64\nmax_requests_per_second = 10000000\nmax_submits_per_second = 10000000\nendpoint_failures_before_cooldown = 1000000\ncallbacks = true"
+        ),
+    );
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+{daemon}
+[callbacks]
+public_url = "http://127.0.0.1:{port}"
+listen = "127.0.0.1:{port}"
+key = "{CALLBACK_KEY}"
+{platform}
+[[checks]]
+name = "bench"
+platform = "bk"
+script = "true"
+hosts = [101]
+account_alias = "root"
+timeout = "2h"
+[checks.poll]
+first_poll = "1s"
+safety_interval = "5m"
+stuck_after = "1h"
+straggler_after = "1h"
+"#,
+            daemon = bkjob_emulator::jobwatch_daemon_toml(&dir.join("data")),
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Sends one callback as bk-job does (JSON, the source's list name) for each planned
+/// `(when, job, execution)`, at its time, at most 512 in flight. Returns how many were
+/// answered 200.
+async fn send_callbacks(
+    callbacks: std::sync::Arc<jobwatch::daemon::callbacks::Callbacks>,
+    plan: Vec<(Instant, u64, String)>,
+) -> anyhow::Result<usize> {
+    let client = client();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(512));
+    let mut set = tokio::task::JoinSet::new();
+    for (at, job, execution) in plan {
+        tokio::time::sleep_until(at.into()).await;
+        let permit = permits.clone().acquire_owned().await?;
+        let (client, url) = (client.clone(), callbacks.url(&execution));
+        set.spawn(async move {
+            let body = json!({"job_instance_id": job, "status": 3, "step_instances": [{"step_instance_id": job + 1, "status": 3}]});
+            let ok = client.post(&url).json(&body).send().await?.status().as_u16() == 200;
+            drop(permit);
+            anyhow::Ok(ok)
+        });
+    }
+    let mut answered = 0;
+    while let Some(r) = set.join_next().await {
+        answered += usize::from(r??);
+    }
+    Ok(answered)
+}
+
+/// Callbacks taken per second for `seconds`, 64 senders in a closed loop (right tokens, for
+/// executions not followed: the route's whole path, the poll it asks for aside).
+async fn callback_ceiling(
+    callbacks: std::sync::Arc<jobwatch::daemon::callbacks::Callbacks>,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let client = client();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (client, callbacks) = (client.clone(), callbacks.clone());
+        set.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let url = callbacks.url(&uuid_v7());
+                let body = r#"{"job_instance_id": 1, "status": 3, "step_instances": []}"#;
+                let resp = client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                if resp.status().as_u16() == 200 {
+                    n += 1;
+                }
+            }
+            anyhow::Ok(n)
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = set.join_next().await {
+        total += r??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Detection latencies (ms) of the ended executions of check `bench` in the store under
+/// `data`: stored end − the job's end at the emulator.
+fn detection_latencies(
+    rt: &tokio::runtime::Runtime,
+    data: &Path,
+    emulator: &Emulator,
+) -> anyhow::Result<Vec<f64>> {
+    let store = rt.block_on(jobwatch::store::SqliteStore::open(data))?;
+    let mut latencies = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = rt.block_on(jobwatch::store::Store::list(
+            &store,
+            &jobwatch::store::ListQuery {
+                which: jobwatch::store::Which::History,
+                check: Some("bench".into()),
+                limit: 1000,
+                cursor: cursor.clone(),
+            },
+        ))?;
+        for r in &page {
+            let (Some(job), Some(ended)) = (r.job_instance_id, parse_ms(&r.ended_at)) else {
+                continue;
+            };
+            if let Some(end) = emulator.state().job_end_ms(job) {
+                latencies.push((ended - end) as f64);
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        cursor = page.last().map(|r| r.execution_id.clone());
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+/// The callbacks phase: N watched executions on a platform with callbacks and a 5-minute
+/// safety net, jobs ending over a minute, the harness calling back as bk-job would at each
+/// end. Returns its JSON and prints its rows.
+fn callbacks_phase(
+    args: &Args,
+    binary: &Path,
+    emulator: &Emulator,
+    dir: &Path,
+    all_requests: &dyn Fn() -> u64,
+) -> anyhow::Result<(Value, Vec<String>)> {
+    let n = args.callback_executions;
+    eprintln!(
+        "jobwatch-bench: callbacks ({n} executions, 5 min safety net, a callback at each end)…"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let host = emulator.state().scenario().hosts[0].clone();
+    let cb_dir = dir.join("callbacks");
+    std::fs::create_dir_all(&cb_dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = write_callbacks_config(&cb_dir, &emulator.apigw_url(), port)?;
+    let callbacks = std::sync::Arc::new(jobwatch::daemon::callbacks::Callbacks::new(
+        url::Url::parse(&format!("http://127.0.0.1:{port}"))?,
+        secrecy::SecretString::from(CALLBACK_KEY.to_owned()),
+    ));
+    let agent = Agent::start(binary, &config)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, rss_base, _) = agent.usage();
+    let requests_before = all_requests();
+    let ends_from = Instant::now() + Duration::from_secs_f64(n as f64 / 4000.0 + 20.0);
+    let mut planned = Vec::with_capacity(n);
+    for i in 0..n {
+        let end = ends_from + Duration::from_millis((i as u64 * 60_000) / n as u64);
+        let job = seed(
+            emulator,
+            &host,
+            end.saturating_duration_since(Instant::now()),
+        );
+        planned.push((job, end));
+    }
+    let ends: std::collections::HashMap<u64, Instant> = planned.iter().copied().collect();
+    let (reg_s, pairs) = rt.block_on(watch_all_ids(
+        &agent.base,
+        planned.iter().map(|(j, _)| *j).collect(),
+        args.register_concurrency,
+    ))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu0, rss_tracked, _) = agent.usage();
+    if Instant::now() > ends_from {
+        eprintln!("jobwatch-bench: warning: registration took longer than planned");
+    }
+    let mut plan: Vec<(Instant, u64, String)> = pairs
+        .into_iter()
+        .map(|(job, execution)| (ends[&job], job, execution))
+        .collect();
+    plan.sort_by_key(|(at, ..)| *at);
+    let sending = Instant::now();
+    let answered = rt.block_on(send_callbacks(callbacks.clone(), plan))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rt.block_on(active_count(&agent.base)) != 0 {
+        if Instant::now() > deadline {
+            bail!("executions still active long after their callbacks");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (cpu1, _, peak) = agent.usage();
+    let cpu_cores = (cpu1 - cpu0) / sending.elapsed().as_secs_f64();
+    let requests_per_execution = (all_requests() - requests_before) as f64 / n as f64;
+    let ceiling = rt.block_on(callback_ceiling(callbacks, 5))?;
+    drop(agent);
+    let latencies = detection_latencies(&rt, &cb_dir.join("data"), emulator)?;
+    let (p50, p99, max) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
+    let rss_per_execution_kb = (rss_tracked - rss_base) * 1024.0 / n as f64;
+    let mut rows = Vec::new();
+    rows.push(format!(
+        "| detection with callbacks, job end → final state stored, {n} tracked (5 min safety net) | p50 {} ms, p99 {} ms, max {} ms ({} measured; {answered} callbacks answered 200) | p99 ≤ 250 ms |",
+        round(p50, 0),
+        round(p99, 0),
+        round(max, 0),
+        latencies.len()
+    ));
+    rows.push(format!(
+        "| platform requests per execution with callbacks (jobs of 20–80 s, logs included) | {} | ≤ 4 for a 10-minute job |",
+        round(requests_per_execution, 2)
+    ));
+    rows.push(format!(
+        "| agent with callbacks, {n} tracked | RSS {} MiB ({} KiB per execution), peak {} MiB, {} cores while the jobs end | — |",
+        round(rss_tracked, 1),
+        round(rss_per_execution_kb, 2),
+        round(peak, 1),
+        round(cpu_cores, 2)
+    ));
+    rows.push(format!(
+        "| callbacks taken per second (64 senders, closed loop) | {} /s; the harness sent {} /s at the busiest (a minute's ends) | ≥ the send rate |",
+        round(ceiling, 0),
+        round(n as f64 / 60.0, 0)
+    ));
+    let result = json!({
+        "executions": n,
+        "watch_registration_s": round(reg_s, 1),
+        "callbacks_answered_200": answered,
+        "detection_latency_ms": {"p50": round(p50, 0), "p99": round(p99, 0), "max": round(max, 0), "measured": latencies.len()},
+        "requests_per_execution": round(requests_per_execution, 2),
+        "rss_tracking_mib": round(rss_tracked, 1),
+        "rss_per_execution_kib": round(rss_per_execution_kb, 2),
+        "peak_rss_mib": round(peak, 1),
+        "agent_cpu_cores": round(cpu_cores, 2),
+        "callbacks_per_s_ceiling": round(ceiling, 0),
+    });
+    Ok((result, rows))
 }
 
 /// The core the emulator (this process) runs on; wrk and the agent get [`LOAD_CPU`], so that
@@ -262,15 +536,26 @@ fn client() -> reqwest::Client {
 
 /// Registers a watch for each job id, `concurrency` at a time. Returns the seconds taken.
 async fn watch_all(base: &str, ids: Vec<u64>, concurrency: usize) -> anyhow::Result<f64> {
+    Ok(watch_all_ids(base, ids, concurrency).await?.0)
+}
+
+/// Registers a watch for each job id, `concurrency` at a time. Returns the seconds taken and
+/// each job id with its execution id.
+async fn watch_all_ids(
+    base: &str,
+    ids: Vec<u64>,
+    concurrency: usize,
+) -> anyhow::Result<(f64, Vec<(u64, String)>)> {
     let started = Instant::now();
     let client = client();
     let mut set = tokio::task::JoinSet::new();
     let url = format!("{base}/v1/watches");
+    let mut pairs = Vec::with_capacity(ids.len());
     for id in ids {
         if set.len() >= concurrency
             && let Some(r) = set.join_next().await
         {
-            r??;
+            pairs.push(r??);
         }
         let (client, url) = (client.clone(), url.clone());
         set.spawn(async move {
@@ -279,13 +564,18 @@ async fn watch_all(base: &str, ids: Vec<u64>, concurrency: usize) -> anyhow::Res
             if resp.status().as_u16() != 202 {
                 bail!("watch {id}: HTTP {}", resp.status());
             }
-            anyhow::Ok(())
+            let v: Value = resp.json().await?;
+            let execution = v["execution_id"]
+                .as_str()
+                .context("execution_id")?
+                .to_owned();
+            anyhow::Ok((id, execution))
         });
     }
     while let Some(r) = set.join_next().await {
-        r??;
+        pairs.push(r??);
     }
-    Ok(started.elapsed().as_secs_f64())
+    Ok((started.elapsed().as_secs_f64(), pairs))
 }
 
 fn seed(emulator: &Emulator, host: &bkjob_emulator::scenario::HostSpec, duration: Duration) -> u64 {
@@ -425,6 +715,22 @@ fn main() -> anyhow::Result<()> {
         .sum::<u64>()
     };
 
+    if args.only_callbacks {
+        let dir = std::env::temp_dir().join(format!("jobwatch-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("| figure | measured | target |");
+        println!("|---|---|---|");
+        let (result, rows) = callbacks_phase(&args, &binary, &emulator, &dir, &all_requests)?;
+        for row in rows {
+            println!("{row}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "{}",
+            json!({"date": chrono::Utc::now().format("%Y-%m-%d").to_string(), "callbacks": result})
+        );
+        return Ok(());
+    }
     eprintln!("jobwatch-bench: ceiling (wrk, {} s)…", args.window);
     let emulator_cpu0 = own_cpu_seconds();
     let ceiling_started = Instant::now();
@@ -611,6 +917,17 @@ fn main() -> anyhow::Result<()> {
     let peak = peak_first.max(peak_second);
     drop(agent);
 
+    // Callbacks: bk-job calls back at each job's end; polling is the safety net.
+    let (callbacks, callback_rows) = if args.callback_executions > 0 {
+        let (result, rows) = callbacks_phase(&args, &binary, &emulator, &dir, &all_requests)?;
+        (Some(result), rows)
+    } else {
+        (
+            None,
+            vec!["| callbacks | skipped (--callback-executions 0) | |".to_owned()],
+        )
+    };
+
     // Seeded: executions written straight into a fresh store (jobs running on the
     // emulator), then one start resumes them all.
     let seeded = if args.seeded > 0 {
@@ -707,6 +1024,7 @@ fn main() -> anyhow::Result<()> {
             "resumed": resumed,
         },
         "first_result_s": round(first_result, 3),
+        "callbacks": callbacks,
         "seeded": seeded.map(|(resumed, resume_s, rss, peak)| json!({
             "executions": args.seeded,
             "resumed": resumed,
@@ -791,6 +1109,9 @@ fn main() -> anyhow::Result<()> {
         "| first result of a 1 s job | {} s | ≤ 1.5 s |",
         round(first_result, 3)
     );
+    for row in callback_rows {
+        println!("{row}");
+    }
     println!("{result}");
     Ok(())
 }
