@@ -214,6 +214,11 @@ async fn exec(config: Config, check_name: &str, output: Output, log_lines: usize
             return ExitCode::from(exit::SOFTWARE);
         }
     };
+    // `exec` takes no callbacks (it has no listener): its polls keep the normal pace, not
+    // the daemon's safety interval.
+    let mut check = check.clone();
+    check.poll.safety_interval = None;
+    let check = &check;
     let execution = Execution::new(check, &check.platform, platform);
     tokio::spawn(interrupt(
         execution.cancel.clone(),

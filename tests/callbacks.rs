@@ -305,3 +305,24 @@ fn a_job_one_and_a_half_safety_intervals_long_costs_four_platform_requests() {
         assert!(polls + logs <= 4, "{polls} polls and {logs} log fetches");
     });
 }
+
+#[test]
+fn jobwatch_exec_on_a_platform_with_callbacks_keeps_the_normal_pace() {
+    // `exec` has no listener: no callback_url is sent, and its polls are not slowed to the
+    // daemon's safety interval.
+    let platform = emulator("2s", "");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
+    let (code, report, _) = common::exec_json(&config, "job");
+    assert_eq!(
+        (code, report["state"].as_str()),
+        (0, Some("succeeded")),
+        "{report:#}"
+    );
+    let took = report["duration_seconds"].as_f64().unwrap();
+    assert!(took < 5.0, "a 2 s job took {took} s");
+    assert!(
+        platform.emulator.state().stats.callbacks().is_empty(),
+        "no callback_url sent"
+    );
+}
