@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Daemon, get_json, post, runtime};
+use common::{Daemon, get_json, post, runtime, wait_ended};
 use serde_json::Value;
 
 /// One host that runs `duration`, and the emulator's `[callbacks]` table.
@@ -37,6 +37,24 @@ fn config(dir: &Path, platform: &common::Platform, job: &str, poll: &str) -> (Pa
     (path, callback_port)
 }
 
+/// Starts a daemon on a fresh config (see [`config`]) and runs the check `job` once to its
+/// end: the emulator, the daemon, the ended execution.
+fn run_job(
+    platform: &common::Platform,
+    job: &str,
+    poll: &str,
+) -> (Daemon, Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), platform, job, poll);
+    let daemon = Daemon::start(&config);
+    let e = runtime().block_on(async {
+        let id = start_job(&daemon).await;
+        wait_ended(&daemon.base, &id, Duration::from_secs(30)).await
+    });
+    assert_eq!(e["state"], "succeeded", "{e:#}");
+    (daemon, e, dir)
+}
+
 async fn start_job(daemon: &Daemon) -> String {
     let (status, body) = post(
         &daemon.base,
@@ -47,19 +65,6 @@ async fn start_job(daemon: &Daemon) -> String {
     .await;
     assert_eq!(status, 202, "{body}");
     body["execution_id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
-    let until = Instant::now() + within;
-    loop {
-        let (status, e) = get_json(base, &format!("/v1/executions/{id}")).await;
-        assert_eq!(status, 200, "{e}");
-        if e["state"] != "pending" && e["state"] != "running" {
-            return e;
-        }
-        assert!(Instant::now() < until, "{id} did not end: {e:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// When the execution's end was stored, epoch ms.
@@ -86,55 +91,33 @@ fn with_callbacks_a_jobs_end_is_stored_within_a_second_of_its_callback() {
     // Polls: 0.2 s, then every 5 minutes: only the callback can tell the end of a 5 s job
     // soon.
     let platform = emulator("5s", "");
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
-    let daemon = Daemon::start(&config);
-    runtime().block_on(async {
-        let id = start_job(&daemon).await;
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
-        assert_eq!(e["state"], "succeeded", "{e:#}");
-        let sent = platform.emulator.state().stats.callbacks();
-        assert_eq!(sent.len(), 1, "{sent:?}");
-        assert_eq!(
-            (sent[0].content_type, sent[0].answer),
-            ("application/json", Some(200))
-        );
-        let late = ended_ms(&e) - sent[0].at_ms;
-        assert!(
-            (0..=1000).contains(&late),
-            "stored {late} ms after the callback"
-        );
-        assert!(e["polls"].as_u64().unwrap() <= 5, "{e:#}");
-        assert_eq!(
-            metric(
-                &daemon.base,
-                "jobwatch_callbacks_total{result=\"accepted\"}"
-            )
-            .await,
-            1.0
-        );
-        // The end is still read from the status API and the logs.
-        assert_eq!(e["hosts"][0]["log"], "done\n");
-    });
+    let (daemon, e, _dir) = run_job(&platform, "timeout = \"10m\"", "");
+    let sent = platform.emulator.state().stats.callbacks();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].content_type, sent[0].answer),
+        ("application/json", Some(200))
+    );
+    let late = ended_ms(&e) - sent[0].at_ms;
+    assert!(
+        (0..=1000).contains(&late),
+        "stored {late} ms after the callback"
+    );
+    assert!(e["polls"].as_u64().unwrap() <= 5, "{e:#}");
+    let accepted = runtime().block_on(metric(
+        &daemon.base,
+        "jobwatch_callbacks_total{result=\"accepted\"}",
+    ));
+    assert_eq!(accepted, 1.0);
+    // The end is still read from the status API and the logs.
+    assert_eq!(e["hosts"][0]["log"], "done\n");
 }
 
 #[test]
 fn with_every_callback_dropped_the_safety_net_still_finds_the_end() {
     let platform = emulator("2s", "[callbacks]\ndrop = true\n");
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = config(
-        dir.path(),
-        &platform,
-        "timeout = \"10m\"",
-        "safety_interval = \"3s\"",
-    );
-    let daemon = Daemon::start(&config);
-    runtime().block_on(async {
-        let id = start_job(&daemon).await;
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
-        assert_eq!(e["state"], "succeeded", "{e:#}");
-        assert!(platform.emulator.state().stats.callbacks().is_empty());
-    });
+    run_job(&platform, "timeout = \"10m\"", "safety_interval = \"3s\"");
+    assert!(platform.emulator.state().stats.callbacks().is_empty());
 }
 
 #[test]
@@ -142,26 +125,14 @@ fn a_callback_naming_another_job_instance_changes_nothing() {
     // The job ends at 5 s; the only poll after the callback is the one at the deadline
     // (12 s): had the wrong-id callback been taken, the end would be known at once.
     let platform = emulator("5s", "[callbacks]\nwrong_job_id = true\n");
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = config(
-        dir.path(),
-        &platform,
-        "timeout = \"10s\"",
-        "deadline_slack = \"2s\"",
+    let (_daemon, e, _dir) = run_job(&platform, "timeout = \"10s\"", "deadline_slack = \"2s\"");
+    let sent = platform.emulator.state().stats.callbacks();
+    assert_eq!(sent.len(), 1);
+    let waited = ended_ms(&e) - sent[0].at_ms;
+    assert!(
+        waited >= 3000,
+        "the end was known {waited} ms after a callback about another job"
     );
-    let daemon = Daemon::start(&config);
-    runtime().block_on(async {
-        let id = start_job(&daemon).await;
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(30)).await;
-        assert_eq!(e["state"], "succeeded", "{e:#}");
-        let sent = platform.emulator.state().stats.callbacks();
-        assert_eq!(sent.len(), 1);
-        let waited = ended_ms(&e) - sent[0].at_ms;
-        assert!(
-            waited >= 3000,
-            "the end was known {waited} ms after a callback about another job"
-        );
-    });
 }
 
 #[test]
@@ -236,25 +207,18 @@ fn duplicated_late_and_forged_callbacks_change_nothing() {
 #[test]
 fn the_documented_body_shape_is_taken_too() {
     let platform = emulator("5s", "[callbacks]\nlist_name = \"step_instance_list\"\n");
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
-    let daemon = Daemon::start(&config);
-    runtime().block_on(async {
-        let id = start_job(&daemon).await;
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
-        assert_eq!(e["state"], "succeeded", "{e:#}");
-        let sent = platform.emulator.state().stats.callbacks();
-        assert!(
-            sent[0].body.contains("\"step_instance_list\""),
-            "{}",
-            sent[0].body
-        );
-        let late = ended_ms(&e) - sent[0].at_ms;
-        assert!(
-            (0..=1000).contains(&late),
-            "stored {late} ms after the callback"
-        );
-    });
+    let (_daemon, e, _dir) = run_job(&platform, "timeout = \"10m\"", "");
+    let sent = platform.emulator.state().stats.callbacks();
+    assert!(
+        sent[0].body.contains("\"step_instance_list\""),
+        "{}",
+        sent[0].body
+    );
+    let late = ended_ms(&e) - sent[0].at_ms;
+    assert!(
+        (0..=1000).contains(&late),
+        "stored {late} ms after the callback"
+    );
 }
 
 #[test]
@@ -263,20 +227,13 @@ fn a_callback_sent_before_the_status_api_shows_the_end_costs_about_one_interval(
     // job running, and the fast polls that follow it see the end — not the 5-minute safety
     // net.
     let platform = emulator("8s", "[callbacks]\nearly = \"1500ms\"\n");
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
-    let daemon = Daemon::start(&config);
-    runtime().block_on(async {
-        let id = start_job(&daemon).await;
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
-        assert_eq!(e["state"], "succeeded", "{e:#}");
-        let sent = platform.emulator.state().stats.callbacks();
-        let late = ended_ms(&e) - sent[0].at_ms;
-        assert!(
-            (1500..=5000).contains(&late),
-            "stored {late} ms after an early callback"
-        );
-    });
+    let (_daemon, e, _dir) = run_job(&platform, "timeout = \"10m\"", "");
+    let sent = platform.emulator.state().stats.callbacks();
+    let late = ended_ms(&e) - sent[0].at_ms;
+    assert!(
+        (1500..=5000).contains(&late),
+        "stored {late} ms after an early callback"
+    );
 }
 
 #[test]
@@ -284,26 +241,14 @@ fn a_job_one_and_a_half_safety_intervals_long_costs_four_platform_requests() {
     // A 10-minute job with the default 5-minute safety net, scaled down: a 3 s job, a 2 s
     // safety interval. The first poll, one safety poll, the callback's poll, one log fetch.
     let platform = emulator("3s", "");
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = config(
-        dir.path(),
-        &platform,
-        "timeout = \"10m\"",
-        "safety_interval = \"2s\"",
+    run_job(&platform, "timeout = \"10m\"", "safety_interval = \"2s\"");
+    let stats = &platform.emulator.state().stats;
+    let (polls, logs) = (
+        stats.requests("get_job_instance_status"),
+        stats.requests("batch_get_job_instance_ip_log"),
     );
-    let daemon = Daemon::start(&config);
-    runtime().block_on(async {
-        let id = start_job(&daemon).await;
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
-        assert_eq!(e["state"], "succeeded", "{e:#}");
-        let stats = &platform.emulator.state().stats;
-        let (polls, logs) = (
-            stats.requests("get_job_instance_status"),
-            stats.requests("batch_get_job_instance_ip_log"),
-        );
-        assert_eq!(stats.requests("fast_execute_script"), 1);
-        assert!(polls + logs <= 4, "{polls} polls and {logs} log fetches");
-    });
+    assert_eq!(stats.requests("fast_execute_script"), 1);
+    assert!(polls + logs <= 4, "{polls} polls and {logs} log fetches");
 }
 
 #[test]

@@ -1114,19 +1114,7 @@ fn executions_accepted_during_repeated_kill_9_all_reach_the_platform_exactly_onc
     });
 }
 
-/// Waits (bounded) until execution `id` has ended, and returns it.
-async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
-    let until = Instant::now() + within;
-    loop {
-        let (status, e) = get_json(base, &format!("/v1/executions/{id}")).await;
-        assert_eq!(status, 200, "{e}");
-        if e["state"] != "pending" && e["state"] != "running" {
-            return e;
-        }
-        assert!(Instant::now() < until, "{id} did not end: {e:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use common::wait_ended;
 
 #[test]
 fn a_local_job_stopped_at_shutdown_is_lost_never_taken_for_a_new_one() {

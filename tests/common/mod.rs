@@ -289,6 +289,20 @@ pub async fn post(base: &str, path: &str, body: &str, token: Option<&str>) -> (u
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Waits (bounded, polling the API every 50 ms) until execution `id` has ended; returns it.
+pub async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
+    let until = std::time::Instant::now() + within;
+    loop {
+        let (status, e) = get_json(base, &format!("/v1/executions/{id}")).await;
+        assert_eq!(status, 200, "{e}");
+        if e["state"] != "pending" && e["state"] != "running" {
+            return e;
+        }
+        assert!(std::time::Instant::now() < until, "{id} did not end: {e:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn get_json(base: &str, path: &str) -> (u16, Value) {
     let resp = client().get(format!("{base}{path}")).send().await.unwrap();
     let status = resp.status().as_u16();

@@ -826,33 +826,7 @@ fn main() -> anyhow::Result<()> {
     let requests_per_execution = (all_requests() - requests_before) as f64 / n as f64;
 
     // Detection latency, from the store.
-    let store = rt.block_on(jobwatch::store::SqliteStore::open(&scale_dir.join("data")))?;
-    let mut latencies = Vec::with_capacity(n);
-    let mut cursor = None;
-    loop {
-        let page = rt.block_on(jobwatch::store::Store::list(
-            &store,
-            &jobwatch::store::ListQuery {
-                which: jobwatch::store::Which::History,
-                check: Some("bench".into()),
-                limit: 1000,
-                cursor: cursor.clone(),
-            },
-        ))?;
-        for r in &page {
-            let (Some(job), Some(ended)) = (r.job_instance_id, parse_ms(&r.ended_at)) else {
-                continue;
-            };
-            if let Some(end) = emulator.state().job_end_ms(job) {
-                latencies.push((ended - end) as f64);
-            }
-        }
-        if page.len() < 1000 {
-            break;
-        }
-        cursor = page.last().map(|r| r.execution_id.clone());
-    }
-    latencies.sort_by(f64::total_cmp);
+    let latencies = detection_latencies(&rt, &scale_dir.join("data"), &emulator)?;
     let (p50, p99, max) = (
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
