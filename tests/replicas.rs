@@ -683,3 +683,71 @@ fn a_replica_frozen_past_its_lease_writes_nothing_stale_when_it_wakes() {
         );
     });
 }
+
+/// A bk-job callback reaching a replica that does not follow the execution is passed on
+/// (`NOTIFY jobwatch_poll`) to the one that does: every end is known within a second of its
+/// callback, with polling slowed to the 5-minute safety net.
+#[test]
+fn a_callback_to_any_replica_reaches_the_one_that_follows_the_execution() {
+    let checks = r#"
+[[checks]]
+name = "fleet"
+platform = "bk"
+script = "echo hi"
+hosts = [101, 102]
+account_alias = "root"
+timeout = "300s"
+[checks.poll]
+first_poll = "500ms"
+safety_interval = "5m"
+"#;
+    let cluster = Cluster::new(2, "5s", checks);
+    // Every callback goes to replica 0 (bk-job calls one public URL); both share the key.
+    let port = common::free_port();
+    for (i, config) in cluster.configs.iter().enumerate() {
+        let mut text = std::fs::read_to_string(config).unwrap();
+        text = text.replacen(
+            "[store]",
+            &format!(
+                "[callbacks]\npublic_url = \"http://127.0.0.1:{port}\"\nkey = \"shared-callback-key-0123456789\"\n\n[store]"
+            ),
+            1,
+        );
+        text = text.replacen("kind = \"bkjob\"", "kind = \"bkjob\"\ncallbacks = true", 1);
+        if i == 0 {
+            text = text.replacen(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+                1,
+            );
+        }
+        std::fs::write(config, text).unwrap();
+    }
+    let replicas = cluster.start_all();
+    runtime().block_on(async {
+        wait_balanced(&replicas).await;
+        let bases: Vec<&str> = replicas.iter().map(|r| r.base.as_str()).collect();
+        // Twelve executions: each replica follows about half of them.
+        let ids = post_many(&bases, 12).await;
+        let mut ended = Vec::new();
+        for id in &ids {
+            ended.push(common::wait_ended(bases[0], id, Duration::from_secs(60)).await);
+        }
+        let sent = cluster.platform.emulator.state().stats.callbacks();
+        assert_eq!(sent.len(), 12, "{sent:?}");
+        for e in &ended {
+            assert_eq!(e["state"], "succeeded", "{e:#}");
+            let job = e["job_instance_id"].as_u64().unwrap();
+            let callback = sent.iter().find(|s| s.job_instance_id == job).unwrap();
+            let stored = e["started_at_ms"].as_i64().unwrap()
+                + (e["duration_seconds"].as_f64().unwrap() * 1000.0) as i64;
+            // The end's time is the follower's clock rebuilt from the stored start (an
+            // execution taken over from the replica that recorded it): a few ms of skew.
+            let late = stored - callback.at_ms;
+            assert!(
+                (-50..=1000).contains(&late),
+                "stored {late} ms after its callback: {e:#}"
+            );
+        }
+    });
+}

@@ -25,7 +25,7 @@ pub async fn bkjob_callback(
         None => CallbackResult::Off,
         Some(c) if !c.verify(&id, &token) => CallbackResult::Forged,
         Some(_) => {
-            state.runner.poll_now(&id, job_instance_id);
+            state.runner.hint(&id, job_instance_id);
             if job_instance_id.is_some() {
                 CallbackResult::Accepted
             } else {

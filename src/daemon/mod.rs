@@ -606,6 +606,26 @@ impl Runner {
         self.callbacks.get()
     }
 
+    /// A hint that `execution_id`'s job may have ended (a bk-job callback): a poll now where
+    /// it is followed — here, or, with several replicas, on the replica that follows it
+    /// (announced through the store; a failed announcement leaves it to the safety net).
+    pub fn hint(self: &Arc<Self>, execution_id: &str, job_instance_id: Option<u64>) {
+        match &self.replica {
+            Some(replica) if !replica.follows(execution_id) => {
+                let runner = self.clone();
+                let id = execution_id.to_owned();
+                self.tasks.spawn(async move {
+                    if let Some(shards) = runner.store.shards()
+                        && let Err(e) = shards.announce_poll(&id, job_instance_id).await
+                    {
+                        tracing::debug!(execution_id = %id, error = %e, "Cannot pass a callback on to the replica that follows it.");
+                    }
+                });
+            }
+            _ => self.poll_now(execution_id, job_instance_id),
+        }
+    }
+
     /// Asks for a status poll of `execution_id` now (see [`Engine::poll_now`]).
     pub fn poll_now(&self, execution_id: &str, job_instance_id: Option<u64>) {
         self.engine.poll_now(execution_id, job_instance_id);

@@ -376,6 +376,9 @@ pub enum Wake {
     Recorded(String),
     /// Wake-ups may have been missed (the listening connection was lost): look again.
     Rescan,
+    /// Poll this execution now, if it is followed here (and, when given, is this job
+    /// instance): a callback reached another replica.
+    PollNow(String, Option<u64>),
 }
 
 /// Shard leases in the shared database: the one coordination between replicas. Every time
@@ -421,7 +424,16 @@ pub trait Shards: Send + Sync {
     /// submitting, or a watch not yet polled): what a replica that missed a wake-up looks for.
     async fn untriggered_in(&self, shards: &[u32]) -> Result<Vec<String>, StoreError>;
 
-    /// Wake-ups (`LISTEN`) about executions any replica records, until `stop`.
+    /// Tells every replica (`NOTIFY`) that execution `execution_id` should be polled now (a
+    /// bk-job callback came to a replica that does not follow it); the one that does polls.
+    async fn announce_poll(
+        &self,
+        execution_id: &str,
+        job_instance_id: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// Wake-ups (`LISTEN`) about executions any replica records, and polls asked for, until
+    /// `stop`.
     fn subscribe(
         &self,
         stop: tokio_util::sync::CancellationToken,

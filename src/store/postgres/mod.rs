@@ -9,7 +9,9 @@
 //!   and is seen by the next: a replica that lost a shard can never write after the new
 //!   holder loaded it ([`StoreError::Fenced`]).
 //! * A new execution is inserted by whichever replica accepted it, and announced with
-//!   `NOTIFY jobwatch_executions` in the same transaction (sent on commit).
+//!   `NOTIFY jobwatch_executions` in the same transaction (sent on commit). A poll asked
+//!   for on a replica that does not follow the execution (a bk-job callback) is announced on
+//!   `jobwatch_poll` (`<id>[ <job_instance_id>]`) for the one that does.
 //! * A notification is claimed by one replica while it sends it (`claimed_by`,
 //!   `claim_until`); alert rows are changed under a transaction-scoped advisory lock per
 //!   fingerprint, so two replicas' changes of one alert apply one after the other.
@@ -39,6 +41,8 @@ use crate::tracker::ExecutionReport;
 
 /// The channel new executions are announced on.
 const CHANNEL: &str = "jobwatch_executions";
+/// Polls asked for on another replica: `<execution id>[ <job_instance_id>]`.
+const POLL_CHANNEL: &str = "jobwatch_poll";
 
 /// How long the notifications a replica claimed are kept from the others (the claimer itself
 /// may take them again at once): long enough for a pass over a batch at the default receiver
@@ -696,6 +700,23 @@ impl Shards for PgStore {
         .await?)
     }
 
+    async fn announce_poll(
+        &self,
+        execution_id: &str,
+        job_instance_id: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let payload = match job_instance_id {
+            Some(job) => format!("{execution_id} {job}"),
+            None => execution_id.to_owned(),
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(POLL_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     fn subscribe(
         &self,
         stop: tokio_util::sync::CancellationToken,
@@ -713,7 +734,7 @@ impl Shards for PgStore {
                             .connect_with(options.clone())
                             .await?;
                         let mut l = PgListener::connect_with(&pool).await?;
-                        l.listen(CHANNEL).await?;
+                        l.listen_all([CHANNEL, POLL_CHANNEL]).await?;
                         Ok::<_, sqlx::Error>(l)
                     };
                     tokio::select! {
@@ -741,7 +762,16 @@ impl Shards for PgStore {
                     () = stop.cancelled() => return,
                     n = l.try_recv() => match n {
                         Ok(Some(n)) => {
-                            if sender.send(Wake::Recorded(n.payload().to_owned())).await.is_err() {
+                            let wake = if n.channel() == POLL_CHANNEL {
+                                let (id, job) = match n.payload().split_once(' ') {
+                                    Some((id, job)) => (id, job.parse().ok()),
+                                    None => (n.payload(), None),
+                                };
+                                Wake::PollNow(id.to_owned(), job)
+                            } else {
+                                Wake::Recorded(n.payload().to_owned())
+                            };
+                            if sender.send(wake).await.is_err() {
                                 return;
                             }
                         }
