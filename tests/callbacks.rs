@@ -271,3 +271,25 @@ fn jobwatch_exec_on_a_platform_with_callbacks_keeps_the_normal_pace() {
         "no callback_url sent"
     );
 }
+
+#[test]
+fn a_watched_job_keeps_the_normal_pace_on_a_platform_with_callbacks() {
+    // A job started elsewhere carries no callback URL of ours: its polls are not slowed to
+    // the safety interval.
+    let platform = emulator("2s", "");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = config(dir.path(), &platform, "timeout = \"10m\"", "");
+    let daemon = Daemon::start(&config);
+    let state = platform.emulator.state();
+    let hosts = state.scenario().hosts.clone();
+    let job = state.seed_job("started elsewhere", Duration::from_secs(600), hosts);
+    runtime().block_on(async {
+        let body = format!(r#"{{"platform": "bk", "job_instance_id": {job}, "check": "job"}}"#);
+        let (status, accepted) =
+            post(&daemon.base, "/v1/watches", &body, Some(common::TOKEN)).await;
+        assert_eq!(status, 202, "{accepted}");
+        let id = accepted["execution_id"].as_str().unwrap();
+        let e = wait_ended(&daemon.base, id, Duration::from_secs(15)).await;
+        assert_eq!(e["state"], "succeeded", "{e:#}");
+    });
+}

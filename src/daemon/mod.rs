@@ -263,11 +263,15 @@ impl Runner {
                         platform: c.platform.clone(),
                     });
                 }
-                CheckConfig {
+                let mut watched = CheckConfig {
                     hosts: Vec::new(),
                     allow_overlap: true,
                     ..c.clone()
-                }
+                };
+                // A job started elsewhere carries no callback_url of ours: no callback will
+                // come, so its polls keep the normal pace, not the safety interval.
+                watched.poll.safety_interval = None;
+                watched
             }
         };
         let config = Arc::new(config);
