@@ -67,6 +67,20 @@ async fn start_job(daemon: &Daemon) -> String {
     body["execution_id"].as_str().unwrap().to_owned()
 }
 
+/// Execution `id` once its logs are fetched too (an ended execution's logs are fetched after
+/// its end is recorded), at most 10 s on.
+async fn settled(base: &str, id: &str) -> Value {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, r) = get_json(base, &format!("/v1/executions/{id}")).await;
+        let ended = r["state"] != "pending" && r["state"] != "running";
+        if (ended && r["logs_pending"] != true) || std::time::Instant::now() > until {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// When the execution's end was stored, epoch ms.
 fn ended_ms(e: &Value) -> i64 {
     e["started_at_ms"].as_i64().unwrap() + (e["duration_seconds"].as_f64().unwrap() * 1000.0) as i64
@@ -109,8 +123,11 @@ fn with_callbacks_a_jobs_end_is_stored_within_a_second_of_its_callback() {
         "jobwatch_callbacks_total{result=\"accepted\"}",
     ));
     assert_eq!(accepted, 1.0);
-    // The end is still read from the status API and the logs.
-    assert_eq!(e["hosts"][0]["log"], "done\n");
+    // The end is still read from the status API, then the logs (fetched once the end is
+    // recorded).
+    let id = e["execution_id"].as_str().unwrap();
+    let logged = runtime().block_on(settled(&daemon.base, id));
+    assert_eq!(logged["hosts"][0]["log"], "done\n", "{logged:#}");
 }
 
 #[test]
@@ -163,7 +180,8 @@ fn duplicated_late_and_forged_callbacks_change_nothing() {
             running["state"], "running",
             "a forged callback ends nothing"
         );
-        let e = wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
+        wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
+        let e = settled(&daemon.base, &id).await;
         assert_eq!(e["state"], "succeeded", "{e:#}");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sent = platform.emulator.state().stats.callbacks();
