@@ -276,8 +276,8 @@ fn callbacks_phase(
     }
     drop(store);
     let reg_s = seeding.elapsed().as_secs_f64();
-    let agent = Agent::start(binary, &config)?;
     let requests_before = all_requests();
+    let agent = Agent::start(binary, &config)?;
     std::thread::sleep(Duration::from_secs(3));
     let (cpu0, rss_tracked, _) = agent.usage();
     if Instant::now() > ends_from {
