@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Daemon, get_json, post, runtime, wait_ended};
+use common::{Daemon, ended_ms, get_json, metric, post, runtime, wait_ended};
 use serde_json::Value;
 
 /// One host that runs `duration`, and the emulator's `[callbacks]` table.
@@ -79,25 +79,6 @@ async fn settled(base: &str, id: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// When the execution's end was stored, epoch ms.
-fn ended_ms(e: &Value) -> i64 {
-    e["started_at_ms"].as_i64().unwrap() + (e["duration_seconds"].as_f64().unwrap() * 1000.0) as i64
-}
-
-async fn metric(base: &str, series: &str) -> f64 {
-    let text = common::client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
-        .unwrap_or_else(|| panic!("no {series} in /metrics"))
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TOKEN, get_json, post, runtime};
+use common::{Daemon, TOKEN, get_json, metric, post, runtime};
 use serde_json::Value;
 
 /// Every host runs `duration`, then succeeds.
@@ -172,23 +172,6 @@ async fn all_executions(base: &str, state: &str) -> Vec<Value> {
 /// What a replica's `/metrics` says it holds (`jobwatch_shards_held`).
 async fn shards_held(base: &str) -> u32 {
     metric(base, "jobwatch_shards_held").await as u32
-}
-
-/// The value of the series `series` (name and labels, as exposed) on a replica's `/metrics`.
-async fn metric(base: &str, series: &str) -> f64 {
-    let text = common::client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{series} ")))
-        .unwrap_or_else(|| panic!("{series} is not exposed"));
-    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
 }
 
 /// Waits (at most 2 minutes) until `base` lists no active execution; `after` says since
@@ -739,8 +722,7 @@ safety_interval = "5m"
             assert_eq!(e["state"], "succeeded", "{e:#}");
             let job = e["job_instance_id"].as_u64().unwrap();
             let callback = sent.iter().find(|s| s.job_instance_id == job).unwrap();
-            let stored = e["started_at_ms"].as_i64().unwrap()
-                + (e["duration_seconds"].as_f64().unwrap() * 1000.0) as i64;
+            let stored = common::ended_ms(e);
             // The end's time is the follower's clock rebuilt from the stored start (an
             // execution taken over from the replica that recorded it): a few ms of skew.
             let late = stored - callback.at_ms;

@@ -303,6 +303,28 @@ pub async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
     }
 }
 
+/// The value of the series `series` (name and labels, as exposed) on a daemon's `/metrics`.
+pub async fn metric(base: &str, series: &str) -> f64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{series} ")))
+        .unwrap_or_else(|| panic!("{series} is not exposed"));
+    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+}
+
+/// When an ended execution's end was stored, epoch ms (its start plus its duration).
+pub fn ended_ms(e: &Value) -> i64 {
+    e["started_at_ms"].as_i64().unwrap() + (e["duration_seconds"].as_f64().unwrap() * 1000.0) as i64
+}
+
 pub async fn get_json(base: &str, path: &str) -> (u16, Value) {
     let resp = client().get(format!("{base}{path}")).send().await.unwrap();
     let status = resp.status().as_u16();

@@ -424,7 +424,7 @@ impl Platform for Salt {
                 wire::status(host, code, None, facts)
             });
         }
-        let finished = hosts.iter().all(wire::is_final);
+        let finished = hosts.iter().all(|h| h.outcome.is_final());
         let status = if !finished {
             codes::JOB_RUNNING
         } else if hosts.iter().any(|h| h.status == codes::TERMINATED) {

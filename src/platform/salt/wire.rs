@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::codes;
-use crate::model::{Host, HostOutcome, HostStatus};
+use crate::model::{Host, HostStatus};
 use crate::platform::{ErrorClass, PlatformError};
 
 /// The metadata key carrying jobwatch's task name (with its execution id): found again by
@@ -385,9 +385,4 @@ pub fn listed_jids(v: &Value) -> Result<Vec<String>, PlatformError> {
     };
     jids.sort_unstable_by(|a, b| b.cmp(a));
     Ok(jids)
-}
-
-/// Whether the outcome of a status is final (used to stop probing a host).
-pub fn is_final(s: &HostStatus) -> bool {
-    s.outcome != HostOutcome::Running && s.outcome != HostOutcome::Waiting
 }
