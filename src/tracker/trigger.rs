@@ -217,9 +217,10 @@ impl Execution<'_> {
         mut report: Box<ExecutionReport>,
         observer: &mut dyn Observer,
     ) -> Phase {
-        // A new execution starts now, in this process (its record was made a moment ago): its
-        // deadline counts from this instant, on the same clock as its polls.
-        let started = Instant::now();
+        // A new execution started when its record was made (`started_at_ms`, a moment ago,
+        // maybe longer on a busy machine): its deadline and duration count from then, on the
+        // monotonic clock its polls use, so `ended_at` is the wall time the end was seen.
+        let started = started_instant(&report);
         if !save(self.journal, &report).await {
             let elapsed = started.elapsed();
             report.finish(
