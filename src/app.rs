@@ -139,6 +139,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     crate::daemon::replica::start(&runner);
     crate::daemon::scheduler::start(&runner);
     crate::daemon::retention::start(&runner);
+    runner.follow_platform_hints();
     let state = crate::api::AppState::new(runner.clone(), metrics);
     let callbacks_listener = match config.callbacks.listen {
         Some(addr) => {

@@ -59,6 +59,8 @@ pub struct Metrics {
     shards_held: prometheus::IntGauge,
     shard_changes_total: IntCounterVec,
     callbacks_total: IntCounterVec,
+    platform_hints_total: IntCounterVec,
+    event_stream_up: IntGaugeVec,
     alert_notifications_total: IntCounterVec,
     alert_outbox_depth: IntGaugeVec,
     alert_transitions_total: IntCounterVec,
@@ -229,6 +231,18 @@ impl Metrics {
                 }
                 c
             },
+            platform_hints_total: counter(
+                &r,
+                "jobwatch_platform_hints_total",
+                "Hints from a platform's event stream that a followed execution's job may have moved (Salt: a minion's return on salt-api's /events), each making that execution's next poll due now, by platform.",
+                &["platform"],
+            ),
+            event_stream_up: gauge(
+                &r,
+                "jobwatch_event_stream_up",
+                "Whether the platform's event stream is open now (1) or not (0), for platforms that follow one (Salt with events = true).",
+                &["platform"],
+            ),
             alert_notifications_total: counter(
                 &r,
                 "jobwatch_alert_notifications_total",
@@ -269,6 +283,13 @@ impl Metrics {
                     (&crate::config::bkjob::APIS, s.endpoints.len())
                 }
                 crate::config::PlatformConfig::Salt(s) => {
+                    if s.events {
+                        self.platform_hints_total
+                            .with_label_values(&[name.as_str()]);
+                        self.event_stream_up
+                            .with_label_values(&[name.as_str()])
+                            .set(0);
+                    }
                     (&crate::config::salt::APIS, s.endpoints.len())
                 }
                 crate::config::PlatformConfig::Local => continue,
@@ -485,6 +506,20 @@ impl Metrics {
     /// A bk-job callback came in and was `result` (a closed set).
     pub fn callback(&self, result: &'static str) {
         self.callbacks_total.with_label_values(&[result]).inc();
+    }
+
+    /// A hint from `platform`'s event stream (a configured name).
+    pub fn platform_hint(&self, platform: &str) {
+        self.platform_hints_total
+            .with_label_values(&[platform])
+            .inc();
+    }
+
+    /// Whether `platform`'s event stream is open.
+    pub fn event_stream_up(&self, platform: &str, up: bool) {
+        self.event_stream_up
+            .with_label_values(&[platform])
+            .set(i64::from(up));
     }
 
     /// A delivery attempt to `receiver` (a configured name) ended with `result`.

@@ -950,6 +950,7 @@ fn salt_failure_modes(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
         "{message}"
     );
     the_daemon_killed_mid_job_resumes_by_jid(salt);
+    salt_events_tell_the_end_at_once(salt);
     sigterm_stops_the_salt_job(&mut fleet);
 }
 
@@ -1060,6 +1061,77 @@ fn the_daemon_killed_mid_job_resumes_by_jid(salt: &Arc<std::sync::Mutex<salt::Sa
     );
     eprintln!(
         "salt: the daemon killed mid-job resumes by jid: ok in {:.1?}",
+        began.elapsed()
+    );
+}
+
+/// `jobwatch run` following salt-api's event stream (`events = true`) with polls 30 s apart:
+/// each minion's return makes the poll due now, so a 3 s job is known ended within seconds,
+/// not at the 30 s poll; after salt-api restarts (its tokens die) the stream is opened again
+/// and the next job's end comes as fast.
+fn salt_events_tell_the_end_at_once(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobwatch.toml");
+    let platform = salt.lock().unwrap().platform_toml() + "events = true\n";
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n{platform}[[checks]]\nname = \"conf\"\nplatform = \"salt\"\nscript = \"sleep 3; echo done\"\nhosts = [\"host-a\", \"host-b\"]\ntimeout = \"2m\"\n[checks.poll]\nfirst_poll = \"1s\"\ninterval = \"30s\"\nmax_interval = \"30s\"\n",
+            bkjob_emulator::jobwatch_daemon_toml(&dir.path().join("data"))
+        ),
+    )
+    .unwrap();
+    let mut cmd = common::jobwatch();
+    cmd.env("JOBWATCH__PLATFORMS__SALT__PASSWORD", salt::PASSWORD);
+    let daemon = common::Daemon::start_with(cmd, &config);
+    let rt = common::runtime();
+    let stream_up = || {
+        let until = Instant::now() + Duration::from_secs(60);
+        while rt.block_on(common::metric(
+            &daemon.base,
+            "jobwatch_event_stream_up{platform=\"salt\"}",
+        )) != 1.0
+        {
+            assert!(Instant::now() < until, "the event stream never opened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let run = |what: &str| {
+        let (status, accepted) = rt.block_on(common::post(
+            &daemon.base,
+            "/v1/executions",
+            r#"{"check": "conf"}"#,
+            Some(common::TOKEN),
+        ));
+        assert_eq!(status, 202, "{accepted}");
+        let id = accepted["execution_id"].as_str().unwrap();
+        let e = rt.block_on(common::wait_ended(
+            &daemon.base,
+            id,
+            Duration::from_secs(60),
+        ));
+        assert_eq!(e["state"], "succeeded", "{what}: {e:#}");
+        // 3 s of script and Salt's own start; the next poll after the first was 30 s away.
+        let took = e["duration_seconds"].as_f64().unwrap();
+        assert!(
+            took < 12.0,
+            "{what}: the end was stored {took} s after the start: {e:#}"
+        );
+        assert!(e["polls"].as_u64().unwrap() <= 4, "{what}: {e:#}");
+    };
+    stream_up();
+    run("events");
+    let hints = rt.block_on(common::metric(
+        &daemon.base,
+        "jobwatch_platform_hints_total{platform=\"salt\"}",
+    ));
+    assert!(hints >= 2.0, "a hint per host's return: {hints}");
+    salt.lock().unwrap().restart_api();
+    stream_up();
+    run("events after salt-api restarted");
+    eprintln!(
+        "salt: the event stream tells the end at once: ok in {:.1?}",
         began.elapsed()
     );
 }

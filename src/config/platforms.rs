@@ -145,8 +145,9 @@ pub(super) fn validate_bkjob(
 }
 
 /// The salt-only fields and whether each is set.
-fn salt_fields(p: &RawPlatform) -> [(&'static str, bool); 3] {
+fn salt_fields(p: &RawPlatform) -> [(&'static str, bool); 4] {
     [
+        ("events", p.events.is_some()),
         ("password", p.password.is_some()),
         ("password_file", p.password_file.is_some()),
         ("eauth", p.eauth.is_some()),
@@ -265,5 +266,6 @@ pub(super) fn validate_salt(
         eauth: eauth?,
         request_timeout,
         flow,
+        events: p.events.unwrap_or(false),
     })
 }

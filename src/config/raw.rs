@@ -141,6 +141,8 @@ pub(super) struct RawPlatform {
     pub(super) endpoint_cooldown: Option<Duration>,
     /// bkjob: ask bk-job to call back at each job's end (needs `[callbacks] public_url`).
     pub(super) callbacks: Option<bool>,
+    /// salt: follow salt-api's event stream (`GET /events`) for minions' returns.
+    pub(super) events: Option<bool>,
 }
 
 /// Script language as a bk-job code (1–5) or a name.

@@ -34,4 +34,7 @@ pub struct SaltSettings {
     pub request_timeout: Duration,
     /// Endpoint health and flow control, as for bk-job.
     pub flow: FlowSettings,
+    /// Follow salt-api's event stream (`GET /events`): a minion's return to a job jobwatch
+    /// submitted makes that execution's next poll due now. Default off.
+    pub events: bool,
 }

@@ -20,7 +20,7 @@ use crate::alert::Alerting;
 use crate::config::{CheckConfig, Config};
 use crate::model::{ExecutionState, Host, TriggerStatus};
 use crate::notify::Dispatcher;
-use crate::platform::Platform;
+use crate::platform::{JobRef, Platform};
 use crate::store::{Store, StoreError};
 use crate::tracker::engine::Engine;
 use crate::tracker::report::Origin;
@@ -626,13 +626,32 @@ impl Runner {
                     }
                 });
             }
-            _ => self.poll_now(execution_id, job_instance_id),
+            _ => self.poll_now(execution_id, job_instance_id.map(JobRef::instance)),
+        }
+    }
+
+    /// Follows every platform's event stream ([`Platform::follow_hints`]; Salt with
+    /// `events = true`) until shutdown: each hint asks for a poll now where the execution is
+    /// followed here (with several replicas each follows the stream itself, so nothing is
+    /// passed on).
+    pub fn follow_platform_hints(self: &Arc<Self>) {
+        for platform in self.platforms.values() {
+            let (platform, runner) = (platform.clone(), Arc::downgrade(self));
+            let stop = self.stop.clone();
+            self.tasks.spawn(async move {
+                let on_hint = move |hint: crate::platform::Hint| {
+                    if let Some(runner) = runner.upgrade() {
+                        runner.poll_now(&hint.execution_id, Some(hint.job));
+                    }
+                };
+                platform.follow_hints(&on_hint, &stop).await;
+            });
         }
     }
 
     /// Asks for a status poll of `execution_id` now (see [`Engine::poll_now`]).
-    pub fn poll_now(&self, execution_id: &str, job_instance_id: Option<u64>) {
-        self.engine.poll_now(execution_id, job_instance_id);
+    pub fn poll_now(&self, execution_id: &str, job: Option<JobRef>) {
+        self.engine.poll_now(execution_id, job);
     }
 
     /// Shutdown: stop intake, stop following, wait for the tasks up to `grace`. Returns

@@ -235,7 +235,7 @@ pub fn start(runner: &Arc<Runner>) {
                 wake = wakes.recv() => match wake {
                     Some(Wake::Recorded(id)) => take(&runner, &replica, &id).await,
                     Some(Wake::Rescan) => scan(&runner, &replica, shards).await,
-                    Some(Wake::PollNow(id, job)) => runner.poll_now(&id, job),
+                    Some(Wake::PollNow(id, job)) => runner.poll_now(&id, job.map(crate::platform::JobRef::instance)),
                     None => break,
                 },
             }

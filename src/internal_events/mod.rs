@@ -13,6 +13,6 @@ pub use self::executions::{
     ExecutionTriggered, ShardChange, ShardsChanged, StorePruned, StoreWriteFailed,
 };
 pub use self::platform::{
-    PlatformRequestDone, PlatformRequestFailed, StatusTable, UnknownStatusCode,
-    unknown_status_codes_seen,
+    EventStreamUp, PlatformHint, PlatformRequestDone, PlatformRequestFailed, StatusTable,
+    UnknownStatusCode, unknown_status_codes_seen,
 };

@@ -118,3 +118,48 @@ impl PlatformRequestDone<'_> {
         );
     }
 }
+
+/// A platform's event stream was opened (`up`) or ended (Salt's `GET /events`).
+#[derive(Debug)]
+pub struct EventStreamUp<'a> {
+    /// Platform name from config.
+    pub platform: &'a str,
+    /// Whether it is open now.
+    pub up: bool,
+}
+
+impl EventStreamUp<'_> {
+    /// Sets `jobwatch_event_stream_up{platform}` (1 open, 0 not); the opening is logged at
+    /// INFO (its failures are the caller's to say, with their reason).
+    pub fn emit(self) {
+        if self.up {
+            tracing::info!(
+                platform = self.platform,
+                "Following the platform's event stream."
+            );
+        }
+        metrics::global().event_stream_up(self.platform, self.up);
+    }
+}
+
+/// A platform's event stream hinted that an execution's job may have moved.
+#[derive(Debug)]
+pub struct PlatformHint<'a> {
+    /// Platform name from config.
+    pub platform: &'a str,
+    /// The hint.
+    pub hint: &'a crate::platform::Hint,
+}
+
+impl PlatformHint<'_> {
+    /// Counts it (`jobwatch_platform_hints_total{platform}`); logged at DEBUG.
+    pub fn emit(self) {
+        tracing::debug!(
+            platform = self.platform,
+            execution_id = %self.hint.execution_id,
+            job = %self.hint.job,
+            "Event stream: polling now."
+        );
+        metrics::global().platform_hint(self.platform);
+    }
+}

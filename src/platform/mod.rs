@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::{Host, JobSnapshot};
 
@@ -43,6 +44,12 @@ pub struct JobRef {
 }
 
 impl JobRef {
+    /// Whether `other` names the same job (by `job_instance_id` and `jid`; the step and the
+    /// name aside).
+    pub fn same_job(&self, other: &JobRef) -> bool {
+        self.job_instance_id == other.job_instance_id && self.jid == other.jid
+    }
+
     /// A job instance known by its number (bk-job, local).
     pub fn instance(job_instance_id: u64) -> Self {
         JobRef {
@@ -232,6 +239,28 @@ pub trait Platform: Send + Sync {
         task_name: &str,
         since_ms: i64,
     ) -> Result<Option<JobRef>, PlatformError>;
+
+    /// Follows the platform's own stream of job events until `stop`, handing `on_hint` each
+    /// sign that a job jobwatch submitted may have moved (Salt: a minion's return on
+    /// salt-api's `GET /events`, when the platform has `events = true`). A hint is never the
+    /// truth: the execution is polled. Reconnects by itself; returns at once where there is
+    /// no such stream (the default).
+    async fn follow_hints(
+        &self,
+        _on_hint: &(dyn Fn(Hint) + Send + Sync),
+        _stop: &CancellationToken,
+    ) {
+    }
+}
+
+/// A sign from the platform's event stream that an execution's job may have moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// The execution (from the job's name on the platform, [`crate::tracker::task_name`]).
+    pub execution_id: String,
+    /// The job the event is about: the poll is only asked for while this is the job
+    /// followed.
+    pub job: JobRef,
 }
 
 /// A transport failure, classified: a connect failure never reached the platform; a timeout

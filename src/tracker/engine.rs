@@ -9,8 +9,8 @@
 //! limits (rate, concurrency, separate budgets for submits) apply inside the platform as
 //! everywhere.
 //!
-//! A poll can be asked for now from outside ([`Engine::poll_now`]: bk-job callbacks will use
-//! it). On shutdown the engine stops taking turns, lets the turns in flight end (a poll is
+//! A poll can be asked for now from outside ([`Engine::poll_now`]: bk-job callbacks, Salt's
+//! event stream). On shutdown the engine stops taking turns, lets the turns in flight end (a poll is
 //! abandoned, its execution stays as last saved) and exits; everything at rest is in the
 //! store, with `next_poll_at` as of its last change.
 
@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::{ExecutionReport, Follow, Journal, Silent};
+use crate::platform::JobRef;
 
 /// Platform calls in flight at once (polls and log fetches together) when not configured.
 pub const DEFAULT_POOL: usize = 256;
@@ -45,7 +46,7 @@ enum Command {
     /// Follow this execution (its job is on the platform, its record saved).
     Follow(Box<Follow>),
     /// Poll this execution now (by [`key`] of its id).
-    PollNow(u128, Option<u64>),
+    PollNow(u128, Option<JobRef>),
     /// Stop following these executions, without writing.
     Release(Which),
 }
@@ -116,13 +117,11 @@ impl Engine {
     }
 
     /// Asks for a poll of `execution_id` now: at once when it is at rest, right after the
-    /// turn in flight otherwise; nothing when the engine does not follow it, or when
-    /// `job_instance_id` is given and is not the followed job's (a callback about another
-    /// job changes nothing).
-    pub fn poll_now(&self, execution_id: &str, job_instance_id: Option<u64>) {
-        let _ = self
-            .commands
-            .send(Command::PollNow(key(execution_id), job_instance_id));
+    /// turn in flight otherwise; nothing when the engine does not follow it, or when `job`
+    /// is given and is not the followed job ([`JobRef::same_job`]: a callback or an event
+    /// about another job changes nothing).
+    pub fn poll_now(&self, execution_id: &str, job: Option<JobRef>) {
+        let _ = self.commands.send(Command::PollNow(key(execution_id), job));
     }
 
     /// Stops following the executions `which` selects (their shard moved to another
@@ -315,14 +314,14 @@ impl Scheduler {
         self.releasing.extend(in_turn);
     }
 
-    fn poll_now(&mut self, id: u128, job: Option<u64>) {
+    fn poll_now(&mut self, id: u128, job: Option<JobRef>) {
         match self.at_rest.remove(&id) {
             Some(k) => {
                 let expired = self.queue.remove(&k);
                 let deadline = expired.deadline();
                 let f = expired.into_inner();
-                if job.is_some_and(|j| f.job.job_instance_id != Some(j)) {
-                    tracing::debug!(job, "A poll asked for another job instance; ignored.");
+                if let Some(j) = job.filter(|j| !f.job.same_job(j)) {
+                    tracing::debug!(job = %j, followed = %f.job, "A poll asked for another job; ignored.");
                     let k = self.queue.insert_at(f, deadline);
                     self.at_rest.insert(id, k);
                     return;

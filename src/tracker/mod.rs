@@ -113,6 +113,13 @@ pub fn task_name(check: &str, execution_id: &str) -> String {
     format!("jobwatch:{check}:{execution_id}")
 }
 
+/// The execution id in a platform name made by [`task_name`] (`jobwatch:<check>:<id>`);
+/// `None` for any other name.
+pub fn execution_id_of_task(name: &str) -> Option<&str> {
+    let (_, id) = name.strip_prefix("jobwatch:")?.rsplit_once(':')?;
+    (!id.is_empty()).then_some(id)
+}
+
 /// Why a [`Journal`] could not keep a state change: the keeper's own error (the store's, in
 /// the daemon), as its source.
 #[derive(Debug, thiserror::Error)]
@@ -354,5 +361,10 @@ mod tests {
         assert_eq!(name.chars().count(), TASK_NAME_MAX_CHARS);
         assert!(name.ends_with(id));
         assert_eq!(task_name("disk", id), format!("jobwatch:disk:{id}"));
+        assert_eq!(execution_id_of_task(&name), Some(id));
+        assert_eq!(execution_id_of_task(&task_name("a:b", id)), Some(id));
+        for other in ["disk", "jobwatch:disk", "jobwatch:disk:", "other:disk:x"] {
+            assert_eq!(execution_id_of_task(other), None, "{other}");
+        }
     }
 }

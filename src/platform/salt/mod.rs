@@ -19,6 +19,7 @@
 //!   so they are recorded terminated once a probe finds them stopped.
 
 pub mod codes;
+pub mod events;
 pub mod watch;
 pub mod wire;
 
@@ -352,6 +353,17 @@ fn not_returned(info: &wire::JobInfo) -> BTreeSet<String> {
 impl Platform for Salt {
     fn kind(&self) -> &'static str {
         "salt"
+    }
+
+    /// salt-api's event stream, when `events = true` ([`events`]).
+    async fn follow_hints(
+        &self,
+        on_hint: &(dyn Fn(crate::platform::Hint) + Send + Sync),
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
+        if self.settings.events {
+            self.follow_events(on_hint, stop).await;
+        }
     }
 
     async fn submit(
