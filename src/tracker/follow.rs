@@ -104,14 +104,20 @@ impl Follow {
         let deadline =
             started + policy.deadline(Duration::from_secs(report.timeout_seconds.max(1)));
         // A resumed (or taken over) execution keeps its stored next poll when that is still
-        // ahead (at most one longest interval away); one due already is polled within one
-        // interval, spread (`spread` in 0..1), so that many due at once do not come at once.
+        // ahead (at most one longest interval away: the safety interval with callbacks, whose
+        // net also covers a callback sent while no process listened); one due already is
+        // polled within one interval, spread (`spread` in 0..1), so that many due at once do
+        // not come at once.
         let stored = report.next_poll_at_ms.map(|w| {
             started + Duration::from_millis(u64::try_from(w - report.started_at_ms).unwrap_or(0))
         });
         let first_delay = if report.polls > 0 {
             match stored {
-                Some(at) if at > now => (at - now).min(policy.max_interval.max(policy.interval)),
+                Some(at) if at > now => (at - now).min(
+                    policy
+                        .safety_interval
+                        .unwrap_or(policy.max_interval.max(policy.interval)),
+                ),
                 _ => policy
                     .interval
                     .max(policy.first_poll)

@@ -1032,4 +1032,43 @@ mod steps {
         let far = report.started_at_ms + 3_600_000;
         assert_eq!(follow(far, 0.0), now + poll.max_interval.max(poll.interval));
     }
+
+    #[test]
+    fn with_callbacks_a_resumed_execution_keeps_its_safety_poll_up_to_the_safety_interval() {
+        let poll = PollPolicy {
+            safety_interval: Some(crate::config::policy::DEFAULT_SAFETY_INTERVAL),
+            ..PollPolicy::default()
+        };
+        let check = Arc::new(check(poll.clone()));
+        let execution = Execution::new(&check, "scripted", Arc::new(Scripted::default()));
+        let mut report = Box::new(execution.new_report());
+        report.triggered(&job());
+        report.polls = 1;
+        let started = Instant::now();
+        let now = started + Duration::from_secs(60);
+        let follow = |next_poll_at_ms: i64| {
+            let mut r = report.clone();
+            r.next_poll_at_ms = Some(next_poll_at_ms);
+            Follow::new(
+                r,
+                job(),
+                check.clone(),
+                execution.platform.clone(),
+                started,
+                now,
+                0.5,
+            )
+            .next_poll()
+        };
+        // A restart of many executions does not poll them all within 30 s: each keeps its
+        // safety poll (4 minutes on here), and none waits longer than the safety interval.
+        assert_eq!(
+            follow(report.started_at_ms + 300_000),
+            started + Duration::from_secs(300)
+        );
+        assert_eq!(
+            follow(report.started_at_ms + 3_600_000),
+            now + crate::config::policy::DEFAULT_SAFETY_INTERVAL
+        );
+    }
 }

@@ -52,9 +52,47 @@ struct Args {
     /// skip that phase).
     #[arg(long, default_value_t = 100_000)]
     callback_executions: usize,
-    /// Run the callbacks phase only.
+    /// Executions tracked in the callbacks-at-scale phase: resumed as polled once, their
+    /// next polls spread over the 5-minute safety net (the steady state), 100 000 of them
+    /// ending over a minute (0: skip that phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    callback_tracked: usize,
+    /// Run the callbacks phases only.
     #[arg(long)]
     only_callbacks: bool,
+}
+
+/// The callbacks phases `args` asks for: every execution ending, from a cold resume; then
+/// the steady state at scale.
+fn callback_loads(args: &Args) -> Vec<CallbackLoad> {
+    let mut loads = Vec::new();
+    if args.callback_executions > 0 {
+        loads.push(CallbackLoad {
+            tracked: args.callback_executions,
+            ending: args.callback_executions,
+            steady: false,
+        });
+    }
+    if args.callback_tracked > 0 {
+        loads.push(CallbackLoad {
+            tracked: args.callback_tracked,
+            ending: args.callback_tracked.min(100_000),
+            steady: true,
+        });
+    }
+    loads
+}
+
+/// What a callbacks phase tracks.
+#[derive(Debug, Clone, Copy)]
+struct CallbackLoad {
+    /// Executions in the store, resumed.
+    tracked: usize,
+    /// How many of them end (over one minute); the others run on.
+    ending: usize,
+    /// Seeded as polled once, next polls spread over the safety interval (else never polled:
+    /// every first poll comes a second after the resume).
+    steady: bool,
 }
 
 /// The key the callbacks phase's agent derives tokens with (the harness sends callbacks as
@@ -204,26 +242,31 @@ fn detection_latencies(
     Ok(latencies)
 }
 
-/// The callbacks phase: N executions (API-started, written into the store and resumed) on a
-/// platform with callbacks and a 5-minute safety net, jobs ending over a minute, the harness calling back as bk-job would at each
-/// end. Returns its JSON and prints its rows.
+/// A callbacks phase: `load.tracked` executions (API-started, written into the store and
+/// resumed) on a platform with callbacks and a 5-minute safety net, `load.ending` of them
+/// ending over a minute, the harness calling back as bk-job would at each end. Returns its
+/// JSON and its rows.
 fn callbacks_phase(
-    args: &Args,
+    load: CallbackLoad,
     binary: &Path,
     emulator: &Emulator,
     dir: &Path,
     all_requests: &dyn Fn() -> u64,
 ) -> anyhow::Result<(Value, Vec<String>)> {
-    let n = args.callback_executions;
+    let CallbackLoad {
+        tracked: n,
+        ending,
+        steady,
+    } = load;
     eprintln!(
-        "jobwatch-bench: callbacks ({n} executions, 5 min safety net, a callback at each end)…"
+        "jobwatch-bench: callbacks ({n} executions, {ending} ending, 5 min safety net, a callback at each end)…"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     let host = emulator.state().scenario().hosts[0].clone();
-    let cb_dir = dir.join("callbacks");
+    let cb_dir = dir.join(format!("callbacks-{n}"));
     std::fs::create_dir_all(&cb_dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -236,7 +279,10 @@ fn callbacks_phase(
     // The executions are API-started ones, written straight into the store (as the seeded
     // phase does) and resumed at start: a watch would not take callbacks (a job started
     // elsewhere carries no callback URL of ours), and its polls keep the normal pace.
-    let ends_from = Instant::now() + Duration::from_secs_f64(n as f64 / 10_000.0 + 15.0);
+    // Seeding takes about 1 s per 20 000, the resume about 1 s per 50 000.
+    let ends_from = Instant::now() + Duration::from_secs_f64(n as f64 / 7_000.0 + 20.0);
+    let runs_on = Duration::from_secs(3 * 3600);
+    let seeded_at_ms = jobwatch::time::now_ms();
     let check = jobwatch::config::CheckConfig {
         timeout: Duration::from_secs(7200),
         ..jobwatch::config::CheckConfig::new(
@@ -255,19 +301,33 @@ fn callbacks_phase(
         let batch_n = left.min(20_000);
         let batch: Vec<_> = (0..batch_n)
             .map(|i| {
-                let end =
-                    ends_from + Duration::from_millis(((n - left + i) as u64 * 60_000) / n as u64);
-                let job = seed(
-                    emulator,
-                    &host,
-                    end.saturating_duration_since(Instant::now()),
-                );
+                let k = n - left + i;
+                let job = if k < ending {
+                    let end =
+                        ends_from + Duration::from_millis((k as u64 * 60_000) / ending as u64);
+                    let job = seed(
+                        emulator,
+                        &host,
+                        end.saturating_duration_since(Instant::now()),
+                    );
+                    ends.insert(job, end);
+                    job
+                } else {
+                    seed(emulator, &host, runs_on)
+                };
                 let mut r =
                     jobwatch::tracker::ExecutionReport::new(uuid_v7(), &check, "bk", "bkjob", "");
                 r.origin = jobwatch::tracker::report::Origin::Api;
                 r.triggered(&jobwatch::platform::JobRef::instance(job));
-                ends.insert(job, end);
-                pairs.push((job, r.execution_id.clone()));
+                if steady {
+                    // Polled once already; the next safety poll somewhere in the next 5 min.
+                    r.polls = 1;
+                    r.job_status = Some(2);
+                    r.next_poll_at_ms = Some(seeded_at_ms + (k as i64 * 300_000) / n as i64);
+                }
+                if k < ending {
+                    pairs.push((job, r.execution_id.clone()));
+                }
                 r
             })
             .collect();
@@ -291,7 +351,7 @@ fn callbacks_phase(
     let sending = Instant::now();
     let answered = rt.block_on(send_callbacks(callbacks.clone(), plan))?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while rt.block_on(active_count(&agent.base)) != 0 {
+    while rt.block_on(active_count(&agent.base)) > n - ending {
         if Instant::now() > deadline {
             bail!("executions still active long after their callbacks");
         }
@@ -299,8 +359,14 @@ fn callbacks_phase(
     }
     let (cpu1, _, peak) = agent.usage();
     let cpu_cores = (cpu1 - cpu0) / sending.elapsed().as_secs_f64();
-    let requests_per_execution = (all_requests() - requests_before) as f64 / n as f64;
-    let ceiling = rt.block_on(callback_ceiling(callbacks, 5))?;
+    let requests = all_requests() - requests_before;
+    let requests_per_execution = requests as f64 / ending.max(1) as f64;
+    let requests_per_s = requests as f64 / sending.elapsed().as_secs_f64();
+    let ceiling = if steady {
+        f64::NAN
+    } else {
+        rt.block_on(callback_ceiling(callbacks, 5))?
+    };
     drop(agent);
     let latencies = detection_latencies(&rt, &cb_dir.join("data"), emulator)?;
     let (p50, p99, max) = (
@@ -309,6 +375,31 @@ fn callbacks_phase(
         latencies.last().copied().unwrap_or(f64::NAN),
     );
     let mut rows = Vec::new();
+    if steady {
+        rows.push(format!(
+            "| {n} tracked with callbacks (resumed as polled once, safety polls spread over 5 min), {ending} ending over a minute | RSS {} MiB 3 s after the resume, peak {} MiB; {} cores while they end; detection p50 {} ms, p99 {} ms, max {} ms ({} measured); {} platform requests/s | ≤ 1 GiB RSS, ≤ 1 core, p99 ≤ 1 s |",
+            round(rss_tracked, 1),
+            round(peak, 1),
+            round(cpu_cores, 2),
+            round(p50, 0),
+            round(p99, 0),
+            round(max, 0),
+            latencies.len(),
+            round(requests_per_s, 0),
+        ));
+        let result = json!({
+            "executions": n,
+            "ending": ending,
+            "seeding_s": round(reg_s, 1),
+            "callbacks_answered_200": answered,
+            "detection_latency_ms": {"p50": round(p50, 0), "p99": round(p99, 0), "max": round(max, 0), "measured": latencies.len()},
+            "platform_requests_per_s": round(requests_per_s, 0),
+            "rss_after_resume_mib": round(rss_tracked, 1),
+            "peak_rss_mib": round(peak, 1),
+            "agent_cpu_cores": round(cpu_cores, 2),
+        });
+        return Ok((result, rows));
+    }
     rows.push(format!(
         "| detection with callbacks, job end → final state stored, {n} tracked (5 min safety net) | p50 {} ms, p99 {} ms, max {} ms ({} measured; {answered} callbacks answered 200) | p99 ≤ 250 ms |",
         round(p50, 0),
@@ -329,7 +420,7 @@ fn callbacks_phase(
     rows.push(format!(
         "| callbacks taken per second (64 senders, closed loop) | {} /s; the harness sent {} /s at the busiest (a minute's ends) | ≥ the send rate |",
         round(ceiling, 0),
-        round(n as f64 / 60.0, 0)
+        round(ending as f64 / 60.0, 0)
     ));
     let result = json!({
         "executions": n,
@@ -741,14 +832,18 @@ fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         println!("| figure | measured | target |");
         println!("|---|---|---|");
-        let (result, rows) = callbacks_phase(&args, &binary, &emulator, &dir, &all_requests)?;
-        for row in rows {
-            println!("{row}");
+        let mut results = Vec::new();
+        for load in callback_loads(&args) {
+            let (result, rows) = callbacks_phase(load, &binary, &emulator, &dir, &all_requests)?;
+            for row in rows {
+                println!("{row}");
+            }
+            results.push(result);
         }
         let _ = std::fs::remove_dir_all(&dir);
         println!(
             "{}",
-            json!({"date": chrono::Utc::now().format("%Y-%m-%d").to_string(), "callbacks": result})
+            json!({"date": chrono::Utc::now().format("%Y-%m-%d").to_string(), "callbacks": results})
         );
         return Ok(());
     }
@@ -913,15 +1008,18 @@ fn main() -> anyhow::Result<()> {
     drop(agent);
 
     // Callbacks: bk-job calls back at each job's end; polling is the safety net.
-    let (callbacks, callback_rows) = if args.callback_executions > 0 {
-        let (result, rows) = callbacks_phase(&args, &binary, &emulator, &dir, &all_requests)?;
-        (Some(result), rows)
-    } else {
-        (
-            None,
-            vec!["| callbacks | skipped (--callback-executions 0) | |".to_owned()],
-        )
-    };
+    let mut callbacks = Vec::new();
+    let mut callback_rows = Vec::new();
+    for load in callback_loads(&args) {
+        let (result, rows) = callbacks_phase(load, &binary, &emulator, &dir, &all_requests)?;
+        callbacks.push(result);
+        callback_rows.extend(rows);
+    }
+    if callbacks.is_empty() {
+        callback_rows.push(
+            "| callbacks | skipped (--callback-executions 0 --callback-tracked 0) | |".to_owned(),
+        );
+    }
 
     // Seeded: executions written straight into a fresh store (jobs running on the
     // emulator), then one start resumes them all.
