@@ -996,13 +996,33 @@ fn sigterm_stops_the_salt_job(fleet: &mut SaltFleet) {
     eprintln!("salt: SIGTERM stops the job: ok in {:.1?}", began.elapsed());
 }
 
+/// A daemon config under `dir` for `salt`'s platform (with `platform_extra` lines) and
+/// `check`; its path.
+fn salt_daemon_config(
+    salt: &Arc<std::sync::Mutex<salt::Salt>>,
+    dir: &std::path::Path,
+    platform_extra: &str,
+    check: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("jobwatch.toml");
+    let platform = salt.lock().unwrap().platform_toml() + platform_extra;
+    let daemon = bkjob_emulator::jobwatch_daemon_toml(&dir.join("data"));
+    std::fs::write(&config, format!("{daemon}\n{platform}{check}")).unwrap();
+    config
+}
+
+/// `jobwatch run` with `config`, the Salt password in its environment.
+fn start_salt_daemon(config: &std::path::Path) -> common::Daemon {
+    let mut cmd = common::jobwatch();
+    cmd.env("JOBWATCH__PLATFORMS__SALT__PASSWORD", salt::PASSWORD);
+    common::Daemon::start_with(cmd, config)
+}
+
 /// `jobwatch run` on a Salt platform, `kill -9`ed while a job runs and started again: the
 /// execution is resumed by its stored jid, ends true, and Salt ran one job.
 fn the_daemon_killed_mid_job_resumes_by_jid(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
     let began = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("jobwatch.toml");
-    let platform = salt.lock().unwrap().platform_toml();
     let check = conf_check(
         "salt",
         r#"["host-a", "host-b"]"#,
@@ -1010,19 +1030,8 @@ fn the_daemon_killed_mid_job_resumes_by_jid(salt: &Arc<std::sync::Mutex<salt::Sa
         "",
         "",
     );
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n{platform}{check}",
-            bkjob_emulator::jobwatch_daemon_toml(&dir.path().join("data"))
-        ),
-    )
-    .unwrap();
-    let start = || {
-        let mut cmd = common::jobwatch();
-        cmd.env("JOBWATCH__PLATFORMS__SALT__PASSWORD", salt::PASSWORD);
-        common::Daemon::start_with(cmd, &config)
-    };
+    let config = salt_daemon_config(salt, dir.path(), "", &check);
+    let start = || start_salt_daemon(&config);
     let daemon = start();
     let rt = common::runtime();
     let (status, accepted) = rt.block_on(common::post(
@@ -1072,19 +1081,9 @@ fn the_daemon_killed_mid_job_resumes_by_jid(salt: &Arc<std::sync::Mutex<salt::Sa
 fn salt_events_tell_the_end_at_once(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
     let began = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("jobwatch.toml");
-    let platform = salt.lock().unwrap().platform_toml() + "events = true\n";
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n{platform}[[checks]]\nname = \"conf\"\nplatform = \"salt\"\nscript = \"sleep 3; echo done\"\nhosts = [\"host-a\", \"host-b\"]\ntimeout = \"2m\"\n[checks.poll]\nfirst_poll = \"1s\"\ninterval = \"30s\"\nmax_interval = \"30s\"\n",
-            bkjob_emulator::jobwatch_daemon_toml(&dir.path().join("data"))
-        ),
-    )
-    .unwrap();
-    let mut cmd = common::jobwatch();
-    cmd.env("JOBWATCH__PLATFORMS__SALT__PASSWORD", salt::PASSWORD);
-    let daemon = common::Daemon::start_with(cmd, &config);
+    let check = "[[checks]]\nname = \"conf\"\nplatform = \"salt\"\nscript = \"sleep 3; echo done\"\nhosts = [\"host-a\", \"host-b\"]\ntimeout = \"2m\"\n[checks.poll]\nfirst_poll = \"1s\"\ninterval = \"30s\"\nmax_interval = \"30s\"\n";
+    let config = salt_daemon_config(salt, dir.path(), "events = true\n", check);
+    let daemon = start_salt_daemon(&config);
     let rt = common::runtime();
     let stream_up = || {
         let until = Instant::now() + Duration::from_secs(60);

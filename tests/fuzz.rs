@@ -200,7 +200,12 @@ fn salt_bodies() -> Vec<Vec<u8>> {
     }
     let mut out = Vec::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/salt");
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+    let json = |p: &Path| p.extension().is_some_and(|e| e == "json");
+    for entry in std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| json(&e.path()))
+    {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
         collect(&v, &mut out);
@@ -253,6 +258,33 @@ fn salt_decoders_take_mutated_captures_and_arbitrary_bytes() {
         "salt arbitrary bytes",
         (proptest::collection::vec(any::<u8>(), 0..512), status),
         |(body, status)| salt_decode_all(&body, status),
+    );
+}
+
+#[test]
+fn salt_event_stream_data_mutated_or_arbitrary_never_panics() {
+    use jobwatch::platform::salt::events::return_hint;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/salt/80-events-sse.txt");
+    let datas: Vec<Vec<u8>> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| d.as_bytes().to_vec())
+        .collect();
+    assert!(datas.len() >= 6, "{} events recorded", datas.len());
+    let hint = |data: &[u8]| {
+        if let Some(h) = return_hint(&String::from_utf8_lossy(data)) {
+            assert!(
+                !h.execution_id.is_empty() && h.job.jid.as_ref().is_some_and(|j| !j.is_empty())
+            );
+        }
+    };
+    let mutants = proptest::sample::select(datas).prop_flat_map(mutated);
+    fuzz("salt events mutated", mutants, |data| hint(&data));
+    fuzz(
+        "salt events arbitrary bytes",
+        proptest::collection::vec(any::<u8>(), 0..512),
+        |data| hint(&data),
     );
 }
 

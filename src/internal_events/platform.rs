@@ -147,8 +147,10 @@ impl EventStreamUp<'_> {
 pub struct PlatformHint<'a> {
     /// Platform name from config.
     pub platform: &'a str,
-    /// The hint.
-    pub hint: &'a crate::platform::Hint,
+    /// The execution.
+    pub execution_id: &'a str,
+    /// The platform's id of the job the event is about (Salt: the jid).
+    pub job: &'a str,
 }
 
 impl PlatformHint<'_> {
@@ -156,8 +158,8 @@ impl PlatformHint<'_> {
     pub fn emit(self) {
         tracing::debug!(
             platform = self.platform,
-            execution_id = %self.hint.execution_id,
-            job = %self.hint.job,
+            execution_id = self.execution_id,
+            job = self.job,
             "Event stream: polling now."
         );
         metrics::global().platform_hint(self.platform);

@@ -571,6 +571,13 @@ impl LogTail {
     }
 }
 
+/// The execution id in a platform job's name as the tracker gives it
+/// (`jobwatch:<check>:<execution id>`, `tracker::task_name`); `None` for any other name.
+pub fn execution_id_of_task(name: &str) -> Option<&str> {
+    let (_, id) = name.strip_prefix("jobwatch:")?.rsplit_once(':')?;
+    (!id.is_empty()).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

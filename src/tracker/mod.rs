@@ -113,12 +113,7 @@ pub fn task_name(check: &str, execution_id: &str) -> String {
     format!("jobwatch:{check}:{execution_id}")
 }
 
-/// The execution id in a platform name made by [`task_name`] (`jobwatch:<check>:<id>`);
-/// `None` for any other name.
-pub fn execution_id_of_task(name: &str) -> Option<&str> {
-    let (_, id) = name.strip_prefix("jobwatch:")?.rsplit_once(':')?;
-    (!id.is_empty()).then_some(id)
-}
+pub use crate::model::execution_id_of_task;
 
 /// Why a [`Journal`] could not keep a state change: the keeper's own error (the store's, in
 /// the daemon), as its source.

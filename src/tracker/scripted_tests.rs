@@ -995,42 +995,52 @@ mod steps {
         }
     }
 
-    /// Taken over by another replica (or resumed), an execution keeps the next poll it had,
-    /// when that is still ahead: a move does not poll everything at once.
-    #[test]
-    fn a_taken_over_execution_keeps_its_stored_next_poll_when_still_ahead() {
-        let poll = PollPolicy::default();
-        let check = Arc::new(check(poll.clone()));
+    /// An execution polled `polls` times, resumed 60 s after its start under `poll`: when
+    /// its next poll comes, by the next poll stored (ms after the start) and the resume's
+    /// `spread`; with the start and the resume.
+    fn resumed(poll: PollPolicy, polls: u32) -> (impl Fn(i64, f64) -> Instant, Instant, Instant) {
+        let check = Arc::new(check(poll));
         let execution = Execution::new(&check, "scripted", Arc::new(Scripted::default()));
         let mut report = Box::new(execution.new_report());
+        let platform = execution.platform.clone();
         report.triggered(&job());
-        report.polls = 4;
+        report.polls = polls;
+        let started_at_ms = report.started_at_ms;
         let started = Instant::now();
         let now = started + Duration::from_secs(60);
-        let follow = |next_poll_at_ms: i64, spread: f64| {
+        let follow = move |next_poll_at_ms: i64, spread: f64| {
             let mut r = report.clone();
-            r.next_poll_at_ms = Some(next_poll_at_ms);
+            r.next_poll_at_ms = Some(started_at_ms + next_poll_at_ms);
             Follow::new(
                 r,
                 job(),
                 check.clone(),
-                execution.platform.clone(),
+                platform.clone(),
                 started,
                 now,
                 spread,
             )
             .next_poll()
         };
+        (follow, started, now)
+    }
+
+    /// Taken over by another replica (or resumed), an execution keeps the next poll it had,
+    /// when that is still ahead: a move does not poll everything at once.
+    #[test]
+    fn a_taken_over_execution_keeps_its_stored_next_poll_when_still_ahead() {
+        let poll = PollPolicy::default();
+        let (follow, started, now) = resumed(poll.clone(), 4);
         // 60 s after the start, the stored next poll is at 67 s: polled then, whatever the spread.
-        let at_67 = report.started_at_ms + 67_000;
-        assert_eq!(follow(at_67, 0.0), started + Duration::from_secs(67));
-        assert_eq!(follow(at_67, 1.0), started + Duration::from_secs(67));
+        assert_eq!(follow(67_000, 0.0), started + Duration::from_secs(67));
+        assert_eq!(follow(67_000, 1.0), started + Duration::from_secs(67));
         // Due already (stored before now): within one interval, spread.
-        let past = report.started_at_ms + 30_000;
-        assert!(follow(past, 0.5) <= now + poll.interval.max(poll.first_poll));
+        assert!(follow(30_000, 0.5) <= now + poll.interval.max(poll.first_poll));
         // Never further than the longest interval away.
-        let far = report.started_at_ms + 3_600_000;
-        assert_eq!(follow(far, 0.0), now + poll.max_interval.max(poll.interval));
+        assert_eq!(
+            follow(3_600_000, 0.0),
+            now + poll.max_interval.max(poll.interval)
+        );
     }
 
     #[test]
@@ -1039,35 +1049,12 @@ mod steps {
             safety_interval: Some(crate::config::policy::DEFAULT_SAFETY_INTERVAL),
             ..PollPolicy::default()
         };
-        let check = Arc::new(check(poll.clone()));
-        let execution = Execution::new(&check, "scripted", Arc::new(Scripted::default()));
-        let mut report = Box::new(execution.new_report());
-        report.triggered(&job());
-        report.polls = 1;
-        let started = Instant::now();
-        let now = started + Duration::from_secs(60);
-        let follow = |next_poll_at_ms: i64| {
-            let mut r = report.clone();
-            r.next_poll_at_ms = Some(next_poll_at_ms);
-            Follow::new(
-                r,
-                job(),
-                check.clone(),
-                execution.platform.clone(),
-                started,
-                now,
-                0.5,
-            )
-            .next_poll()
-        };
+        let (follow, started, now) = resumed(poll, 1);
         // A restart of many executions does not poll them all within 30 s: each keeps its
         // safety poll (4 minutes on here), and none waits longer than the safety interval.
+        assert_eq!(follow(300_000, 0.5), started + Duration::from_secs(300));
         assert_eq!(
-            follow(report.started_at_ms + 300_000),
-            started + Duration::from_secs(300)
-        );
-        assert_eq!(
-            follow(report.started_at_ms + 3_600_000),
+            follow(3_600_000, 0.5),
             now + crate::config::policy::DEFAULT_SAFETY_INTERVAL
         );
     }

@@ -1,7 +1,7 @@
 //! Salt's event stream as hints (salt/API.md §3, "Live events"): salt-api's `GET /events`
 //! is a server-sent-event stream of everything the master's event bus carries. Each
 //! `salt/job/<jid>/ret/<minion>` event of a job jobwatch submitted (its
-//! `metadata.jobwatch_task` names the execution, [`crate::tracker::task_name`]) says that a
+//! `metadata.jobwatch_task` names the execution, [`crate::model::execution_id_of_task`]) says that a
 //! host returned: that execution is polled now. A hint is never the truth: the poll
 //! decides, and polling keeps its pace (the `find_job` probes ride on it).
 //!
@@ -60,7 +60,7 @@ pub fn return_hint(data: &str) -> Option<Hint> {
     }
     let metadata = envelope.data.metadata?;
     let task = metadata.get(TASK_KEY)?.as_str()?;
-    let execution_id = crate::tracker::execution_id_of_task(task)?;
+    let execution_id = crate::model::execution_id_of_task(task)?;
     Some(Hint {
         execution_id: execution_id.to_owned(),
         job: JobRef::salt(jid),
@@ -198,7 +198,8 @@ impl Salt {
                     if let Some(hint) = return_hint(&event.data) {
                         crate::internal_events::PlatformHint {
                             platform: &self.settings.name,
-                            hint: &hint,
+                            execution_id: &hint.execution_id,
+                            job: hint.job.jid.as_deref().unwrap_or_default(),
                         }
                         .emit();
                         on_hint(hint);
