@@ -157,10 +157,11 @@ fn duplicated_late_and_forged_callbacks_change_nothing() {
             .await;
             assert_eq!(status, 200, "answered 200 whatever it is");
         }
+        // (Submitted or not yet: a busy machine may not have sent the submit by now.)
         let (_, running) = get_json(&daemon.base, &format!("/v1/executions/{id}")).await;
-        assert_eq!(
-            running["state"], "running",
-            "a forged callback ends nothing"
+        assert!(
+            running["state"] == "running" || running["state"] == "pending",
+            "a forged callback ends nothing: {running:#}"
         );
         wait_ended(&daemon.base, &id, Duration::from_secs(20)).await;
         let e = settled(&daemon.base, &id).await;
