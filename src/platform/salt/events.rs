@@ -2,19 +2,21 @@
 //! is a server-sent-event stream of everything the master's event bus carries. Each
 //! `salt/job/<jid>/ret/<minion>` event of a job jobwatch submitted (its
 //! `metadata.jobwatch_task` names the execution, [`crate::model::execution_id_of_task`]) says that a
-//! host returned: that execution is polled now. A hint is never the truth: the poll
+//! host returned: that execution is polled [`SETTLE`] later. A hint is never the truth: the poll
 //! decides, and polling keeps its pace (the `find_job` probes ride on it).
 //!
 //! salt-api writes each event as a non-standard `tag:` line and a `data:` line holding
 //! `{"tag": …, "data": {…}}`; the `tag:` line is ignored as SSE says unknown fields are,
 //! and the tag is read from the JSON.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use reqwest::header::ACCEPT;
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::TASK_KEY;
@@ -29,6 +31,10 @@ pub const IDLE_REOPEN: Duration = Duration::from_secs(300);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A stream that lasted this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// How long after its event a hint is acted on. The master fires a return's event just
+/// before it writes the return into the job cache (`salt.utils.job.store_job`), and the
+/// poll reads the cache: asked at once, it could still miss the return.
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// One event as salt-api writes it in `data:` (only what a hint needs is read).
 #[derive(Deserialize)]
@@ -91,7 +97,7 @@ impl Salt {
         let mut backoff = Duration::from_secs(1);
         let mut endpoint = 0;
         loop {
-            let opened = tokio::time::Instant::now();
+            let opened = Instant::now();
             let ended = self.stream_once(endpoint, on_hint, stop).await;
             crate::internal_events::EventStreamUp {
                 platform: name,
@@ -172,40 +178,55 @@ impl Salt {
         }
         .emit();
         let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+        // Hints wait [`SETTLE`] after their event, in arrival order.
+        let mut settling: VecDeque<(Instant, Hint)> = VecDeque::new();
+        let hand_over = |hint: Hint| {
+            crate::internal_events::PlatformHint {
+                platform: &self.settings.name,
+                execution_id: &hint.execution_id,
+                job: hint.job.jid.as_deref().unwrap_or_default(),
+            }
+            .emit();
+            on_hint(hint);
+        };
+        let mut idle_at = Instant::now() + IDLE_REOPEN;
         loop {
+            let settled_at = settling.front().map(|(at, _)| *at);
             let next = tokio::select! {
-                next = tokio::time::timeout(IDLE_REOPEN, events.next()) => next,
+                next = events.next() => next,
+                () = tokio::time::sleep_until(idle_at) => return Ended::Idle,
+                () = async {
+                    match settled_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some((_, hint)) = settling.pop_front() {
+                        hand_over(hint);
+                    }
+                    continue;
+                }
                 () = stop.cancelled() => return Ended::Stopped,
             };
-            match next {
-                Err(_) => return Ended::Idle,
-                Ok(None) => {
-                    return Ended::Failed(PlatformError::transient(
-                        api,
-                        "salt-api closed the event stream",
-                    ));
+            idle_at = Instant::now() + IDLE_REOPEN;
+            let ended = match next {
+                None => PlatformError::transient(api, "salt-api closed the event stream"),
+                Some(Err(eventsource_stream::EventStreamError::Transport(e))) => {
+                    transport_error(api, false, e)
                 }
-                Ok(Some(Err(eventsource_stream::EventStreamError::Transport(e)))) => {
-                    return Ended::Failed(transport_error(api, false, e));
+                Some(Err(e)) => {
+                    PlatformError::transient(api, format!("the event stream cannot be read: {e}"))
                 }
-                Ok(Some(Err(e))) => {
-                    return Ended::Failed(PlatformError::transient(
-                        api,
-                        format!("the event stream cannot be read: {e}"),
-                    ));
-                }
-                Ok(Some(Ok(event))) => {
+                Some(Ok(event)) => {
                     if let Some(hint) = return_hint(&event.data) {
-                        crate::internal_events::PlatformHint {
-                            platform: &self.settings.name,
-                            execution_id: &hint.execution_id,
-                            job: hint.job.jid.as_deref().unwrap_or_default(),
-                        }
-                        .emit();
-                        on_hint(hint);
+                        settling.push_back((Instant::now() + SETTLE, hint));
                     }
+                    continue;
                 }
-            }
+            };
+            // The hints already read are still hints.
+            settling.drain(..).for_each(|(_, hint)| hand_over(hint));
+            return Ended::Failed(ended);
         }
     }
 }
