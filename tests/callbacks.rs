@@ -56,15 +56,7 @@ fn run_job(
 }
 
 async fn start_job(daemon: &Daemon) -> String {
-    let (status, body) = post(
-        &daemon.base,
-        "/v1/executions",
-        r#"{"check": "job"}"#,
-        Some(common::TOKEN),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    body["execution_id"].as_str().unwrap().to_owned()
+    common::start_execution(&daemon.base, "job").await
 }
 
 /// Execution `id` once its logs are fetched too (an ended execution's logs are fetched after

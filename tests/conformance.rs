@@ -1034,14 +1034,7 @@ fn the_daemon_killed_mid_job_resumes_by_jid(salt: &Arc<std::sync::Mutex<salt::Sa
     let start = || start_salt_daemon(&config);
     let daemon = start();
     let rt = common::runtime();
-    let (status, accepted) = rt.block_on(common::post(
-        &daemon.base,
-        "/v1/executions",
-        r#"{"check": "conf"}"#,
-        Some(common::TOKEN),
-    ));
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["execution_id"].as_str().unwrap().to_owned();
+    let id = rt.block_on(common::start_execution(&daemon.base, "conf"));
     wait_until_running(salt, "host-b");
     daemon.signal(libc::SIGKILL);
     drop(daemon);
@@ -1097,17 +1090,10 @@ fn salt_events_tell_the_end_at_once(salt: &Arc<std::sync::Mutex<salt::Salt>>) {
         }
     };
     let run = |what: &str| {
-        let (status, accepted) = rt.block_on(common::post(
-            &daemon.base,
-            "/v1/executions",
-            r#"{"check": "conf"}"#,
-            Some(common::TOKEN),
-        ));
-        assert_eq!(status, 202, "{accepted}");
-        let id = accepted["execution_id"].as_str().unwrap();
+        let id = rt.block_on(common::start_execution(&daemon.base, "conf"));
         let e = rt.block_on(common::wait_ended(
             &daemon.base,
-            id,
+            &id,
             Duration::from_secs(60),
         ));
         assert_eq!(e["state"], "succeeded", "{what}: {e:#}");

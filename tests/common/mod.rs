@@ -289,6 +289,15 @@ pub async fn post(base: &str, path: &str, body: &str, token: Option<&str>) -> (u
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Starts an execution of `check` through `POST /v1/executions` (with [`TOKEN`]) on the
+/// daemon at `base`; its id.
+pub async fn start_execution(base: &str, check: &str) -> String {
+    let body = serde_json::json!({ "check": check }).to_string();
+    let (status, accepted) = post(base, "/v1/executions", &body, Some(TOKEN)).await;
+    assert_eq!(status, 202, "{accepted}");
+    accepted["execution_id"].as_str().unwrap().to_owned()
+}
+
 /// Waits (bounded, polling the API every 50 ms) until execution `id` has ended; returns it.
 pub async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
     let until = std::time::Instant::now() + within;
