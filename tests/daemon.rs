@@ -276,14 +276,7 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
             doc["paths"]["/v1/executions"]["post"].is_object()
                 && doc["paths"]["/v1/executions"]["get"].is_object()
         );
-        let metrics = client()
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = common::metrics_text(&base).await;
         assert!(
             metrics.contains(
                 r#"jobwatch_executions_total{check="disk",outcome="succeeded",platform="bk"} 2"#
@@ -800,14 +793,7 @@ fn live_metrics_pass_promtool_and_carry_every_family() {
             202
         );
         wait_all_ended(&base, 2, Duration::from_secs(30)).await;
-        let text = client()
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::metrics_text(&base).await;
 
         let mut promtool = std::process::Command::new("promtool")
             .args(["check", "metrics"])
@@ -1467,14 +1453,7 @@ fn every_documented_metric_family_is_there_at_the_first_scrape_with_series_at_ze
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &platform, &bk_check("disk"));
         let daemon = Daemon::start(&config);
-        let text = client()
-            .get(format!("{}/metrics", daemon.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::metrics_text(&daemon.base).await;
         // The README's metrics list is the documentation: every name in it is exposed.
         let readme = include_str!("../README.md");
         let section = readme

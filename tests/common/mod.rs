@@ -312,16 +312,21 @@ pub async fn wait_ended(base: &str, id: &str, within: Duration) -> Value {
     }
 }
 
-/// The value of the series `series` (name and labels, as exposed) on a daemon's `/metrics`.
-pub async fn metric(base: &str, series: &str) -> f64 {
-    let text = client()
+/// A daemon's `/metrics` text.
+pub async fn metrics_text(base: &str) -> String {
+    client()
         .get(format!("{base}/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The value of the series `series` (name and labels, as exposed) on a daemon's `/metrics`.
+pub async fn metric(base: &str, series: &str) -> f64 {
+    let text = metrics_text(base).await;
     let line = text
         .lines()
         .find(|l| l.starts_with(&format!("{series} ")))
