@@ -24,10 +24,11 @@ use crate::model::{ErrorClass, ExecutionState, HostOutcome};
 
 /// The results a delivery attempt counts as (`jobwatch_alert_notifications_total{result}`):
 /// the end states of [`OutboxState`] an attempt can reach.
-const NOTIFICATION_RESULTS: [OutboxState; 3] = [
+const NOTIFICATION_RESULTS: [OutboxState; 4] = [
     OutboxState::Delivered,
     OutboxState::Errored,
     OutboxState::Rejected,
+    OutboxState::Silenced,
 ];
 
 /// Trigger failure codes that get their own label value (bk-job API.md §2.2, §2.4); any other
@@ -246,7 +247,7 @@ impl Metrics {
             alert_notifications_total: counter(
                 &r,
                 "jobwatch_alert_notifications_total",
-                "Notification delivery attempts, by receiver and result (delivered, errored = will retry, rejected).",
+                "Notification delivery attempts, by receiver and result (delivered, errored = will retry, rejected; silenced = held by a silence, not attempted).",
                 &["receiver", "result"],
             ),
             alert_outbox_depth: gauge(

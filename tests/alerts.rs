@@ -687,3 +687,199 @@ group_interval = "1s"
     });
     drop(daemon);
 }
+
+#[test]
+fn a_silenced_alert_is_recorded_silenced_and_sent_when_the_silence_is_expired_if_still_firing() {
+    let rt = runtime();
+    let hook = Arc::new(Recorder::default());
+    hook.up.store(true, Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(record))
+        .with_state(hook.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await });
+
+    // db and web fail while `fail` exists, cache while `fail-cache` does.
+    let dir = tempfile::tempdir().unwrap();
+    let fail = dir.path().join("fail");
+    let fail_cache = dir.path().join("fail-cache");
+    let checks: String = [("db", &fail), ("web", &fail), ("cache", &fail_cache)]
+        .iter()
+        .map(|(name, file)| {
+            format!(
+                "[[checks]]\nname = \"{name}\"\nplatform = \"local\"\nscript = 'test ! -f \"{}\"'\nhosts = [\"localhost\"]\nevery = \"1s\"\n",
+                file.display()
+            )
+        })
+        .collect();
+    let config = dir.path().join("jobwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[agent]
+data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+[platforms.local]
+kind = "local"
+{checks}
+[alerts.receivers.hook]
+type = "webhook"
+url = "{url}"
+secret = "{WEBHOOK_SECRET}"
+[[alerts.routes]]
+receiver = "hook"
+match = {{ alertname = "ExecutionFailed" }}
+group_by = ["alertname", "check"]
+group_wait = "0s"
+group_interval = "1s"
+"#,
+            data = dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with(common::jobwatch(), &config);
+    let base = daemon.base.clone();
+
+    // A silence for db and cache, made before anything fails. A run token may not.
+    let body =
+        r#"{"matchers":["check=~\"db|cache\""],"duration":"1h","comment":"disk swap on db-01"}"#;
+    let (status, refused) = rt.block_on(common::post(&base, "/v1/silences", body, Some("wrong")));
+    assert_eq!(status, 401, "{refused}");
+    let (status, silence) = rt.block_on(common::post(
+        &base,
+        "/v1/silences",
+        body,
+        Some(common::TOKEN),
+    ));
+    assert_eq!(status, 201, "{silence}");
+    assert_eq!(silence["state"], "active");
+    assert_eq!(
+        silence["created_by"], "token",
+        "the author defaults to the token's name"
+    );
+    let silence_id = silence["id"].as_str().unwrap().to_owned();
+    std::fs::write(&fail, "").unwrap();
+    std::fs::write(&fail_cache, "").unwrap();
+
+    let fingerprint_of = |check: &str| -> Option<String> {
+        get(&base, "/v1/alerts")["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["check"] == check && a["status"] == "firing")
+            .map(|a| a["fingerprint"].as_str().unwrap().to_owned())
+    };
+    let notifications = || get(&base, "/v1/notifications?receiver=hook")["notifications"].clone();
+    let outcome_of = |fp: &str| -> Vec<(String, Option<String>)> {
+        notifications()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["fingerprint"] == fp)
+            .map(|n| {
+                (
+                    n["outcome"].as_str().unwrap().to_owned(),
+                    n["silenced_by"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+    let (db, web, cache) = wait_for("three alerts firing", Duration::from_secs(30), || {
+        Some((
+            fingerprint_of("db")?,
+            fingerprint_of("web")?,
+            fingerprint_of("cache")?,
+        ))
+    });
+    let delivered = |fp: &str| {
+        hook.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.0 == fp)
+            .count()
+    };
+    wait_for("web's firing delivered", Duration::from_secs(30), || {
+        (delivered(&web) > 0).then_some(())
+    });
+    for fp in [&db, &cache] {
+        wait_for("the silenced notification", Duration::from_secs(30), || {
+            (outcome_of(fp) == [("silenced".to_owned(), Some(silence_id.clone()))]).then_some(())
+        });
+    }
+    assert_eq!(
+        delivered(&db) + delivered(&cache),
+        0,
+        "a silenced alert was sent"
+    );
+    let metrics = rt.block_on(common::metrics_text(&base));
+    assert!(
+        metrics
+            .contains("jobwatch_alert_notifications_total{receiver=\"hook\",result=\"silenced\"}"),
+        "{metrics}"
+    );
+
+    // cache recovers under the silence: its firing was never sent, so nothing will be.
+    std::fs::remove_file(&fail_cache).unwrap();
+    wait_for("cache resolved", Duration::from_secs(30), || {
+        fingerprint_of("cache").is_none().then_some(())
+    });
+    wait_for(
+        "cache's notification dropped",
+        Duration::from_secs(10),
+        || {
+            (outcome_of(&cache)
+                .iter()
+                .map(|o| o.0.as_str())
+                .collect::<Vec<_>>()
+                == ["dropped"])
+            .then_some(())
+        },
+    );
+
+    // Expired by hand: db, still firing, is sent at once; cache stays unsent.
+    let expired_at = Instant::now();
+    let (status, expired): (u16, Value) = rt.block_on(async {
+        let response = common::authed()
+            .delete(format!("{base}/v1/silences/{silence_id}"))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    });
+    assert_eq!(status, 200, "{expired}");
+    assert_eq!(expired["state"], "expired");
+    assert_eq!(expired["expired_by"], "token");
+    wait_for(
+        "db's firing delivered after the silence",
+        Duration::from_secs(15),
+        || (delivered(&db) > 0).then_some(()),
+    );
+    assert!(
+        expired_at.elapsed() < Duration::from_secs(10),
+        "sent {:?} after the silence ended",
+        expired_at.elapsed()
+    );
+    let db_outcomes = outcome_of(&db);
+    assert_eq!(
+        db_outcomes[db_outcomes.len() - 1],
+        ("delivered".to_owned(), Some(silence_id.clone())),
+        "the log still says which silence held it: {db_outcomes:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        delivered(&cache),
+        0,
+        "a resolved alert's silenced firing was sent"
+    );
+    assert!(hook.problems.lock().unwrap().is_empty());
+    // The silence is listed as expired; the active list is empty.
+    let active = get(&base, "/v1/silences?state=active");
+    assert_eq!(active["silences"].as_array().unwrap().len(), 0, "{active}");
+    drop(daemon);
+}

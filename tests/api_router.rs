@@ -7,48 +7,224 @@ mod common;
 
 use common::{InProcessApi, TOKEN, runtime};
 
+/// One token per role, besides `api.token` (the admin token named `token`).
+const ROLE_TOKENS: &str = "[api.tokens.prometheus]\nrole = \"metrics\"\ntoken = \"metrics-token-0123456789\"\n[api.tokens.viewer]\nrole = \"read\"\ntoken = \"read-token-0123456789\"\n[api.tokens.ci]\nrole = \"run\"\ntoken = \"run-token-0123456789\"\n[api.tokens.oncall]\nrole = \"admin\"\ntoken = \"admin-token-0123456789\"\n";
+
 #[test]
-fn the_token_guards_the_mutating_routes_only() {
+fn each_role_is_allowed_and_refused_exactly_as_documented() {
     let rt = runtime();
-    let api = InProcessApi::start(&rt, "");
+    let api = InProcessApi::start(&rt, ROLE_TOKENS);
     rt.block_on(async {
-        for (method, uri, body) in [
-            ("POST", "/v1/executions", r#"{"check":"a"}"#),
+        let (_, accepted) = api
+            .call("POST", "/v1/executions", Some(TOKEN), r#"{"check":"a"}"#)
+            .await;
+        let id = accepted["execution_id"].as_str().unwrap().to_owned();
+        let silence = r#"{"matchers":["check=\"a\""],"duration":"1h","comment":"test"}"#;
+        let (status, made) = api.call("POST", "/v1/silences", Some(TOKEN), silence).await;
+        assert_eq!(status, 201, "{made}");
+        let silence_id = made["id"].as_str().unwrap().to_owned();
+        // (method, uri, body, the least role; None: open to anyone)
+        let routes: Vec<(&str, String, &str, Option<&str>)> = vec![
+            ("GET", "/healthz".into(), "", None),
+            ("GET", "/readyz".into(), "", None),
+            ("GET", "/login".into(), "", None),
+            ("GET", "/assets/jobwatch.css".into(), "", None),
+            ("GET", "/metrics".into(), "", Some("metrics")),
+            ("GET", "/".into(), "", Some("read")),
+            ("GET", "/openapi.json".into(), "", Some("read")),
+            ("GET", "/v1/executions".into(), "", Some("read")),
+            ("GET", format!("/v1/executions/{id}"), "", Some("read")),
+            ("GET", "/v1/alerts".into(), "", Some("read")),
+            ("GET", "/v1/notifications".into(), "", Some("read")),
+            ("GET", "/v1/silences".into(), "", Some("read")),
+            (
+                "GET",
+                format!("/v1/silences/{silence_id}"),
+                "",
+                Some("read"),
+            ),
+            ("POST", "/v1/silences".into(), silence, Some("admin")),
+            (
+                "DELETE",
+                format!("/v1/silences/{silence_id}"),
+                "",
+                Some("admin"),
+            ),
             (
                 "POST",
-                "/v1/watches",
-                r#"{"platform":"local","job_instance_id":1}"#,
+                "/v1/executions".into(),
+                r#"{"check":"a"}"#,
+                Some("run"),
             ),
-        ] {
-            for token in [None, Some("wrong"), Some("")] {
-                let (status, body) = api.call(method, uri, token, body).await;
-                assert_eq!(status, 401, "{uri} {token:?}: {body}");
-                assert_eq!(body["error"]["code"], "unauthorized");
+            (
+                "POST",
+                "/v1/watches".into(),
+                r#"{"platform":"local","job_instance_id":1}"#,
+                Some("run"),
+            ),
+        ];
+        let tokens = [
+            ("metrics", "metrics-token-0123456789"),
+            ("read", "read-token-0123456789"),
+            ("run", "run-token-0123456789"),
+            ("admin", "admin-token-0123456789"),
+            ("admin", TOKEN),
+        ];
+        let rank = |role: &str| {
+            ["metrics", "read", "run", "admin"]
+                .iter()
+                .position(|r| *r == role)
+                .unwrap()
+        };
+        for (method, uri, body, least) in &routes {
+            // Without a token, or with a wrong one: refused (401) unless open; never data.
+            for bad in [None, Some("wrong-token"), Some("")] {
+                let mut headers = vec![("content-type", "application/json")];
+                let auth;
+                if let Some(t) = bad {
+                    auth = format!("Bearer {t}");
+                    headers.push(("authorization", auth.as_str()));
+                }
+                let (status, _, text) = api.call_with(method, uri, &headers, body).await;
+                match least {
+                    None => assert!(status < 400, "{method} {uri} is open: {status}"),
+                    Some(_) => {
+                        assert_eq!(status, 401, "{method} {uri} with {bad:?}: {text}");
+                        assert!(
+                            !text.contains(&id),
+                            "{method} {uri} showed data without a token"
+                        );
+                    }
+                }
+            }
+            for (role, token) in tokens {
+                let auth = format!("Bearer {token}");
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("authorization", auth.as_str()),
+                ];
+                let (status, _, text) = api.call_with(method, uri, &headers, body).await;
+                let allowed = least.is_none_or(|least| rank(role) >= rank(least));
+                if allowed {
+                    assert!(status < 400, "{method} {uri} as {role}: {status} {text}");
+                } else {
+                    assert_eq!(status, 403, "{method} {uri} as {role}: {text}");
+                    let e: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(e["error"]["code"], "forbidden");
+                    assert!(
+                        e["error"]["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains(least.unwrap()),
+                        "{text}"
+                    );
+                }
             }
         }
         // The token is checked before the body is read: no token and bad JSON is a 401.
         let (status, _) = api.call("POST", "/v1/executions", None, "{not json").await;
         assert_eq!(status, 401);
-        for uri in [
-            "/v1/executions",
-            "/v1/alerts",
-            "/v1/notifications",
-            "/healthz",
-            "/metrics",
-            "/",
-        ] {
-            assert_eq!(
-                api.call("GET", uri, None, "").await.0,
-                200,
-                "{uri} is open to read"
-            );
-        }
-        assert_eq!(api.count().await, 0, "nothing was stored");
-        let (status, body) = api
-            .call("POST", "/v1/executions", Some(TOKEN), r#"{"check":"a"}"#)
+        // A refused page is the login prompt.
+        let (status, _, html) = api.call_with("GET", "/?before=x", &[], "").await;
+        assert_eq!(status, 401);
+        assert!(
+            html.contains("id=\"login\"") && html.contains("name=\"token\""),
+            "{html}"
+        );
+    });
+}
+
+#[test]
+fn the_login_cookie_authorizes_pages_and_their_changes_only_with_the_page_header() {
+    let rt = runtime();
+    let api = InProcessApi::start(&rt, ROLE_TOKENS);
+    rt.block_on(async {
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        let (status, _, html) = api
+            .call_with("POST", "/login", &form, "token=nope&next=%2Fsilences")
             .await;
-        assert_eq!(status, 202, "{body}");
+        assert_eq!(status, 401);
+        assert!(html.contains("not valid"), "{html}");
+        let (status, headers, _) = api
+            .call_with(
+                "POST",
+                "/login",
+                &form,
+                "token=run-token-0123456789&next=%2F%3Fstate%3Dfailed",
+            )
+            .await;
+        assert_eq!(status, 303);
+        assert_eq!(headers["location"], "/?state=failed");
+        let set = headers["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        assert!(
+            !set.contains("run-token-0123456789"),
+            "the cookie does not carry the token as typed"
+        );
+        let cookie = set.split(';').next().unwrap().to_owned();
+        // A login never sends one elsewhere.
+        let (_, headers, _) = api
+            .call_with(
+                "POST",
+                "/login",
+                &form,
+                "token=run-token-0123456789&next=%2F%2Fevil.example",
+            )
+            .await;
+        assert_eq!(headers["location"], "/");
+
+        let (status, _, html) = api
+            .call_with("GET", "/", &[("cookie", cookie.as_str())], "")
+            .await;
+        assert_eq!(status, 200, "{html}");
+        let json = [
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let (status, _, text) = api
+            .call_with("POST", "/v1/executions", &json, r#"{"check":"a"}"#)
+            .await;
+        assert_eq!(
+            status, 403,
+            "a change with the cookie alone is refused: {text}"
+        );
+        assert_eq!(api.count().await, 0);
+        let page = [
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+            ("x-jobwatch-page", "1"),
+        ];
+        let (status, _, text) = api
+            .call_with("POST", "/v1/executions", &page, r#"{"check":"a"}"#)
+            .await;
+        assert_eq!(status, 202, "{text}");
         assert_eq!(api.count().await, 1);
+        let (status, headers, _) = api.call_with("POST", "/logout", &[], "").await;
+        assert_eq!(status, 303);
+        assert!(
+            headers["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+    });
+}
+
+#[test]
+fn without_tokens_every_route_is_open() {
+    let rt = runtime();
+    let api = InProcessApi::start_without_token(&rt);
+    rt.block_on(async {
+        for uri in ["/", "/v1/executions", "/metrics", "/openapi.json"] {
+            assert_eq!(api.call("GET", uri, None, "").await.0, 200, "{uri}");
+        }
+        let (status, _) = api
+            .call("POST", "/v1/executions", None, r#"{"check":"a"}"#)
+            .await;
+        assert_eq!(status, 202);
     });
 }
 

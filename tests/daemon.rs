@@ -192,7 +192,7 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
         assert_eq!(history[0]["state"], "succeeded");
         let (_, full) = get_json(&base, &format!("/v1/executions/{id}")).await;
         assert_eq!(full["hosts"].as_array().unwrap().len(), 2);
-        let log = client()
+        let log = common::authed()
             .get(format!("{base}/v1/executions/{id}/hosts/0:10.0.0.2/log"))
             .send()
             .await
@@ -559,7 +559,7 @@ fn every_execution_is_in_exactly_one_of_active_and_history_at_every_instant() {
         let mut checks = 0;
         let mut known: HashSet<String> = HashSet::new();
         while !poster.is_finished() || !list(&base, "active").await.is_empty() {
-            let html = client()
+            let html = common::authed()
                 .get(format!("{base}/"))
                 .send()
                 .await
@@ -587,7 +587,7 @@ fn every_execution_is_in_exactly_one_of_active_and_history_at_every_instant() {
             seen_both > 0 && checks > 5,
             "the test saw executions start and end ({checks} checks)"
         );
-        let html = client()
+        let html = common::authed()
             .get(format!("{base}/"))
             .send()
             .await
@@ -718,7 +718,7 @@ log = "back\n"
         let mut seen_alert_on_page = false;
         let final_report = loop {
             let active_list = list(&base, "active").await;
-            let html = client().get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+            let html = common::authed().get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
             let (_, e) = get_json(&base, &format!("/v1/executions/{id}")).await;
             let (active, history) = (page_rows(&html, "active"), page_rows(&html, "history"));
             assert!(active.contains(&id) ^ history.contains(&id), "in exactly one list at every instant");
@@ -1329,7 +1329,7 @@ fn every_api_error_is_json_as_documented_and_echoes_little() {
         let config = write_config(dir.path(), &platform, &bk_check("disk"));
         let daemon = Daemon::start(&config);
         let base = &daemon.base;
-        let http = client();
+        let http = common::authed();
         let long_host = "h".repeat(20_000);
         let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
             (
@@ -1502,7 +1502,7 @@ fn the_status_page_shows_true_totals_and_pages_through_history() {
         wait_all_ended(&daemon.base, 130, Duration::from_secs(60)).await;
         let page = |path: String| {
             let base = daemon.base.clone();
-            async move { client().get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap() }
+            async move { common::authed().get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap() }
         };
         let first = page("/".into()).await;
         assert!(

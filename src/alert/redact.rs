@@ -42,8 +42,8 @@ impl Redactor {
                 crate::config::PlatformConfig::Local => {}
             }
         }
-        if let Some(t) = &config.api.token {
-            secrets.push(t.expose_secret().to_owned());
+        for t in &config.api.tokens {
+            secrets.push(t.secret.expose_secret().to_owned());
         }
         secrets.extend(more);
         secrets.retain(|s| s.len() >= 4);

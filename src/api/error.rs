@@ -83,6 +83,11 @@ impl ApiError {
     pub(super) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    /// A 500 whose message is for people (no internals in it).
+    pub(super) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -1,15 +1,19 @@
-//! The daemon's HTTP surface: `router(state)`. Reads come from the store; mutating endpoints
-//! require `Authorization: Bearer <api.token>` when a token is set. Every error is JSON
-//! `{"error": {"code", "message"}}` and never carries internals.
+//! The daemon's HTTP surface: `router(state)`. Reads come from the store; every route but the
+//! open ones needs a token whose role allows it, once tokens are configured (`auth`). Every
+//! API error is JSON `{"error": {"code", "message"}}` and never carries internals; the pages
+//! are rendered from templates (`view`).
 
 mod alerts;
-mod auth;
+pub mod auth;
 mod callbacks;
 mod error;
 mod executions;
 mod extract;
 mod health;
+mod login;
 mod page;
+mod silences;
+mod view;
 
 use self::alerts::*;
 pub use self::alerts::{AlertList, NotificationList, NotificationParams};
@@ -22,6 +26,9 @@ pub use self::executions::{
 use self::extract::parse_json;
 pub use self::extract::{ApiBody, ApiPath, ApiQuery};
 use self::health::*;
+use self::login::*;
+use self::silences::*;
+pub use self::silences::{NewSilence, SilenceList, SilenceView};
 
 use std::sync::Arc;
 
@@ -29,7 +36,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Html;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
@@ -110,6 +117,10 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         host_log,
         list_alerts,
         list_notifications,
+        create_silence,
+        list_silences,
+        get_silence,
+        expire_silence,
         bkjob_callback,
         status_page,
         openapi
@@ -120,6 +131,9 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         Accepted,
         ExecutionSummary,
         ExecutionPage,
+        NewSilence,
+        SilenceView,
+        SilenceList,
         ErrorBody,
         ErrorDetail
     ))
@@ -135,26 +149,82 @@ pub fn callbacks_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every route.
+/// Every route, each behind the role it needs (`auth`).
 pub fn router(state: AppState) -> Router {
-    // The mutating routes need the bearer token (when one is set).
-    let auth = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
+    use crate::config::Role;
+    use auth::{Answer, Guard};
+    let guard = |role: Role, answer: Answer| {
+        axum::middleware::from_fn_with_state(
+            Guard {
+                state: state.clone(),
+                role,
+                answer,
+            },
+            auth::guard,
+        )
+    };
+    let read = || guard(Role::Read, Answer::Json);
+    let page = || guard(Role::Read, Answer::Login);
+    let metrics_route = if state.runner.config().api.metrics_guarded() {
+        get(metrics).route_layer(guard(Role::Metrics, Answer::Json))
+    } else {
+        get(metrics)
+    };
     Router::new()
-        .route("/", get(status_page))
+        // Open: probes, the login form, the assets, bk-job's callbacks (their own token).
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route(
+            "/assets/jobwatch.css",
+            get(|| async { view::asset("text/css; charset=utf-8", view::CSS) }),
+        )
+        .route(
+            "/assets/jobwatch.js",
+            get(|| async { view::asset("text/javascript; charset=utf-8", view::JS) }),
+        )
+        .route("/v1/callbacks/bkjob/{id}/{token}", post(bkjob_callback))
+        .route("/metrics", metrics_route)
+        // Pages (a login prompt when refused).
+        .route("/", get(status_page).route_layer(page()))
+        // The JSON API.
+        .route("/openapi.json", get(openapi).route_layer(read()))
         .route(
             "/v1/executions",
-            get(list_executions).merge(post(create_execution).route_layer(auth.clone())),
+            get(list_executions)
+                .route_layer(read())
+                .merge(post(create_execution).route_layer(guard(Role::Run, Answer::Json))),
         )
-        .route("/v1/executions/{id}", get(get_execution))
-        .route("/v1/executions/{id}/hosts/{host}/log", get(host_log))
-        .route("/v1/watches", post(create_watch).route_layer(auth))
-        .route("/v1/alerts", get(list_alerts))
-        .route("/v1/notifications", get(list_notifications))
-        .route("/v1/callbacks/bkjob/{id}/{token}", post(bkjob_callback))
+        .route(
+            "/v1/executions/{id}",
+            get(get_execution).route_layer(read()),
+        )
+        .route(
+            "/v1/executions/{id}/hosts/{host}/log",
+            get(host_log).route_layer(read()),
+        )
+        .route(
+            "/v1/watches",
+            post(create_watch).route_layer(guard(Role::Run, Answer::Json)),
+        )
+        .route("/v1/alerts", get(list_alerts).route_layer(read()))
+        .route(
+            "/v1/notifications",
+            get(list_notifications).route_layer(read()),
+        )
+        .route(
+            "/v1/silences",
+            get(list_silences)
+                .route_layer(read())
+                .merge(post(create_silence).route_layer(guard(Role::Admin, Answer::Json))),
+        )
+        .route(
+            "/v1/silences/{id}",
+            get(get_silence)
+                .route_layer(read())
+                .merge(delete(expire_silence).route_layer(guard(Role::Admin, Answer::Json))),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

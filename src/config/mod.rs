@@ -153,10 +153,76 @@ pub struct AgentConfig {
 pub struct ApiConfig {
     /// Listen address.
     pub listen: std::net::SocketAddr,
-    /// Bearer token for mutating endpoints.
-    pub token: Option<SecretString>,
+    /// The bearer tokens (`api.token` is the `admin` one named `token`), in name order.
+    /// None at all: every route is open.
+    pub tokens: Vec<ApiToken>,
     /// Accept inline scripts over the API.
     pub allow_inline_scripts: bool,
+    /// HTTPS on the listener: the PEM certificate chain and key files.
+    pub tls: Option<TlsFiles>,
+    /// Links to a job instance in a platform's own UI, by platform name (a template with
+    /// `{job_instance_id}`, `{scope_id}`, `{jid}`).
+    pub job_links: BTreeMap<String, String>,
+}
+
+impl ApiConfig {
+    /// Whether `/metrics` needs a token: some token has the `metrics` role.
+    pub fn metrics_guarded(&self) -> bool {
+        self.tokens.iter().any(|t| t.role == Role::Metrics)
+    }
+}
+
+/// The certificate chain and private key of the HTTPS listener (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// What a token may do; each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// `GET /metrics` only (Prometheus' `authorization`).
+    Metrics,
+    /// Every GET route and the pages.
+    Read,
+    /// And start executions (`POST /v1/executions`) and watches.
+    Run,
+    /// And silences, terminate.
+    Admin,
+}
+
+impl Role {
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Metrics => "metrics",
+            Role::Read => "read",
+            Role::Run => "run",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a configured name.
+    pub fn from_name(name: &str) -> Option<Role> {
+        [Role::Metrics, Role::Read, Role::Run, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
+/// One API token: its name (what logs say), its role and its value (never shown).
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    /// The name: `token` for `api.token`, else the key of `[api.tokens.<name>]`.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The bearer value.
+    pub secret: SecretString,
 }
 
 /// A validated platform.

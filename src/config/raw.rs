@@ -86,13 +86,40 @@ pub(super) struct RawAgent {
 pub(super) struct RawApi {
     /// Listen address (default `127.0.0.1:9464`).
     pub(super) listen: Option<String>,
-    /// Bearer token required by the mutating endpoints (better: `token_file` or
-    /// `JOBWATCH__API__TOKEN`). Unset: no token is asked for — set one.
+    /// An `admin` token named `token` (better: `token_file` or `JOBWATCH__API__TOKEN`; more
+    /// tokens and other roles: `[api.tokens.<name>]`). No token at all: every route is
+    /// open — set one.
     pub(super) token: Option<SecretString>,
     /// A file holding the token.
     pub(super) token_file: Option<PathBuf>,
+    /// Named tokens with a role each (`[api.tokens.<name>]`).
+    #[serde(default)]
+    pub(super) tokens: BTreeMap<String, RawApiToken>,
     /// Accept `script` in `POST /v1/executions` (default false).
     pub(super) allow_inline_scripts: Option<bool>,
+    /// A PEM certificate chain: the listener speaks HTTPS (with `tls_key_file`); both files
+    /// are read again when they change.
+    pub(super) tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    pub(super) tls_key_file: Option<PathBuf>,
+    /// The URL of a job instance in the platform's own UI, by platform name; `{job_instance_id}`,
+    /// `{scope_id}` and `{jid}` are filled in (e.g.
+    /// `https://job.example.com/biz/{scope_id}/execute/task/{job_instance_id}`).
+    #[serde(default)]
+    pub(super) job_links: BTreeMap<String, String>,
+}
+
+/// `[api.tokens.<name>]`: one bearer token; its name is what the logs say.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApiToken {
+    /// `metrics` (only `/metrics`), `read` (every GET and the pages), `run` (and start
+    /// executions and watches) or `admin` (and silences, terminate).
+    pub(super) role: Option<String>,
+    /// The token (better: `token_file`, or `JOBWATCH__API__TOKENS__<NAME>__TOKEN`).
+    pub(super) token: Option<SecretString>,
+    /// A file holding the token (surrounding white space is trimmed).
+    pub(super) token_file: Option<PathBuf>,
 }
 
 /// `[platforms.<name>]`.

@@ -424,3 +424,63 @@ fn callbacks_need_a_public_url_and_slow_the_safety_net_only_where_they_are_on() 
         assert!(keys.iter().any(|k| k == key), "{key} not in {keys:?}");
     }
 }
+
+#[test]
+fn api_tokens_have_roles_come_from_files_or_the_environment_and_never_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("viewer.token");
+    std::fs::write(&file, "viewer-token-from-file\n").unwrap();
+    let text = format!(
+        "[api]\ntoken = \"legacy-admin-token\"\n[api.tokens.viewer]\nrole = \"read\"\ntoken_file = \"{}\"\n[api.tokens.prometheus]\nrole = \"metrics\"\n",
+        file.display()
+    );
+    let env = [(
+        "JOBWATCH__API__TOKENS__PROMETHEUS__TOKEN",
+        "scrape-token-from-env",
+    )];
+    let config = load_str(&text, &env).unwrap();
+    let tokens: Vec<(&str, Role)> = config
+        .api
+        .tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.role))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            ("token", Role::Admin),
+            ("prometheus", Role::Metrics),
+            ("viewer", Role::Read)
+        ]
+    );
+    use secrecy::ExposeSecret as _;
+    assert_eq!(
+        config.api.tokens[2].secret.expose_secret(),
+        "viewer-token-from-file"
+    );
+    assert!(config.api.metrics_guarded());
+    let shown = format!("{:?}", config.api);
+    for secret in [
+        "legacy-admin-token",
+        "viewer-token-from-file",
+        "scrape-token-from-env",
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+
+    let bad = "[api]\ntoken = \"same-value-here\"\ntls_cert_file = \"/x.pem\"\n[api.tokens.a]\nrole = \"root\"\ntoken = \"x-token-value\"\n[api.tokens.b]\ntoken = \"y-token-value\"\n[api.tokens.c]\nrole = \"read\"\n[api.tokens.d]\nrole = \"run\"\ntoken = \"same-value-here\"\n";
+    let err = load_str(bad, &[]).unwrap_err().to_string();
+    for key in [
+        "api.tokens.a.role",
+        "api.tokens.b.role",
+        "api.tokens.c.token",
+        "api.tokens.d",
+        "api.tls_key_file",
+    ] {
+        assert!(err.contains(key), "{key} missing in: {err}");
+    }
+    assert!(
+        !err.contains("same-value-here") && !err.contains("x-token-value"),
+        "{err}"
+    );
+}

@@ -127,11 +127,101 @@ pub(super) fn validate_api(issues: &mut Issues, a: &RawApi) -> Option<ApiConfig>
             None
         }
     };
-    let token = issues.secret("api", "token", &a.token, &a.token_file);
+    let mut tokens = Vec::new();
+    if let Some(secret) = issues.secret("api", "token", &a.token, &a.token_file) {
+        tokens.push(ApiToken {
+            name: "token".into(),
+            role: Role::Admin,
+            secret,
+        });
+    }
+    for (name, t) in &a.tokens {
+        let key = format!("api.tokens.{name}");
+        if name == "token" && !tokens.is_empty() {
+            issues.add(&key, "`token` is the name of api.token: choose another");
+            continue;
+        }
+        let role = match t.role.as_deref() {
+            Some(r) => match Role::from_name(r) {
+                Some(role) => Some(role),
+                None => {
+                    issues.add(
+                        format!("{key}.role"),
+                        format!("`{r}` is not a role: metrics, read, run or admin"),
+                    );
+                    None
+                }
+            },
+            None => {
+                issues.add(
+                    format!("{key}.role"),
+                    "missing: metrics, read, run or admin",
+                );
+                None
+            }
+        };
+        let secret = issues.secret(&key, "token", &t.token, &t.token_file);
+        if secret.is_none() && t.token.is_none() && t.token_file.is_none() {
+            issues.add(
+                format!("{key}.token"),
+                format!(
+                    "missing: set token_file, or JOBWATCH__API__TOKENS__{}__TOKEN",
+                    name.to_uppercase()
+                ),
+            );
+        }
+        if let (Some(role), Some(secret)) = (role, secret) {
+            tokens.push(ApiToken {
+                name: name.clone(),
+                role,
+                secret,
+            });
+        }
+    }
+    {
+        use secrecy::ExposeSecret as _;
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for t in &tokens {
+            if let Some(other) = seen.insert(t.secret.expose_secret(), &t.name) {
+                issues.add(
+                    format!("api.tokens.{}", t.name),
+                    format!("has the same value as `{other}`: each token must be its own"),
+                );
+            }
+        }
+    }
+    let tls = match (&a.tls_cert_file, &a.tls_key_file) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            issues.add("api.tls_key_file", "missing: tls_cert_file needs its key");
+            None
+        }
+        (None, Some(_)) => {
+            issues.add(
+                "api.tls_cert_file",
+                "missing: tls_key_file needs its certificate",
+            );
+            None
+        }
+    };
+    for (platform, link) in &a.job_links {
+        if !link.starts_with("https://") && !link.starts_with("http://") {
+            issues.add(
+                format!("api.job_links.{platform}"),
+                "must be an http(s) URL template",
+            );
+        }
+    }
     Some(ApiConfig {
         listen: listen?,
-        token,
+        tokens,
         allow_inline_scripts: a.allow_inline_scripts.unwrap_or(false),
+        tls,
+        job_links: a.job_links.clone(),
     })
 }
 

@@ -162,6 +162,13 @@ impl Runner {
         Ok(())
     }
 
+    /// Wakes every delivery worker (a silence ended: what it held is due).
+    pub fn wake_delivery(&self) {
+        if let Some(d) = self.dispatcher.get() {
+            d.wake();
+        }
+    }
+
     /// Records `report` with the alert changes it causes (one transaction), then wakes the
     /// delivery workers if notifications were queued.
     async fn record(

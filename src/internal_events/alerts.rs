@@ -93,3 +93,33 @@ impl OutboxDepth<'_> {
         metrics::global().set_outbox_depth(self.receiver, self.depth);
     }
 }
+
+/// Due notifications were held back by a silence (stored `silenced`, due at its end).
+pub struct NotificationsSilenced<'a> {
+    /// Receiver name.
+    pub receiver: &'a str,
+    /// The silence.
+    pub silence_id: &'a str,
+    /// Its end, Unix ms.
+    pub until_ms: i64,
+    /// How many.
+    pub notifications: usize,
+}
+
+impl NotificationsSilenced<'_> {
+    /// Logs at INFO and counts (`jobwatch_alert_notifications_total{receiver,result="silenced"}`).
+    pub fn emit(self) {
+        metrics::global().alert_notification(
+            self.receiver,
+            OutboxState::Silenced,
+            self.notifications,
+        );
+        tracing::info!(
+            receiver = self.receiver,
+            silence = self.silence_id,
+            until = %crate::time::rfc3339_ms(self.until_ms),
+            notifications = self.notifications,
+            "Notifications silenced; they wait for the silence's end."
+        );
+    }
+}

@@ -4,10 +4,14 @@
 //! names).
 
 mod alerts;
+mod api;
 mod executions;
 mod platform;
 
-pub use self::alerts::{AlertNotificationAttempted, AlertTransition, OutboxDepth};
+pub use self::alerts::{
+    AlertNotificationAttempted, AlertTransition, NotificationsSilenced, OutboxDepth,
+};
+pub use self::api::ApiChange;
 pub use self::executions::{
     ActiveExecutions, CallbackReceived, CallbackResult, ConditionsChanged, ExecutionEnded,
     ExecutionTriggered, ShardChange, ShardsChanged, StorePruned, StoreWriteFailed,

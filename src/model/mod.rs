@@ -20,6 +20,7 @@ pub mod condition;
 pub mod outbox;
 pub mod report;
 pub mod shard;
+pub mod silence;
 
 use std::fmt;
 use std::time::Duration;

@@ -43,6 +43,10 @@ pub enum OutboxState {
     /// Not sent: the alert resolved before its firing notification was first attempted, and
     /// the receiver never got it firing (nothing to say, as Alertmanager does).
     Dropped,
+    /// Not sent while a silence covers its alert: it waits, due at the silence's end, and is
+    /// sent then if no other silence covers it (a resolve meanwhile updates or drops it, by
+    /// the queueing rule).
+    Silenced,
 }
 
 impl OutboxState {
@@ -54,6 +58,7 @@ impl OutboxState {
             OutboxState::Delivered => "delivered",
             OutboxState::Rejected => "rejected",
             OutboxState::Dropped => "dropped",
+            OutboxState::Silenced => "silenced",
         }
     }
 
@@ -65,6 +70,7 @@ impl OutboxState {
             Self::Delivered,
             Self::Rejected,
             Self::Dropped,
+            Self::Silenced,
         ]
         .into_iter()
         .find(|s| s.as_str() == name)
@@ -104,6 +110,9 @@ pub struct Notification {
     pub last_attempt_at_ms: Option<i64>,
     /// Unix ms.
     pub delivered_at_ms: Option<i64>,
+    /// The silence that covered it when it was last due (outcome `silenced`, or sent after
+    /// it ended).
+    pub silenced_by: Option<String>,
 }
 
 /// How often a receiver re-sends alerts on its own (beyond a route's `repeat_interval`).

@@ -14,6 +14,11 @@
 //! before the resolved that follows it), each rendered with the alert as it is at send
 //! time, and carrying its stable id and version.
 //!
+//! A due notification that a current silence covers is not sent: it is stored `silenced`,
+//! due again at the silence's end (the latest end when several cover it), and looked at again
+//! then — sent if nothing covers it any more. Expiring a silence makes what it held due at
+//! once (`Store::expire_silence`).
+//!
 //! Workers are independent (a dead receiver never delays another), wake when a state change
 //! queued something, and otherwise sleep until the next due notification or the next
 //! repeat scan. Notifications waiting at shutdown stay in the outbox and are sent after the
@@ -30,7 +35,8 @@ use tokio_util::task::TaskTracker;
 use super::{Delivery, Notification, Notifier, Resend};
 use crate::alert::render::NotificationView;
 use crate::config::AlertsConfig;
-use crate::internal_events::AlertNotificationAttempted;
+use crate::internal_events::{AlertNotificationAttempted, NotificationsSilenced};
+use crate::model::silence::Silences;
 use crate::store::{Finish, Store, StoreError};
 
 /// How often a worker looks for alerts to repeat when nothing else wakes it.
@@ -175,11 +181,36 @@ impl Worker {
             return Ok(());
         }
         loop {
-            let due = self
-                .store
-                .due_notifications(&self.name, crate::time::now_ms(), BATCH)
-                .await?;
+            let now = crate::time::now_ms();
+            let due = self.store.due_notifications(&self.name, now, BATCH).await?;
             let full = due.len() == BATCH as usize;
+            // Read once a batch: a silence made or expired meanwhile counts from the next.
+            let silences = if due.is_empty() {
+                Silences::default()
+            } else {
+                Silences(self.store.current_silences(now).await?)
+            };
+            let (held, due) = hold_silenced(due, &silences, now);
+            for ((silence_id, until_ms), group) in held {
+                let ids: Vec<(i64, i64)> = group.iter().map(|n| (n.id, n.version)).collect();
+                self.store
+                    .finish_notifications(
+                        &ids,
+                        &Finish::Silenced {
+                            until_ms,
+                            silence_id: silence_id.clone(),
+                        },
+                        now,
+                    )
+                    .await?;
+                NotificationsSilenced {
+                    receiver: &self.name,
+                    silence_id: &silence_id,
+                    until_ms,
+                    notifications: group.len(),
+                }
+                .emit();
+            }
             let mut groups: BTreeMap<String, Vec<Notification>> = BTreeMap::new();
             for n in due {
                 groups.entry(n.group_key.clone()).or_default().push(n);
@@ -268,6 +299,30 @@ impl Worker {
         .emit();
         Ok(answered)
     }
+}
+
+/// Notifications held back, by the silence (id, end) that covers them.
+type Held = BTreeMap<(String, i64), Vec<Notification>>;
+
+/// Splits due notifications into those a current silence covers — by silence and its end,
+/// the one ending last when several cover one — and those to send.
+fn hold_silenced(
+    due: Vec<Notification>,
+    silences: &Silences,
+    now_ms: i64,
+) -> (Held, Vec<Notification>) {
+    let mut held = Held::new();
+    let mut send = Vec::with_capacity(due.len());
+    for n in due {
+        match silences.covering(&n.alert.labels, now_ms) {
+            Some(s) => held
+                .entry((s.id.clone(), s.ends_at_ms))
+                .or_default()
+                .push(n),
+            None => send.push(n),
+        }
+    }
+    (held, send)
 }
 
 #[cfg(test)]

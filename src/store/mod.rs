@@ -54,6 +54,7 @@ pub use self::sqlite::SqliteStore;
 use crate::alert::{Alert, AlertChange};
 use crate::model::outbox::{Notification, Resend};
 use crate::model::shard::Fence;
+use crate::model::silence::Silence;
 use crate::tracker::ExecutionReport;
 
 /// Why the store could not do something.
@@ -168,7 +169,7 @@ pub struct Board {
     pub history_total: u64,
 }
 
-/// What one [`Store::prune`] batch deleted.
+/// What one [`Store::prune`] batch deleted (silences ended before the cutoff go too, uncounted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     /// Ended executions.
@@ -204,6 +205,14 @@ pub enum Finish {
     Rejected {
         /// Why (no secrets).
         error: String,
+    },
+    /// Not attempted: a silence covers the alert. The notification waits (`silenced`) until
+    /// `until_ms`, its attempts unchanged.
+    Silenced {
+        /// The silence's end, Unix ms.
+        until_ms: i64,
+        /// The silence's id.
+        silence_id: String,
     },
 }
 
@@ -269,6 +278,33 @@ pub trait Store: Send + Sync {
 
     /// Every alert (firing first, then the most recently changed).
     async fn list_alerts(&self) -> Result<Vec<Alert>, StoreError>;
+
+    /// Stores a new silence.
+    async fn create_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+
+    /// Every silence kept (expired ones until the retention prunes them), the latest ending
+    /// first.
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError>;
+
+    /// The silences not yet ended at `now_ms` (active or starting later).
+    async fn current_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError>;
+
+    /// Ends silence `id` at `now_ms` (a pending one never starts), noting `by`; notifications
+    /// it held become due at once (sent unless another silence covers them). `None`: no such
+    /// silence; one already ended is returned unchanged.
+    async fn expire_silence(
+        &self,
+        id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<Silence>, StoreError>;
+
+    /// Notifications of `fingerprint` (of any receiver), newest first.
+    async fn notifications_of(
+        &self,
+        fingerprint: &str,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
 
     /// Records a new execution without alert changes. `Ok(false)`: its scheduled tick is
     /// already recorded (nothing was written).

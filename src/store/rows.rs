@@ -3,6 +3,7 @@
 
 use super::StoreError;
 use crate::alert::{Alert, AlertStatus};
+use crate::model::silence::Silence;
 use crate::tracker::ExecutionReport;
 
 pub(crate) fn decode(id: &str, doc: &str) -> Result<ExecutionReport, StoreError> {
@@ -113,4 +114,28 @@ pub(crate) fn repeat_candidate(
         .clone();
     let every = resend.every(&alert, &target)?;
     Some((alert, target, every))
+}
+
+/// Silences from their stored documents (`id`, `doc`).
+pub(crate) fn decode_silences(rows: Vec<(String, String)>) -> Result<Vec<Silence>, StoreError> {
+    rows.into_iter()
+        .map(|(id, doc)| {
+            serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+                id: format!("silence {id}"),
+                error: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Ends `silence` at `now_ms` by `by` (a pending one never starts); `false`: it had ended.
+pub(crate) fn expire(silence: &mut Silence, by: &str, now_ms: i64) -> bool {
+    if silence.ends_at_ms <= now_ms {
+        return false;
+    }
+    silence.ends_at_ms = now_ms;
+    silence.starts_at_ms = silence.starts_at_ms.min(now_ms);
+    silence.updated_at_ms = now_ms;
+    silence.expired_by = Some(by.to_owned());
+    true
 }

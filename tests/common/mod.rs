@@ -276,6 +276,21 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client that sends [`TOKEN`] with every request.
+pub fn authed() -> reqwest::Client {
+    jobwatch::install_crypto_provider();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 pub async fn post(base: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = client()
         .post(format!("{base}{path}"))
@@ -339,8 +354,14 @@ pub fn ended_ms(e: &Value) -> i64 {
     e["started_at_ms"].as_i64().unwrap() + (e["duration_seconds"].as_f64().unwrap() * 1000.0) as i64
 }
 
+/// `GET base+path` with [`TOKEN`]: status and JSON body (`Null` when not JSON).
 pub async fn get_json(base: &str, path: &str) -> (u16, Value) {
-    let resp = client().get(format!("{base}{path}")).send().await.unwrap();
+    let resp = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -373,11 +394,22 @@ pub struct InProcessApi {
 }
 
 impl InProcessApi {
+    /// A router over a fresh store, with the token [`TOKEN`] (and `extra` TOML right after it
+    /// in `[api]`).
     pub fn start(rt: &tokio::runtime::Runtime, extra: &str) -> InProcessApi {
+        Self::start_text(rt, &format!("token = \"{TOKEN}\"\n{extra}"))
+    }
+
+    /// A router without any token (every route open).
+    pub fn start_without_token(rt: &tokio::runtime::Runtime) -> InProcessApi {
+        Self::start_text(rt, "")
+    }
+
+    fn start_text(rt: &tokio::runtime::Runtime, api: &str) -> InProcessApi {
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[agent]\ndata_dir = \"{}\"\n[api]\ntoken = \"{TOKEN}\"\n{extra}\n[platforms.local]\nkind = \"local\"\n[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n",
+            "[agent]\ndata_dir = \"{}\"\n[api]\n{api}\n[platforms.local]\nkind = \"local\"\n[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n",
             dir.path().display()
         );
         let config = Arc::new(jobwatch::config::load_text(&text, "test", Vec::new()).unwrap());
@@ -417,6 +449,33 @@ impl InProcessApi {
             .await
             .unwrap()
             .len()
+    }
+
+    /// Sends one request with `headers` through the router: status, headers and body text.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, axum::http::HeaderMap, String) {
+        use tower::ServiceExt as _;
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     /// Sends one request through the router (no process, no socket): status and body.

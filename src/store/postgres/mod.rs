@@ -29,7 +29,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row, SqlSafeStr};
 
-use super::rows::{ExecutionRow, decode, decode_alerts};
+use super::rows::{ExecutionRow, decode, decode_alerts, decode_silences, to_json};
 use super::{
     Board, Finish, Held, ListQuery, Pruned, Recorded, Renewal, Shards, Store, StoreError, Wake,
     Which,
@@ -37,6 +37,7 @@ use super::{
 use crate::alert::{self, Alert, AlertChange, Applied};
 use crate::model::outbox::{Notification, Resend};
 use crate::model::shard::{Fence, shard_of};
+use crate::model::silence::Silence;
 use crate::tracker::ExecutionReport;
 
 /// The channel new executions are announced on.
@@ -51,13 +52,22 @@ const POLL_CHANNEL: &str = "jobwatch_poll";
 const CLAIM: &str = "5 minutes";
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "schema".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_schema.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "schema".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_schema.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "silences".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_silences.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// How to reach the database: `[store] url` (no password in it) and the password from the
@@ -325,7 +335,7 @@ impl Store for PgStore {
         // A notification another replica is sending is due again only when its claim ends.
         Ok(sqlx::query_scalar(
             "SELECT MIN(GREATEST(due_at, COALESCE((EXTRACT(EPOCH FROM claim_until) * 1000)::BIGINT, 0)))
-             FROM notifications WHERE receiver = $1 AND outcome IN ('pending', 'errored')",
+             FROM notifications WHERE receiver = $1 AND outcome IN ('pending', 'errored', 'silenced')",
         )
         .bind(receiver)
         .fetch_one(&self.pool)
@@ -363,7 +373,7 @@ impl Store for PgStore {
         Ok(sqlx::query(
             "UPDATE notifications SET outcome = 'rejected', last_attempt_at = $1,
              last_error = 'the receiver is no longer configured'
-             WHERE outcome IN ('pending', 'errored') AND NOT (receiver = ANY($2))",
+             WHERE outcome IN ('pending', 'errored', 'silenced') AND NOT (receiver = ANY($2))",
         )
         .bind(now_ms)
         .bind(known)
@@ -394,6 +404,92 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         decode_alerts(docs)
+    }
+
+    async fn create_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO silences (id, starts_at, ends_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&silence.id)
+        .bind(silence.starts_at_ms)
+        .bind(silence.ends_at_ms)
+        .bind(silence.updated_at_ms)
+        .bind(to_json(&silence.id, silence)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let docs: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM silences ORDER BY ends_at DESC, id DESC")
+                .fetch_all(&self.pool)
+                .await?;
+        decode_silences(docs)
+    }
+
+    async fn current_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
+        let docs: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM silences WHERE ends_at > $1 ORDER BY ends_at DESC")
+                .bind(now_ms)
+                .fetch_all(&self.pool)
+                .await?;
+        decode_silences(docs)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<Silence>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM silences WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(doc) = doc else {
+            return Ok(None);
+        };
+        let mut silence = decode_silences(vec![(id.to_owned(), doc)])?.remove(0);
+        if !super::rows::expire(&mut silence, by, now_ms) {
+            return Ok(Some(silence));
+        }
+        sqlx::query(
+            "UPDATE silences SET starts_at = $1, ends_at = $2, updated_at = $3, doc = $4 WHERE id = $5",
+        )
+        .bind(silence.starts_at_ms)
+        .bind(silence.ends_at_ms)
+        .bind(silence.updated_at_ms)
+        .bind(to_json(id, &silence)?)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE notifications SET due_at = $1 WHERE outcome = 'silenced' AND silenced_by = $2 AND due_at > $1",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(silence))
+    }
+
+    async fn notifications_of(
+        &self,
+        fingerprint: &str,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM notifications WHERE fingerprint = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox::row_to_notification).collect()
     }
 
     async fn get(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {
@@ -485,6 +581,13 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        sqlx::query(
+            "DELETE FROM silences WHERE id IN (SELECT id FROM silences WHERE ends_at < $1 ORDER BY ends_at LIMIT $2)",
+        )
+        .bind(cutoff_ms)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
         Ok(Pruned {
             executions,
             notifications,

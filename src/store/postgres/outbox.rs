@@ -90,7 +90,7 @@ pub(super) async fn enqueue(
 ) -> Result<bool, StoreError> {
     let waiting = sqlx::query(
         "SELECT id, status, attempts, due_at FROM notifications
-         WHERE receiver = $1 AND fingerprint = $2 AND outcome IN ('pending', 'errored')
+         WHERE receiver = $1 AND fingerprint = $2 AND outcome IN ('pending', 'errored', 'silenced')
          ORDER BY id DESC LIMIT 1",
     )
     .bind(&t.receiver)
@@ -197,6 +197,7 @@ pub(super) fn row_to_notification(row: &PgRow) -> Result<Notification, StoreErro
         last_error: row.get("last_error"),
         last_attempt_at_ms: row.get("last_attempt_at"),
         delivered_at_ms: row.get("delivered_at"),
+        silenced_by: row.try_get("silenced_by").unwrap_or(None),
     })
 }
 
@@ -213,10 +214,10 @@ pub(super) async fn claim_due(
     let sql = format!(
         "WITH due AS (
              SELECT n.id FROM notifications n
-             WHERE n.receiver = $1 AND n.outcome IN ('pending', 'errored') AND n.due_at <= $2
+             WHERE n.receiver = $1 AND n.outcome IN ('pending', 'errored', 'silenced') AND n.due_at <= $2
                AND (n.claim_until IS NULL OR n.claim_until < now() OR n.claimed_by = $4)
                AND NOT EXISTS (SELECT 1 FROM notifications o WHERE o.receiver = $1 AND o.fingerprint = n.fingerprint
-                               AND o.outcome IN ('pending', 'errored') AND o.id < n.id)
+                               AND o.outcome IN ('pending', 'errored', 'silenced') AND o.id < n.id)
              ORDER BY n.due_at, n.id LIMIT $3 FOR UPDATE OF n SKIP LOCKED)
          UPDATE notifications n SET claimed_by = $4, claim_until = now() + interval '{CLAIM}'
          FROM due WHERE n.id = due.id
@@ -244,29 +245,38 @@ pub(super) async fn finish(
     finish: &Finish,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    // $1 now, $2 ids, $3 versions, $4 due_at, $5 error.
+    // $1 now, $2 ids, $3 versions, $4 due_at, $5 error (or the silence).
     let (set, due_at, error) = match finish {
         Finish::Delivered => (
-            "outcome = 'delivered', delivered_at = $1, last_error = NULL",
+            "outcome = 'delivered', delivered_at = $1, last_error = NULL, attempts = attempts + 1, last_attempt_at = $1",
             None,
             None,
         ),
         Finish::Errored { due_at_ms, error } => (
-            "outcome = 'errored', due_at = $4, last_error = $5",
+            "outcome = 'errored', due_at = $4, last_error = $5, attempts = attempts + 1, last_attempt_at = $1",
             Some(*due_at_ms),
             Some(error.as_str()),
         ),
         Finish::Rejected { error } => (
-            "outcome = 'rejected', last_error = $5",
+            "outcome = 'rejected', last_error = $5, attempts = attempts + 1, last_attempt_at = $1",
             None,
             Some(error.as_str()),
         ),
+        // Not an attempt: the attempts and last error stay.
+        Finish::Silenced {
+            until_ms,
+            silence_id,
+        } => (
+            "outcome = 'silenced', due_at = $4, silenced_by = $5",
+            Some(*until_ms),
+            Some(silence_id.as_str()),
+        ),
     };
     let sql = format!(
-        "UPDATE notifications n SET {set}, attempts = attempts + 1, last_attempt_at = $1,
+        "UPDATE notifications n SET {set},
                 claimed_by = NULL, claim_until = NULL
          FROM UNNEST($2::BIGINT[], $3::BIGINT[]) AS f(id, version)
-         WHERE n.id = f.id AND n.version = f.version AND ($4::BIGINT IS NULL OR TRUE) AND ($5::TEXT IS NULL OR TRUE)"
+         WHERE n.id = f.id AND n.version = f.version AND ($1::BIGINT IS NULL OR TRUE) AND ($4::BIGINT IS NULL OR TRUE) AND ($5::TEXT IS NULL OR TRUE)"
     );
     let (ids, versions): (Vec<i64>, Vec<i64>) = notifications.iter().copied().unzip();
     sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -281,7 +291,7 @@ pub(super) async fn finish(
     // so that it is sent again at once.
     sqlx::query(
         "UPDATE notifications SET claimed_by = NULL, claim_until = NULL
-         WHERE id = ANY($1) AND outcome IN ('pending', 'errored') AND claim_until IS NOT NULL",
+         WHERE id = ANY($1) AND outcome IN ('pending', 'errored', 'silenced') AND claim_until IS NOT NULL",
     )
     .bind(&ids)
     .execute(pool)
@@ -317,7 +327,7 @@ pub(super) async fn enqueue_repeats(
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(
-            "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored')) AS waiting,
+            "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored', 'silenced')) AS waiting,
                     COUNT(*) FILTER (WHERE outcome = 'delivered' AND status = 'firing' AND created_at >= $1) AS saw_firing
              FROM notifications WHERE receiver = $2 AND fingerprint = $3",
         )

@@ -22,7 +22,8 @@ mod writer;
 
 use self::executions::*;
 use self::outbox::*;
-use crate::store::rows::{ExecutionRow, decode, decode_alerts, repeat_candidate};
+use crate::model::silence::Silence;
+use crate::store::rows::{ExecutionRow, decode, decode_alerts, repeat_candidate, to_json};
 
 /// A page of active executions after `?1` (by id), for resuming: a seek on the
 /// `executions_active (active, id)` index.
@@ -76,6 +77,13 @@ fn migrator() -> Migrator {
             "next poll time".into(),
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0006_next_poll_at.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            7,
+            "silences".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0007_silences.sql").into_sql_str(),
             false,
         ),
     ])
@@ -174,9 +182,9 @@ impl Store for SqliteStore {
             // In order per alert: a notification waits while an earlier one of the same
             // alert and receiver waits. Sent as the alert is now (`current`).
             "SELECT n.*, a.doc AS current FROM notifications n LEFT JOIN alerts a ON a.fingerprint = n.fingerprint
-             WHERE n.receiver = ?1 AND n.outcome IN ('pending', 'errored') AND n.due_at <= ?2
+             WHERE n.receiver = ?1 AND n.outcome IN ('pending', 'errored', 'silenced') AND n.due_at <= ?2
                AND NOT EXISTS (SELECT 1 FROM notifications o WHERE o.receiver = ?1 AND o.fingerprint = n.fingerprint
-                               AND o.outcome IN ('pending', 'errored') AND o.id < n.id)
+                               AND o.outcome IN ('pending', 'errored', 'silenced') AND o.id < n.id)
              ORDER BY n.due_at, n.id LIMIT ?3",
         )
         .bind(receiver)
@@ -189,7 +197,7 @@ impl Store for SqliteStore {
 
     async fn next_due(&self, receiver: &str) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(due_at) FROM notifications WHERE receiver = ? AND outcome IN ('pending', 'errored')",
+            "SELECT MIN(due_at) FROM notifications WHERE receiver = ? AND outcome IN ('pending', 'errored', 'silenced')",
         )
         .bind(receiver)
         .fetch_one(&self.pool)
@@ -222,6 +230,16 @@ impl Store for SqliteStore {
                  last_error = ?5 WHERE id = ?2 AND version = ?3 AND ?4 IS NULL",
                 None,
                 Some(error.as_str()),
+            ),
+            // Not an attempt: the attempts and last error stay; ?5 is the silence.
+            Finish::Silenced {
+                until_ms,
+                silence_id,
+            } => (
+                "UPDATE notifications SET outcome = 'silenced', due_at = ?4, silenced_by = ?5
+                 WHERE id = ?2 AND version = ?3 AND ?1 IS NOT NULL",
+                Some(*until_ms),
+                Some(silence_id.as_str()),
             ),
         };
         for (id, version) in notifications {
@@ -257,7 +275,7 @@ impl Store for SqliteStore {
                 continue;
             };
             let row = sqlx::query(
-                "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored')) AS waiting,
+                "SELECT MAX(created_at) AS last, COUNT(*) FILTER (WHERE outcome IN ('pending', 'errored', 'silenced')) AS waiting,
                         COUNT(*) FILTER (WHERE outcome = 'delivered' AND status = 'firing' AND created_at >= ?) AS saw_firing
                  FROM notifications WHERE receiver = ? AND fingerprint = ?",
             )
@@ -289,7 +307,7 @@ impl Store for SqliteStore {
 
     async fn reject_orphans(&self, known: &[String], now_ms: i64) -> Result<u64, StoreError> {
         let receivers: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT receiver FROM notifications WHERE outcome IN ('pending', 'errored')",
+            "SELECT DISTINCT receiver FROM notifications WHERE outcome IN ('pending', 'errored', 'silenced')",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -297,7 +315,7 @@ impl Store for SqliteStore {
         for r in receivers.iter().filter(|r| !known.contains(r)) {
             rejected += sqlx::query(
                 "UPDATE notifications SET outcome = 'rejected', last_attempt_at = ?,
-                 last_error = 'the receiver is no longer configured' WHERE receiver = ? AND outcome IN ('pending', 'errored')",
+                 last_error = 'the receiver is no longer configured' WHERE receiver = ? AND outcome IN ('pending', 'errored', 'silenced')",
             )
             .bind(now_ms)
             .bind(r)
@@ -330,6 +348,93 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         decode_alerts(docs)
+    }
+
+    async fn create_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO silences (id, starts_at, ends_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&silence.id)
+        .bind(silence.starts_at_ms)
+        .bind(silence.ends_at_ms)
+        .bind(silence.updated_at_ms)
+        .bind(to_json(&silence.id, silence)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let docs: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM silences ORDER BY ends_at DESC, id DESC")
+                .fetch_all(&self.pool)
+                .await?;
+        crate::store::rows::decode_silences(docs)
+    }
+
+    async fn current_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
+        let docs: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, doc FROM silences WHERE ends_at > ? ORDER BY ends_at DESC")
+                .bind(now_ms)
+                .fetch_all(&self.pool)
+                .await?;
+        crate::store::rows::decode_silences(docs)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<Silence>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM silences WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(doc) = doc else {
+            return Ok(None);
+        };
+        let mut silence =
+            crate::store::rows::decode_silences(vec![(id.to_owned(), doc)])?.remove(0);
+        if !crate::store::rows::expire(&mut silence, by, now_ms) {
+            return Ok(Some(silence));
+        }
+        sqlx::query(
+            "UPDATE silences SET starts_at = ?, ends_at = ?, updated_at = ?, doc = ? WHERE id = ?",
+        )
+        .bind(silence.starts_at_ms)
+        .bind(silence.ends_at_ms)
+        .bind(silence.updated_at_ms)
+        .bind(to_json(id, &silence)?)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        // What it held is due now: the dispatcher checks the other silences and sends.
+        sqlx::query(
+            "UPDATE notifications SET due_at = ?1 WHERE outcome = 'silenced' AND silenced_by = ?2 AND due_at > ?1",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(silence))
+    }
+
+    async fn notifications_of(
+        &self,
+        fingerprint: &str,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM notifications WHERE fingerprint = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(fingerprint)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox::row_to_notification).collect()
     }
 
     async fn get(&self, id: &str) -> Result<Option<ExecutionReport>, StoreError> {
@@ -419,6 +524,13 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        sqlx::query(
+            "DELETE FROM silences WHERE id IN (SELECT id FROM silences WHERE ends_at < ?1 ORDER BY ends_at LIMIT ?2)",
+        )
+        .bind(cutoff_ms)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
         Ok(Pruned {
             executions,
             notifications,

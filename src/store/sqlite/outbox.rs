@@ -87,7 +87,7 @@ pub(super) async fn enqueue(
 ) -> Result<bool, StoreError> {
     let waiting = sqlx::query(
         "SELECT id, status, attempts, due_at FROM notifications
-         WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored')
+         WHERE receiver = ? AND fingerprint = ? AND outcome IN ('pending', 'errored', 'silenced')
          ORDER BY id DESC LIMIT 1",
     )
     .bind(&t.receiver)
@@ -196,5 +196,6 @@ pub(super) fn row_to_notification(
         last_error: row.get("last_error"),
         last_attempt_at_ms: row.get("last_attempt_at"),
         delivered_at_ms: row.get("delivered_at"),
+        silenced_by: row.try_get("silenced_by").unwrap_or(None),
     })
 }
