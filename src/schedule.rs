@@ -134,6 +134,27 @@ impl FromStr for Schedule {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_tick_is_inside_a_maintenance_window_from_its_opening_until_just_before_its_close() {
+        // Sundays 02:00 UTC for 2 h. 2026-11-29 was a Sunday.
+        let m = Maintenance {
+            schedule: Schedule::cron("0 2 * * SUN").unwrap(),
+            duration: Duration::from_secs(2 * 3600),
+        };
+        let at = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let window = (at("2026-11-29T02:00:00Z"), at("2026-11-29T04:00:00Z"));
+        assert_eq!(m.window_at(at("2026-11-29T02:00:00Z")), Some(window));
+        assert_eq!(m.window_at(at("2026-11-29T03:59:59.999Z")), Some(window));
+        assert_eq!(m.window_at(at("2026-11-29T04:00:00Z")), None);
+        assert_eq!(m.window_at(at("2026-11-29T01:59:59Z")), None);
+        assert_eq!(m.window_at(at("2026-11-30T03:00:00Z")), None, "a Monday");
+        assert_eq!(m.describe(), "0 2 * * SUN for 2h");
+    }
+
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
     #[test]
@@ -175,5 +196,37 @@ mod tests {
         assert_eq!(s.next_after(T0), Some(T0 + 3_600_000));
         assert!(Schedule::cron("61 * * * *").is_err());
         assert!(Schedule::cron("tomorrow").is_err());
+    }
+}
+
+/// A maintenance window of a check: it opens at each tick of `schedule` and lasts
+/// `duration`; scheduled ticks inside one are recorded skipped, not run.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    /// When a window opens.
+    pub schedule: Schedule,
+    /// How long it stays open.
+    pub duration: Duration,
+}
+
+impl Maintenance {
+    /// The window (opened, closes) that `at_ms` falls in, if any: the latest opening at or
+    /// before `at_ms` that is less than `duration` before it.
+    pub fn window_at(&self, at_ms: i64) -> Option<(i64, i64)> {
+        let length = i64::try_from(self.duration.as_millis()).unwrap_or(i64::MAX);
+        let opened = self.schedule.next_after(at_ms.saturating_sub(length))?;
+        (opened <= at_ms).then(|| (opened, opened.saturating_add(length)))
+    }
+
+    /// `<schedule> for <duration>`, as configured.
+    pub fn describe(&self) -> String {
+        let schedule = match &self.schedule {
+            Schedule::Cron { text, .. } => text.clone(),
+            Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
+        };
+        format!(
+            "{schedule} for {}",
+            humantime::format_duration(self.duration)
+        )
     }
 }

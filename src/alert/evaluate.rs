@@ -58,6 +58,10 @@ impl Alerting {
                     (report.execution_id.clone(), holds, relevant)
                 }
                 Family::Schedule => {
+                    // A tick skipped on purpose (a maintenance window) says nothing either way.
+                    if report.trigger_status == crate::model::TriggerStatus::Maintenance {
+                        continue;
+                    }
                     let skipped = state == ExecutionState::Skipped;
                     let later_tick_runs =
                         state == ExecutionState::Pending && report.origin == Origin::Schedule;

@@ -212,6 +212,46 @@ pub(super) fn validate_check(
         (None, Some(period)) => Some(crate::schedule::Schedule::Every(period)),
         (None, None) => None,
     };
+    let mut maintenance = Vec::new();
+    for (i, m) in c.maintenance.iter().enumerate() {
+        let at = format!("{key}.maintenance[{i}]");
+        let opens = match m.schedule.as_deref() {
+            Some(text) => match crate::schedule::Schedule::cron(text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    issues.add(format!("{at}.schedule"), e.to_string());
+                    None
+                }
+            },
+            None => {
+                issues.add(format!("{at}.schedule"), "missing: a cron expression (UTC)");
+                None
+            }
+        };
+        let duration = match m.duration {
+            Some(d) if d >= Duration::from_secs(60) => Some(d),
+            Some(_) => {
+                issues.add(format!("{at}.duration"), "must be at least 1m");
+                None
+            }
+            None => {
+                issues.add(
+                    format!("{at}.duration"),
+                    "missing: how long it stays open, e.g. 2h",
+                );
+                None
+            }
+        };
+        if let (Some(schedule), Some(duration)) = (opens, duration) {
+            maintenance.push(crate::schedule::Maintenance { schedule, duration });
+        }
+    }
+    if !c.maintenance.is_empty() && c.schedule.is_none() && c.every.is_none() {
+        issues.add(
+            format!("{key}.maintenance"),
+            "only for a scheduled check (set schedule or every)",
+        );
+    }
     if c.run_on_start && schedule.is_none() && c.schedule.is_none() && c.every.is_none() {
         issues.add(
             format!("{key}.run_on_start"),
@@ -236,6 +276,7 @@ pub(super) fn validate_check(
         schedule,
         allow_overlap: c.allow_overlap,
         run_on_start: c.run_on_start,
+        maintenance,
         fail_when,
     })
 }

@@ -278,6 +278,8 @@ pub struct CheckConfig {
     pub allow_overlap: bool,
     /// With a schedule: run once when the daemon starts, too.
     pub run_on_start: bool,
+    /// Maintenance windows: scheduled ticks inside one are recorded skipped.
+    pub maintenance: Vec<crate::schedule::Maintenance>,
     /// When the job counts as failed.
     pub fail_when: FailWhen,
 }
@@ -306,6 +308,7 @@ impl CheckConfig {
             schedule: None,
             allow_overlap: false,
             run_on_start: false,
+            maintenance: Vec::new(),
             fail_when: FailWhen::Any,
         }
     }

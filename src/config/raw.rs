@@ -233,9 +233,24 @@ pub(super) struct RawCheck {
     /// a check every hour shows a result now.
     #[serde(default)]
     pub(super) run_on_start: bool,
+    /// Maintenance windows: `[{ schedule = "0 2 * * SUN", duration = "2h" }]` (cron, UTC).
+    /// A scheduled tick inside one is recorded skipped with that reason: no run, no alert.
+    #[serde(default)]
+    pub(super) maintenance: Vec<RawMaintenance>,
     /// When the job counts as failed: `"any"` host (default), `"count >= N"` hosts, or
     /// `"ratio > R"` of the hosts (R from 0 to 1).
     pub(super) fail_when: Option<String>,
+}
+
+/// One maintenance window of a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaintenance {
+    /// When it opens: a cron expression (UTC).
+    pub(super) schedule: Option<String>,
+    /// How long it stays open (at least 1m).
+    #[serde(default, with = "humantime_serde")]
+    pub(super) duration: Option<Duration>,
 }
 
 /// `[checks.poll]`; see [`PollPolicy`] for each field's meaning and default.

@@ -325,12 +325,14 @@ impl Runner {
         Ok(Some(report))
     }
 
-    /// Records a scheduled tick that did not run.
+    /// Records a scheduled tick that did not run (`maintenance`: on purpose, inside a
+    /// maintenance window — no alert).
     pub async fn record_skipped(
         &self,
         check_name: &str,
         scheduled_at_ms: i64,
         reason: String,
+        maintenance: bool,
     ) -> Result<bool, StoreError> {
         let Some(check) = self.config.check(check_name) else {
             return Ok(false);
@@ -341,7 +343,11 @@ impl Runner {
         let mut report = Execution::new(check, &check.platform, platform).new_report();
         report.origin = Origin::Schedule;
         report.scheduled_at_ms = Some(scheduled_at_ms);
-        report.trigger_status = TriggerStatus::Skipped;
+        report.trigger_status = if maintenance {
+            TriggerStatus::Maintenance
+        } else {
+            TriggerStatus::Skipped
+        };
         report.finish(ExecutionState::Skipped, reason, Duration::ZERO);
         report.mark_unreported_unknown();
         let inserted = self.record(&report, true).await?;
@@ -788,7 +794,7 @@ mod tests {
         const MINUTE: i64 = 60_000;
         assert!(
             runner
-                .record_skipped("beat", T0, "the last tick before the outage".into())
+                .record_skipped("beat", T0, "the last tick before the outage".into(), false)
                 .await
                 .unwrap()
         );

@@ -1,6 +1,7 @@
 //! Scheduled checks: one task per check sleeping until its next tick. A tick runs the check,
-//! or — when the previous run is still going and `allow_overlap` is off, or when the agent
-//! was down at that time — is recorded as a `skipped` execution with the reason. Each tick is
+//! or — inside one of the check's maintenance windows, when the previous run is still going
+//! and `allow_overlap` is off, or when the agent was down at that time — is recorded as a
+//! `skipped` execution with the reason (a skipped execution causes no alert). Each tick is
 //! recorded once (unique `(check, scheduled_at)` in the store).
 
 use std::sync::Arc;
@@ -66,10 +67,25 @@ pub(super) async fn record_missed(
     let (ticks, left_out, exact) = schedule.newest_ticks_between(last, now, MISSED_TICKS_RECORDED);
     for (i, tick) in ticks.into_iter().enumerate() {
         let reason = missed_reason(i == 0, left_out, exact, last);
-        if let Err(e) = runner.record_skipped(check, tick, reason).await {
+        if let Err(e) = runner.record_skipped(check, tick, reason, false).await {
             tracing::error!(check, error = %e, "Cannot record a missed tick.");
         }
     }
+}
+
+/// Why `tick` of `check` is not run, when it falls in one of its maintenance windows.
+pub fn in_maintenance(runner: &Runner, check: &str, tick: i64) -> Option<String> {
+    let check = runner.config().check(check)?;
+    check.maintenance.iter().find_map(|m| {
+        m.window_at(tick).map(|(opened, closes)| {
+            format!(
+                "inside a maintenance window ({}): {} to {}",
+                m.describe(),
+                crate::time::rfc3339_ms(opened),
+                crate::time::rfc3339_ms(closes)
+            )
+        })
+    })
 }
 
 async fn run_schedule(runner: Arc<Runner>, check: String) {
@@ -96,7 +112,14 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
         .config()
         .check(&check)
         .is_some_and(|c| c.run_on_start);
-    if run_on_start && (allow_overlap || runner.running_count(&check).await == 0) {
+    let maintenance_now = in_maintenance(&runner, &check, crate::time::now_ms());
+    if run_on_start && let Some(reason) = &maintenance_now {
+        tracing::info!(check, reason, "No run at start: {reason}.");
+    }
+    if run_on_start
+        && maintenance_now.is_none()
+        && (allow_overlap || runner.running_count(&check).await == 0)
+    {
         match runner
             .submit(&check, Origin::Schedule, None, &Overrides::default())
             .await
@@ -116,12 +139,18 @@ async fn run_schedule(runner: Arc<Runner>, check: String) {
         if !runner.accepting() {
             return;
         }
+        if let Some(reason) = in_maintenance(&runner, &check, tick) {
+            if let Err(e) = runner.record_skipped(&check, tick, reason, true).await {
+                tracing::error!(check, error = %e, "Cannot record a skipped tick.");
+            }
+            continue;
+        }
         let running = runner.running_count(&check).await;
         if running > 0 && !allow_overlap {
             let reason = format!(
                 "the previous run was still going ({running} active execution(s)); allow_overlap is off"
             );
-            if let Err(e) = runner.record_skipped(&check, tick, reason).await {
+            if let Err(e) = runner.record_skipped(&check, tick, reason, false).await {
                 tracing::error!(check, error = %e, "Cannot record a skipped tick.");
             }
             continue;

@@ -360,6 +360,9 @@ pub enum TriggerStatus {
     /// A scheduled tick that did not submit (the previous run was still going, or the agent
     /// was down at that time); the reason says which.
     Skipped,
+    /// A scheduled tick inside one of the check's maintenance windows: not submitted, on
+    /// purpose (its state is `skipped`; it causes no alert). The reason names the window.
+    Maintenance,
 }
 
 impl TriggerStatus {
@@ -372,6 +375,7 @@ impl TriggerStatus {
             TriggerStatus::TriggerFailed => "trigger_failed",
             TriggerStatus::TriggerUnknown => "trigger_unknown",
             TriggerStatus::Skipped => "skipped",
+            TriggerStatus::Maintenance => "maintenance",
         }
     }
 }
