@@ -12,6 +12,7 @@ pub mod alert;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod internal_events;
 pub mod metrics;

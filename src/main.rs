@@ -49,6 +49,8 @@ enum Command {
         #[arg(long, short, env = "JOBWATCH_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Talk to a running daemon's API: checks, executions, logs, run, terminate, silences.
+    Ctl(jobwatch::ctl::CtlArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -135,6 +137,13 @@ fn main() -> ExitCode {
     };
     jobwatch::install_crypto_provider();
     match cli.command {
+        Command::Ctl(args) => {
+            init_logging(default_level, config::LogFormat::Text);
+            match runtime() {
+                Ok(rt) => rt.block_on(jobwatch::ctl::run(args)),
+                Err(code) => code,
+            }
+        }
         Command::Config {
             command: ConfigCommand::Check { config },
         } => match load(config.as_ref(), default_level) {

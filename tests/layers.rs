@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("notify", &["notify"]),
     ("daemon", &["daemon"]),
     ("api", &["api"]),
-    ("app", &["app", "lib", "main", "progress"]),
+    ("app", &["app", "ctl", "lib", "main", "progress"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -119,7 +119,8 @@ impl From<&ExecutionReport> for ExecutionSummary {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `active` (pending or running), `history` (ended) or `all` (default).
+    /// `active` (pending or running), `history` (ended), `all` (default), or one state
+    /// (`failed`, `succeeded`, …).
     pub state: Option<String>,
     /// Only this check.
     pub check: Option<String>,
@@ -270,12 +271,15 @@ pub async fn list_executions(
         None | Some("all") => Which::All,
         Some("active") => Which::Active,
         Some("history") => Which::History,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`state={}`: use active, history or all",
-                clip(other)
-            )));
-        }
+        Some(other) => match crate::model::ExecutionState::from_name(other) {
+            Some(s) => Which::In(s),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "`state={}`: use active, history, all, or a state (succeeded, failed, timed_out, lost, cancelled, trigger_failed, skipped, pending, running)",
+                    clip(other)
+                )));
+            }
+        },
     };
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -343,4 +347,55 @@ pub async fn host_log(
         h.log.clone(),
     )
         .into_response())
+}
+
+/// `POST /v1/executions/{id}/terminate` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TerminateAsked {
+    /// The execution.
+    pub execution_id: String,
+    /// Who asked (the token's name).
+    pub terminated_by: String,
+    /// What happens next, in words.
+    pub message: String,
+}
+
+/// Asks the platform to stop an execution's job (admin). The execution ends as the platform
+/// then reports it; the record notes who asked (`terminated_by`).
+#[utoipa::path(post, path = "/v1/executions/{id}/terminate", responses(
+    (status = 202, body = TerminateAsked), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Already ended, or not on the platform yet."),
+    (status = 502, body = ErrorBody, description = "The platform refused or could not be reached.")))]
+pub async fn terminate_execution(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, axum::Json<TerminateAsked>), ApiError> {
+    use crate::daemon::Terminate;
+    match state.runner.terminate(&id, &caller.name).await? {
+        Terminate::Asked => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(TerminateAsked {
+                execution_id: id,
+                terminated_by: caller.name,
+                message: "the terminate goes to the platform with the next poll, now; the execution ends as the platform reports it".into(),
+            }),
+        )),
+        Terminate::NotFound => Err(ApiError::not_found(format!("no execution `{}`", clip(&id)))),
+        Terminate::Ended(s) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("execution already ended as {}", s.as_str()),
+        )),
+        Terminate::NotSubmitted => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the job is not on the platform yet (being submitted); try again in a moment",
+        )),
+        Terminate::PlatformRefused(e) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "platform_error",
+            format!("the platform did not take the terminate: {}", clip(&e)),
+        )),
+    }
 }

@@ -6,6 +6,7 @@
 mod alerts;
 pub mod auth;
 mod callbacks;
+mod checks;
 mod error;
 mod executions;
 mod extract;
@@ -18,6 +19,8 @@ mod view;
 use self::alerts::*;
 pub use self::alerts::{AlertList, NotificationList, NotificationParams};
 use self::callbacks::*;
+use self::checks::*;
+pub use self::checks::{BoardTotals, CheckBoard, CheckSummary, FiringView, LatestView};
 pub use self::error::{ApiError, ErrorBody, ErrorDetail, clip};
 use self::executions::*;
 pub use self::executions::{
@@ -117,6 +120,8 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         host_log,
         list_alerts,
         list_notifications,
+        terminate_execution,
+        list_checks,
         create_silence,
         list_silences,
         get_silence,
@@ -132,6 +137,9 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         ExecutionSummary,
         ExecutionPage,
         NewSilence,
+        TerminateAsked,
+        CheckBoard,
+        CheckSummary,
         SilenceView,
         SilenceList,
         ErrorBody,
@@ -200,6 +208,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/executions/{id}",
             get(get_execution).route_layer(read()),
         )
+        .route(
+            "/v1/executions/{id}/terminate",
+            post(terminate_execution).route_layer(guard(Role::Admin, Answer::Json)),
+        )
+        .route("/v1/checks", get(list_checks).route_layer(read()))
         .route(
             "/v1/executions/{id}/hosts/{host}/log",
             get(host_log).route_layer(read()),

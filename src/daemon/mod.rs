@@ -56,6 +56,21 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
+/// What [`Runner::terminate`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Terminate {
+    /// The terminate goes out with the execution's next poll (at once).
+    Asked,
+    /// No such execution.
+    NotFound,
+    /// It already ended, as this.
+    Ended(ExecutionState),
+    /// Its job is not on the platform yet (being submitted): nothing to stop yet.
+    NotSubmitted,
+    /// The platform refused or could not be reached (its words).
+    PlatformRefused(String),
+}
+
 /// Overrides of a check for one API-started execution.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -660,6 +675,42 @@ impl Runner {
                 platform.follow_hints(&on_hint, &stop).await;
             });
         }
+    }
+
+    /// Asks the platform to stop execution `id`'s job, for `by` (a token's name). Where the
+    /// execution is followed here, its next poll (at once) sends the terminate and the record
+    /// notes `terminated_by` ([`Follow::terminate_asked`]); with several replicas, one
+    /// followed elsewhere is terminated from here and the replica that follows it is asked
+    /// to poll now (the record does not name who asked; the log does).
+    pub async fn terminate(self: &Arc<Self>, id: &str, by: &str) -> Result<Terminate, RunError> {
+        let Some(report) = self.store.get(id).await? else {
+            return Ok(Terminate::NotFound);
+        };
+        if report.state.is_final() {
+            return Ok(Terminate::Ended(report.state));
+        }
+        if report.job_instance_id.is_none() && report.jid.is_none() {
+            return Ok(Terminate::NotSubmitted);
+        }
+        match &self.replica {
+            Some(replica) if !replica.follows(id) => {
+                let Some(platform) = self.platforms.get(&report.platform) else {
+                    return Err(RunError::UnknownPlatform(report.platform.clone()));
+                };
+                let job = JobRef {
+                    job_instance_id: report.job_instance_id,
+                    jid: report.jid.clone(),
+                    step_instance_id: report.step_instance_id,
+                    name: Some(report.task_name.clone()),
+                };
+                if let Err(e) = platform.terminate(&job).await {
+                    return Ok(Terminate::PlatformRefused(e.to_string()));
+                }
+                self.hint(id, report.job_instance_id);
+            }
+            _ => self.engine.terminate(id, by),
+        }
+        Ok(Terminate::Asked)
     }
 
     /// Asks for a status poll of `execution_id` now (see [`Engine::poll_now`]).

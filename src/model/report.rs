@@ -112,6 +112,10 @@ pub struct ExecutionReport {
     /// change (a time in the past means "due now").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_poll_at_ms: Option<i64>,
+    /// The token name of the operator who asked to terminate the job (`POST
+    /// /v1/executions/{id}/terminate`), once the terminate was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated_by: Option<String>,
     /// The shard lease this replica follows the execution under (several replicas on
     /// PostgreSQL; `None` with SQLite or when not followed here). Never stored or shown.
     #[serde(skip)]

@@ -141,6 +141,8 @@ pub enum Which {
     History,
     /// Both.
     All,
+    /// Those in this one state.
+    In(crate::model::ExecutionState),
 }
 
 /// A listing request: newest first, `limit` rows after `cursor` (an execution id).
@@ -167,6 +169,23 @@ pub struct Board {
     pub active_total: u64,
     /// How many ended executions are kept.
     pub history_total: u64,
+}
+
+/// One execution in a line: what the check board's strip shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct OutcomeLine {
+    /// The execution.
+    pub execution_id: String,
+    /// Its state (`succeeded`, `failed`, `running`, …).
+    pub state: String,
+    /// Its trigger status (`triggered`, `trigger_failed`, `skipped`, `maintenance`, …).
+    pub trigger_status: String,
+    /// `cli`, `schedule`, `api` or `watch`.
+    pub origin: String,
+    /// When it was recorded, Unix ms.
+    pub created_at_ms: i64,
+    /// Its last change, Unix ms (for an ended one: about when it ended).
+    pub updated_at_ms: i64,
 }
 
 /// What one [`Store::prune`] batch deleted (silences ended before the cutoff go too, uncounted).
@@ -373,6 +392,17 @@ pub trait Store: Send + Sync {
 
     /// The latest scheduled tick recorded for `check` (Unix ms).
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError>;
+
+    /// One line per execution of `check`, newest first, at most `limit` (the check board's
+    /// strip: read from the indexed columns, never the documents).
+    async fn outcomes(&self, check: &str, limit: u32) -> Result<Vec<OutcomeLine>, StoreError>;
+
+    /// The newest execution of `check` in `state` (e.g. the last success).
+    async fn last_in_state(
+        &self,
+        check: &str,
+        state: &str,
+    ) -> Result<Option<OutcomeLine>, StoreError>;
 
     /// How many executions of `check` have not ended (whoever follows them).
     async fn active_count(&self, check: &str) -> Result<u64, StoreError>;

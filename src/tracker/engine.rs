@@ -47,6 +47,8 @@ enum Command {
     Follow(Box<Follow>),
     /// Poll this execution now (by [`key`] of its id).
     PollNow(u128, Option<JobRef>),
+    /// An operator asked to terminate this execution's job (the token's name).
+    Terminate(u128, String),
     /// Stop following these executions, without writing.
     Release(Which),
 }
@@ -104,6 +106,7 @@ impl Engine {
             in_flight: JoinSet::new(),
             in_turn: HashSet::new(),
             poll_soon: HashSet::new(),
+            terminate_soon: HashMap::new(),
             releasing: HashSet::new(),
         };
         tasks.spawn(scheduler.run(receiver));
@@ -122,6 +125,16 @@ impl Engine {
     /// about another job changes nothing).
     pub fn poll_now(&self, execution_id: &str, job: Option<JobRef>) {
         let _ = self.commands.send(Command::PollNow(key(execution_id), job));
+    }
+
+    /// Asks to terminate `execution_id`'s job, for `by` (an operator's token name): its next
+    /// poll — at once — asks the platform to stop the job, and the execution ends as the
+    /// platform then reports it ([`Follow::terminate_asked`]). Nothing when the engine does
+    /// not follow it.
+    pub fn terminate(&self, execution_id: &str, by: &str) {
+        let _ = self
+            .commands
+            .send(Command::Terminate(key(execution_id), by.to_owned()));
     }
 
     /// Stops following the executions `which` selects (their shard moved to another
@@ -152,6 +165,8 @@ struct Scheduler {
     in_turn: HashSet<u128>,
     /// Asked to poll now while their turn was in flight.
     poll_soon: HashSet<u128>,
+    /// Asked to terminate while their turn was in flight (by whom).
+    terminate_soon: HashMap<u128, String>,
     /// Released while their turn was in flight: let go when it ends.
     releasing: HashSet<u128>,
 }
@@ -190,6 +205,10 @@ impl Scheduler {
                 command = commands.recv(), if !stopping => match command {
                     Some(Command::Follow(f)) => self.rest(f),
                     Some(Command::PollNow(id, job)) => self.poll_now(id, job),
+                    Some(Command::Terminate(id, by)) => {
+                        self.terminate_soon.insert(id, by);
+                        self.poll_now(id, None);
+                    }
                     Some(Command::Release(which)) => self.release(&which),
                     None => stopping = true,
                 },
@@ -260,6 +279,7 @@ impl Scheduler {
         self.in_turn.remove(&id);
         if self.releasing.remove(&id) {
             self.poll_soon.remove(&id);
+            self.terminate_soon.remove(&id);
             let (Turned::Rest(f) | Turned::Logs(f) | Turned::Done(f, _)) = turned;
             (self.on_done)(&f.report, false);
             return;
@@ -270,6 +290,7 @@ impl Scheduler {
             Turned::Rest(_) | Turned::Logs(_) => {}
             Turned::Done(f, ended) => {
                 self.poll_soon.remove(&key(&f.report.execution_id));
+                self.terminate_soon.remove(&key(&f.report.execution_id));
                 if ended {
                     (self.on_done)(&f.report, true);
                 }
@@ -283,6 +304,9 @@ impl Scheduler {
         if self.poll_soon.remove(&id) {
             let mut f = f;
             f.hinted();
+            if let Some(by) = self.terminate_soon.remove(&id) {
+                f.terminate_asked(by);
+            }
             self.ready_polls.push_back(f);
             return;
         }
@@ -328,6 +352,9 @@ impl Scheduler {
                 }
                 let mut f = f;
                 f.hinted();
+                if let Some(by) = self.terminate_soon.remove(&id) {
+                    f.terminate_asked(by);
+                }
                 self.ready_polls.push_front(f);
             }
             None if self.in_turn.contains(&id) => {

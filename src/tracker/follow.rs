@@ -49,8 +49,10 @@ pub struct Follow {
     answered: u32,
     /// "Job instance not found" answers in a row.
     not_found: u32,
-    /// Whether `on_deadline = "terminate"` sent its terminate.
+    /// Whether `on_deadline = "terminate"` (or an operator) sent its terminate.
     terminate_sent: bool,
+    /// An operator asked for a terminate (their token's name), not yet sent.
+    terminate_by: Option<String>,
     /// The last change of the job or a host status (Unix ms), once an answer came.
     progress_ms: Option<i64>,
     /// Since when no poll got an answer (Unix ms).
@@ -141,6 +143,7 @@ impl Follow {
             answered: 0,
             not_found: 0,
             terminate_sent: false,
+            terminate_by: None,
             progress_ms: None,
             unanswered_since_ms: None,
             ended_seen: Vec::new(),
@@ -274,9 +277,18 @@ impl Follow {
         // At the deadline the job is timed out — unless the platform cannot be asked: a
         // platform fault never decides an execution; polling goes on until it answers.
         let mut terminate = false;
+        if let Some(by) = self.terminate_by.take()
+            && !self.terminate_sent
+        {
+            self.terminate_sent = true;
+            self.deadline = self.deadline.min(now + policy.terminate_grace);
+            self.report.terminated_by = Some(by);
+            changed = true;
+            terminate = true;
+        }
         if now >= self.deadline && self.unanswered_since_ms.is_none() {
             match (policy.on_deadline, self.terminate_sent) {
-                (OnDeadline::Leave, _) => {
+                (OnDeadline::Leave, false) => {
                     return Stepped {
                         changed,
                         conditions_changed,
@@ -291,7 +303,7 @@ impl Follow {
                     self.deadline = now + policy.terminate_grace;
                     terminate = true;
                 }
-                (OnDeadline::Terminate, true) => {
+                (_, true) => {
                     return Stepped {
                         changed,
                         conditions_changed,
@@ -328,6 +340,14 @@ impl Follow {
                 Next::Poll(self.next_poll)
             },
         }
+    }
+
+    /// An operator (`by`: their token's name) asked to terminate the job: the next poll's step
+    /// sends the platform's terminate (once), notes `terminated_by` in the record, and gives
+    /// the job the check's `terminate_grace` to end (else it ends timed out, "terminate did
+    /// not take").
+    pub fn terminate_asked(&mut self, by: String) {
+        self.terminate_by = Some(by);
     }
 
     /// A hint that the job may have ended (a callback): if the poll it asks for does not see

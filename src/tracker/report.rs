@@ -133,6 +133,7 @@ impl ExecutionReport {
             timeout_seconds: check.timeout.as_secs(),
             logs_pending: false,
             next_poll_at_ms: None,
+            terminated_by: None,
             fence: None,
         }
     }

@@ -501,21 +501,23 @@ impl Store for PgStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<ExecutionReport>, StoreError> {
-        let which = match query.which {
-            Which::Active => Some(true),
-            Which::History => Some(false),
-            Which::All => None,
+        let (which, state) = match query.which {
+            Which::Active => (Some(true), None),
+            Which::History => (Some(false), None),
+            Which::All => (None, None),
+            Which::In(s) => (None, Some(s.as_str())),
         };
         let rows = sqlx::query(
             "SELECT id, doc FROM executions
              WHERE ($1::BOOLEAN IS NULL OR active = $1) AND ($2::TEXT IS NULL OR check_name = $2)
-               AND id < COALESCE($3, chr(1114111))
+               AND id < COALESCE($3, chr(1114111)) AND ($5::TEXT IS NULL OR state = $5)
              ORDER BY id DESC LIMIT $4",
         )
         .bind(which)
         .bind(&query.check)
         .bind(&query.cursor)
         .bind(i64::from(query.limit.clamp(1, 1000)))
+        .bind(state)
         .fetch_all(&self.pool)
         .await?;
         rows_to_reports(rows)
@@ -635,6 +637,38 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn outcomes(
+        &self,
+        check: &str,
+        limit: u32,
+    ) -> Result<Vec<super::OutcomeLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, state, trigger_status, origin, created_at, updated_at FROM executions
+             WHERE check_name = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(check)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(outcome_line).collect())
+    }
+
+    async fn last_in_state(
+        &self,
+        check: &str,
+        state: &str,
+    ) -> Result<Option<super::OutcomeLine>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, state, trigger_status, origin, created_at, updated_at FROM executions
+             WHERE check_name = $1 AND state = $2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(check)
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(outcome_line))
     }
 
     async fn active_count(&self, check: &str) -> Result<u64, StoreError> {
@@ -885,5 +919,16 @@ impl Shards for PgStore {
             }
         });
         receiver
+    }
+}
+
+fn outcome_line(row: &sqlx::postgres::PgRow) -> super::OutcomeLine {
+    super::OutcomeLine {
+        execution_id: row.get("id"),
+        state: row.get("state"),
+        trigger_status: row.get("trigger_status"),
+        origin: row.get("origin"),
+        created_at_ms: row.get("created_at"),
+        updated_at_ms: row.get("updated_at"),
     }
 }

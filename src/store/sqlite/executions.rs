@@ -84,6 +84,7 @@ pub(super) fn list_sql(query: &ListQuery) -> String {
         Which::Active => sql.push_str(" AND active = 1"),
         Which::History => sql.push_str(" AND active = 0"),
         Which::All => {}
+        Which::In(_) => sql.push_str(" AND state = ?"),
     }
     if query.check.is_some() {
         sql.push_str(" AND check_name = ?");

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-use super::{Board, Finish, ListQuery, Pruned, Recorded, Store, StoreError, Which};
+use super::{Board, Finish, ListQuery, OutcomeLine, Pruned, Recorded, Store, StoreError, Which};
 use crate::alert::{Alert, AlertChange, AlertStatus, Target};
 use crate::model::outbox::{Notification, OutboxState, Resend};
 use crate::tracker::ExecutionReport;
@@ -449,6 +449,9 @@ impl Store for SqliteStore {
         // The SQL text is built only from fixed fragments; values are bound.
         let sql = list_sql(query);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Which::In(state) = query.which {
+            q = q.bind(state.as_str());
+        }
         if let Some(check) = &query.check {
             q = q.bind(check.clone());
         }
@@ -588,6 +591,34 @@ impl Store for SqliteStore {
         Ok(tick)
     }
 
+    async fn outcomes(&self, check: &str, limit: u32) -> Result<Vec<OutcomeLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, state, trigger_status, origin, created_at, updated_at FROM executions
+             WHERE check_name = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(check)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(outcome_line).collect())
+    }
+
+    async fn last_in_state(
+        &self,
+        check: &str,
+        state: &str,
+    ) -> Result<Option<OutcomeLine>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, state, trigger_status, origin, created_at, updated_at FROM executions
+             WHERE check_name = ? AND state = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(check)
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(outcome_line))
+    }
+
     async fn active_count(&self, check: &str) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM executions WHERE check_name = ? AND active = 1",
@@ -630,5 +661,16 @@ mod tests {
                 "{sql}: {plan:?}"
             );
         }
+    }
+}
+
+fn outcome_line(row: &sqlx::sqlite::SqliteRow) -> OutcomeLine {
+    OutcomeLine {
+        execution_id: row.get("id"),
+        state: row.get("state"),
+        trigger_status: row.get("trigger_status"),
+        origin: row.get("origin"),
+        created_at_ms: row.get("created_at"),
+        updated_at_ms: row.get("updated_at"),
     }
 }
