@@ -506,3 +506,154 @@ impl InProcessApi {
         )
     }
 }
+
+/// The hosts of the console's mixed history: 101 succeeds, 102 loses its agent (310), 103
+/// fails (exit 3), 104 never ends.
+pub const CONSOLE_HOSTS: &str = r#"
+[[hosts]]
+bk_host_id = 101
+ip = "10.0.0.1"
+duration = "100ms"
+status = 9
+log = "disk ok\nall checks passed\n"
+
+[[hosts]]
+bk_host_id = 102
+ip = "10.0.0.2"
+duration = "100ms"
+status = 310
+error_code = 117
+log = "GSE: agent heartbeat lost\n"
+
+[[hosts]]
+bk_host_id = 103
+ip = "10.0.0.3"
+duration = "150ms"
+status = 104
+exit_code = 3
+log = "checking /data\nERROR: /data is 97% full\n"
+
+[[hosts]]
+bk_host_id = 104
+ip = "10.0.0.4"
+duration = "100ms"
+status = 7
+hang = true
+log = "waiting for the lock…\n"
+"#;
+
+/// A daemon on the bk-job emulator with a mixed history, as an operator meets it:
+/// `nightly-ok` succeeded (three times), `disk-check` failed with a 310 host, `stuck-job`
+/// runs with no progress (stuck), `bad-account` failed to trigger (1244003), `muted`
+/// failed under a silence. Each check runs every hour (the first at start).
+pub struct Console {
+    pub platform: Platform,
+    pub setup: Setup,
+    pub daemon: Daemon,
+    /// The silence covering `muted`.
+    pub silence_id: String,
+}
+
+impl Console {
+    pub fn start(rt: &tokio::runtime::Runtime) -> Console {
+        let platform = emulator(CONSOLE_HOSTS);
+        let every = "every = \"1h\"\nrun_on_start = true";
+        let checks = [
+            check("nightly-ok", "[\"0:10.0.0.1\"]", every),
+            check(
+                "disk-check",
+                "[\"0:10.0.0.1\", \"0:10.0.0.2\", \"0:10.0.0.3\"]",
+                every,
+            ),
+            check("stuck-job", "[\"0:10.0.0.4\"]", every)
+                + "stuck_after = \"1s\"\nstraggler_after = \"1s\"\n",
+            check("bad-account", "[\"0:10.0.0.1\"]", every)
+                .replace("account_alias = \"root\"", "account_alias = \"nobody\""),
+            check("muted", "[\"0:10.0.0.3\"]", "every = \"1h\""),
+        ]
+        .concat()
+        .replace("timeout = \"30s\"", "timeout = \"1h\"");
+        let setup = config_for(&platform, "apigw", "");
+        let dir = setup.dir.path().to_owned();
+        let text = std::fs::read_to_string(&setup.config).unwrap();
+        std::fs::write(
+            &setup.config,
+            format!(
+                "{}\n{text}\n{checks}\n",
+                bkjob_emulator::jobwatch_daemon_toml(&dir.join("data"))
+            ),
+        )
+        .unwrap();
+        let daemon = Daemon::start(&setup.config);
+        let base = daemon.base.clone();
+        let silence_id = rt.block_on(async {
+            let body = r#"{"matchers":["check=\"muted\""],"duration":"2h","comment":"known: /data cleanup tonight","created_by":"alice"}"#;
+            let (status, silence) = post(&base, "/v1/silences", body, Some(TOKEN)).await;
+            assert_eq!(status, 201, "{silence}");
+            start_execution(&base, "muted").await;
+            for _ in 0..2 {
+                start_execution(&base, "nightly-ok").await;
+            }
+            silence["id"].as_str().unwrap().to_owned()
+        });
+        let console = Console {
+            platform,
+            setup,
+            daemon,
+            silence_id,
+        };
+        console.wait_settled(rt);
+        console
+    }
+
+    /// Waits (at most 60 s) until every check shows its intended status.
+    fn wait_settled(&self, rt: &tokio::runtime::Runtime) {
+        let want = [
+            ("nightly-ok", "succeeded"),
+            ("disk-check", "failed"),
+            ("stuck-job", "stuck"),
+            ("bad-account", "trigger_failed"),
+            ("muted", "failed"),
+        ];
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, board) = rt.block_on(get_json(&self.daemon.base, "/v1/checks"));
+            let status = |name: &str| -> Option<String> {
+                board["checks"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == name)
+                    .and_then(|c| c["status"].as_str().map(str::to_owned))
+            };
+            let ok_runs = board["checks"]
+                .as_array()
+                .and_then(|l| l.iter().find(|c| c["name"] == "nightly-ok"))
+                .map_or(0, |c| {
+                    c["recent"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|o| o["state"] == "succeeded")
+                        .count()
+                });
+            let firing = |name: &str| {
+                board["checks"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|c| c["name"] == name))
+                    .is_some_and(|c| !c["firing"].as_array().unwrap().is_empty())
+            };
+            if want.iter().all(|(n, s)| status(n).as_deref() == Some(*s))
+                && ok_runs == 3
+                && firing("disk-check")
+                && firing("muted")
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "the mixed history did not settle in 60 s: {board:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
