@@ -22,6 +22,10 @@ command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanag
 # the `postgres` user, on a free loopback port) for the several-replicas tests.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 command -v runuser >/dev/null || missing+=(util-linux)
+# A real browser for the console's pages (headless, driven over the DevTools protocol), and
+# fonts for the Chinese status labels in its screenshots.
+command -v chromium >/dev/null || missing+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
 # Debian's Python with venv, for the virtualenv Salt is installed into (below).
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

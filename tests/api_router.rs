@@ -356,7 +356,7 @@ fn every_documented_error_comes_back_as_json_and_changes_nothing() {
             ),
             (
                 "GET",
-                "/?before=bogus".into(),
+                "/executions?before=bogus".into(),
                 String::new(),
                 400,
                 "bad_request",
@@ -464,4 +464,77 @@ fn inline_scripts_run_only_when_allowed() {
             assert_eq!(api.count().await, usize::from(allowed));
         });
     }
+}
+
+#[test]
+fn every_page_renders_for_an_execution_at_each_stage() {
+    let rt = runtime();
+    let api = InProcessApi::start(&rt, "");
+    rt.block_on(async {
+        let auth = format!("Bearer {TOKEN}");
+        let headers = [("authorization", auth.as_str())];
+        let page = |uri: String| {
+            let api = &api;
+            async move {
+                let (status, _, html) = api.call_with("GET", &uri, &headers, "").await;
+                assert_eq!(status, 200, "{uri}: {html}");
+                html
+            }
+        };
+        // Before any execution, then with one, then with one ended.
+        for uri in [
+            "/",
+            "/executions",
+            "/silences",
+            "/alerts",
+            "/executions?check=a",
+        ] {
+            page(uri.into()).await;
+        }
+        let (_, accepted) = api
+            .call("POST", "/v1/executions", Some(TOKEN), r#"{"check":"a"}"#)
+            .await;
+        let id = accepted["execution_id"].as_str().unwrap().to_owned();
+        page(format!("/executions/{id}")).await;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, e) = api
+                .call("GET", &format!("/v1/executions/{id}"), Some(TOKEN), "")
+                .await;
+            if e["state"] == "succeeded" {
+                break;
+            }
+            assert!(std::time::Instant::now() < until, "{e:#}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        for uri in [
+            "/".to_owned(),
+            "/executions".into(),
+            "/executions?check=a".into(),
+            format!("/executions/{id}"),
+            format!("/executions/{id}/hosts/localhost"),
+            "/silences?check=a&alertname=ExecutionFailed".into(),
+            "/alerts".into(),
+        ] {
+            let html = page(uri.clone()).await;
+            assert!(
+                html.contains("<main>") && html.contains("/assets/jobwatch.js"),
+                "{uri}: {html}"
+            );
+        }
+        let html = page("/silences?check=a%22b".into()).await;
+        assert!(
+            html.contains("check=&quot;a\\&quot;b&quot;"),
+            "prefilled and escaped: {html}"
+        );
+        let (status, _, _) = api
+            .call_with(
+                "GET",
+                &format!("/executions/{id}/hosts/nowhere"),
+                &headers,
+                "",
+            )
+            .await;
+        assert_eq!(status, 404);
+    });
 }

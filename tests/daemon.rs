@@ -258,7 +258,6 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
             .map(String::as_str)
             .collect();
         for route in [
-            "/",
             "/healthz",
             "/readyz",
             "/metrics",
@@ -269,6 +268,10 @@ fn the_api_authenticates_validates_and_changes_nothing_on_error() {
             "/v1/watches",
             "/v1/alerts",
             "/v1/notifications",
+            "/v1/checks",
+            "/v1/silences",
+            "/v1/silences/{id}",
+            "/v1/executions/{id}/terminate",
         ] {
             assert!(paths.contains(route), "{route} missing from /openapi.json");
         }
@@ -520,7 +523,9 @@ fn kill_9_with_200_executions_in_flight_loses_and_duplicates_nothing() {
 }
 
 fn page_rows(html: &str, table: &str) -> HashSet<String> {
-    let start = html.find(&format!("<table id=\"{table}\">")).unwrap();
+    let start = html
+        .find(&format!("<table id=\"{table}\">"))
+        .unwrap_or_else(|| panic!("no table {table} in {html}"));
     let end = start + html[start..].find("</table>").unwrap();
     html[start..end]
         .split("data-execution-id=\"")
@@ -560,7 +565,7 @@ fn every_execution_is_in_exactly_one_of_active_and_history_at_every_instant() {
         let mut known: HashSet<String> = HashSet::new();
         while !poster.is_finished() || !list(&base, "active").await.is_empty() {
             let html = common::authed()
-                .get(format!("{base}/"))
+                .get(format!("{base}/executions"))
                 .send()
                 .await
                 .unwrap()
@@ -588,7 +593,7 @@ fn every_execution_is_in_exactly_one_of_active_and_history_at_every_instant() {
             "the test saw executions start and end ({checks} checks)"
         );
         let html = common::authed()
-            .get(format!("{base}/"))
+            .get(format!("{base}/executions"))
             .send()
             .await
             .unwrap()
@@ -718,7 +723,8 @@ log = "back\n"
         let mut seen_alert_on_page = false;
         let final_report = loop {
             let active_list = list(&base, "active").await;
-            let html = common::authed().get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+            let html = common::authed().get(format!("{base}/executions")).send().await.unwrap().text().await.unwrap();
+            let alerts_page = common::authed().get(format!("{base}/alerts")).send().await.unwrap().text().await.unwrap();
             let (_, e) = get_json(&base, &format!("/v1/executions/{id}")).await;
             let (active, history) = (page_rows(&html, "active"), page_rows(&html, "history"));
             assert!(active.contains(&id) ^ history.contains(&id), "in exactly one list at every instant");
@@ -739,8 +745,8 @@ log = "back\n"
                 .iter()
                 .any(|x| x["execution_id"] == id.as_str() && x["conditions"] == serde_json::json!(["stuck", "stragglers"]));
             seen_on_page |= html.contains("stragglers: 1 of 3 hosts still running");
-            seen_alert_on_page |= html.contains("<td>ExecutionStuck</td><td>part</td><td>warning</td>")
-                && html.contains("<td>HostStragglers</td><td>part</td>");
+            seen_alert_on_page |= alerts_page.contains("data-alertname=\"ExecutionStuck\" data-check=\"part\" data-status=\"firing\"")
+                && alerts_page.contains("data-alertname=\"HostStragglers\" data-check=\"part\" data-status=\"firing\"");
             if !running {
                 break e;
             }
@@ -1488,7 +1494,7 @@ fn every_documented_metric_family_is_there_at_the_first_scrape_with_series_at_ze
 }
 
 #[test]
-fn the_status_page_shows_true_totals_and_pages_through_history() {
+fn the_executions_page_shows_true_totals_and_pages_through_history() {
     let platform = common::emulator(TWO_HOSTS);
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -1504,7 +1510,7 @@ fn the_status_page_shows_true_totals_and_pages_through_history() {
             let base = daemon.base.clone();
             async move { common::authed().get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap() }
         };
-        let first = page("/".into()).await;
+        let first = page("/executions".into()).await;
         assert!(
             first.contains("History (<span id=\"history-total\">130</span>, 100 shown)"),
             "{first}"
@@ -1521,7 +1527,12 @@ fn the_status_page_shows_true_totals_and_pages_through_history() {
         assert_eq!(rows.len(), 30, "the rest of the history");
         assert!(rows.is_disjoint(&page_rows(&first, "history")));
         assert!(!second.contains("id=\"older\""), "the last page has no older link");
-        let (status, _) = get_json(&daemon.base, "/?before=nonsense").await;
+        let (status, _) = get_json(&daemon.base, "/executions?before=nonsense").await;
         assert_eq!(status, 400);
+        // Of one check: its own totals and pages.
+        let of_check = page("/executions?check=quick".into()).await;
+        assert!(of_check.contains("<span id=\"history-total\">130</span>, 100 shown"), "{of_check}");
+        let none = page("/executions?check=other".into()).await;
+        assert!(none.contains("<span id=\"history-total\">0</span>"), "{none}");
     });
 }

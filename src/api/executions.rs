@@ -330,12 +330,7 @@ pub async fn host_log(
     ApiPath((id, host)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let report = load(&state, &id).await?;
-    let wanted = Host::parse(&host).ok();
-    let found = report
-        .hosts
-        .iter()
-        .find(|h| h.host == host || wanted.as_ref().is_some_and(|w| w.same_as(&h.identity)));
-    let Some(h) = found else {
+    let Some(h) = find_host(&report, &host) else {
         return Err(ApiError::not_found(format!(
             "execution `{}` has no host `{}`",
             clip(&id),
@@ -347,6 +342,19 @@ pub async fn host_log(
         h.log.clone(),
     )
         .into_response())
+}
+
+/// The host of `report` that `host` names: its shown name, `<bk_cloud_id>:<ip>`, a host id,
+/// `localhost` or a minion id.
+pub(super) fn find_host<'a>(
+    report: &'a ExecutionReport,
+    host: &str,
+) -> Option<&'a crate::tracker::report::HostReport> {
+    let wanted = Host::parse(host).ok();
+    report
+        .hosts
+        .iter()
+        .find(|h| h.host == host || wanted.as_ref().is_some_and(|w| w.same_as(&h.identity)))
 }
 
 /// `POST /v1/executions/{id}/terminate` answer.

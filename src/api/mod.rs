@@ -12,7 +12,7 @@ mod executions;
 mod extract;
 mod health;
 mod login;
-mod page;
+mod pages;
 mod silences;
 mod view;
 
@@ -30,18 +30,17 @@ use self::extract::parse_json;
 pub use self::extract::{ApiBody, ApiPath, ApiQuery};
 use self::health::*;
 use self::login::*;
+use self::pages::*;
 use self::silences::*;
 pub use self::silences::{NewSilence, SilenceList, SilenceView};
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Html;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::OpenApi;
 
 use crate::daemon::{Overrides, RunError, Runner};
 use crate::metrics::Metrics;
@@ -62,39 +61,6 @@ impl AppState {
     pub fn new(runner: Arc<Runner>, metrics: &'static Metrics) -> Self {
         AppState { runner, metrics }
     }
-}
-
-/// `GET /` query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// History older than this execution id (the page's "older" link).
-    pub before: Option<String>,
-}
-
-/// Rows per table of the status page.
-const PAGE_ROWS: u32 = 100;
-
-#[utoipa::path(get, path = "/", params(PageParams), responses((status = 200, description = "Status page: firing alerts, active and history executions (with their true totals; history in pages).", content_type = "text/html"),
-    (status = 400, body = ErrorBody)))]
-async fn status_page(
-    State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<PageParams>,
-) -> Result<Html<String>, ApiError> {
-    extract::page_position("before", params.before.as_deref())?;
-    let board = state
-        .runner
-        .store()
-        .active_and_history(PAGE_ROWS, params.before.as_deref())
-        .await?;
-    let alerts = state.runner.store().list_alerts().await?;
-    Ok(Html(page::render(
-        &alerts,
-        &board,
-        params.before.is_some(),
-        PAGE_ROWS as usize,
-        state.runner.accepting(),
-    )))
 }
 
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document.")))]
@@ -127,7 +93,6 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
         get_silence,
         expire_silence,
         bkjob_callback,
-        status_page,
         openapi
     ),
     components(schemas(
@@ -195,7 +160,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/callbacks/bkjob/{id}/{token}", post(bkjob_callback))
         .route("/metrics", metrics_route)
         // Pages (a login prompt when refused).
-        .route("/", get(status_page).route_layer(page()))
+        .route("/", get(board_page).route_layer(page()))
+        .route("/executions", get(executions_page).route_layer(page()))
+        .route("/executions/{id}", get(execution_page).route_layer(page()))
+        .route(
+            "/executions/{id}/hosts/{host}",
+            get(log_page).route_layer(page()),
+        )
+        .route("/silences", get(silences_page).route_layer(page()))
+        .route("/alerts", get(alerts_page).route_layer(page()))
         // The JSON API.
         .route("/openapi.json", get(openapi).route_layer(read()))
         .route(

@@ -15,6 +15,12 @@ use super::auth::Caller;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("board.html", include_str!("templates/board.html")),
+    ("executions.html", include_str!("templates/executions.html")),
+    ("execution.html", include_str!("templates/execution.html")),
+    ("log.html", include_str!("templates/log.html")),
+    ("silences.html", include_str!("templates/silences.html")),
+    ("alerts.html", include_str!("templates/alerts.html")),
 ];
 
 /// The stylesheet.
@@ -27,14 +33,70 @@ fn environment() -> &'static minijinja::Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = minijinja::Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-        // A typo in a template is a test failure, not an empty cell.
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // A typo in a template is a test failure, not an empty cell (an absent value may
+        // still be tested with `if`).
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+        env.add_filter("ago", ago);
+        env.add_filter("secs", secs);
+        env.add_filter("pct", |r: f64| format!("{:.0}%", r * 100.0));
+        env.add_filter("time", |ms: i64| crate::time::rfc3339_ms(ms));
+        env.add_filter("short", short_time);
+        env.add_filter("clip", |text: Option<String>, n: usize| {
+            let text = text.unwrap_or_default();
+            if text.chars().count() > n {
+                let mut t: String = text.chars().take(n).collect();
+                t.push('…');
+                t
+            } else {
+                text
+            }
+        });
         for (name, text) in TEMPLATES {
             env.add_template(name, text)
                 .unwrap_or_else(|e| panic!("built-in template {name} does not compile: {e:#}"));
         }
         env
     })
+}
+
+/// A length of time for people: `850 ms`, `12.3 s`, `5m 3s`, `2h 5m`, `3d 4h`.
+pub fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    let s = ms / 1000;
+    match ms {
+        _ if ms < 1000 => format!("{ms} ms"),
+        _ if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        _ if s < 86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// `ago`: an RFC 3339 time as `5m 3s ago` or `in 2h 5m` (from now); `—` when empty.
+fn ago(text: Option<String>) -> String {
+    let Some(ms) = text.as_deref().and_then(crate::time::parse_rfc3339_ms) else {
+        return "—".into();
+    };
+    let delta = crate::time::now_ms() - ms;
+    if delta >= 0 {
+        format!("{} ago", span(delta))
+    } else {
+        format!("in {}", span(-delta))
+    }
+}
+
+/// `secs`: seconds as [`span`].
+fn secs(seconds: Option<f64>) -> String {
+    seconds.map_or_else(|| "—".into(), |s| span((s * 1000.0).round() as i64))
+}
+
+/// `short`: an RFC 3339 time as `2026-11-30 10:00:00` (UTC, to the second).
+fn short_time(text: Option<String>) -> String {
+    match text {
+        Some(t) if t.len() >= 19 => format!("{} UTC", t[..19].replace('T', " ")),
+        Some(t) if !t.is_empty() => t,
+        _ => "—".into(),
+    }
 }
 
 /// What every page shows around its content.

@@ -393,6 +393,9 @@ pub trait Store: Send + Sync {
     /// The latest scheduled tick recorded for `check` (Unix ms).
     async fn last_tick(&self, check: &str) -> Result<Option<i64>, StoreError>;
 
+    /// How many executions `which` selects (of `check`, when given): a listing's true total.
+    async fn count(&self, check: Option<&str>, which: Which) -> Result<u64, StoreError>;
+
     /// One line per execution of `check`, newest first, at most `limit` (the check board's
     /// strip: read from the indexed columns, never the documents).
     async fn outcomes(&self, check: &str, limit: u32) -> Result<Vec<OutcomeLine>, StoreError>;

@@ -45,7 +45,7 @@
   // Filters: form.filters[data-for=<table id>]: every field names a data-* of the rows
   // (q: any text of the row); rows that do not match are hidden; #<table id>-shown counts.
   function applyFilters() {
-    document.querySelectorAll("form.filters[data-for]").forEach((form) => {
+    document.querySelectorAll("form.filters[data-for]:not([data-live])").forEach((form) => {
       const table = document.getElementById(form.dataset.for);
       if (!table || !table.tBodies[0]) return;
       const fields = Array.from(form.elements).filter((e) => e.name && e.value !== "");
@@ -63,7 +63,7 @@
     });
   }
   function wireFilters() {
-    document.querySelectorAll("form.filters[data-for]").forEach((form) => {
+    document.querySelectorAll("form.filters[data-for]:not([data-live])").forEach((form) => {
       form.addEventListener("input", applyFilters);
       form.addEventListener("submit", (e) => e.preventDefault());
     });
@@ -72,13 +72,16 @@
 
   // Self-refresh: every element with an id and data-refresh="<seconds>" is replaced by its
   // newer self, fetched from this page's URL, while the page is visible.
+  let refreshNow = null;
   function wireRefresh() {
     const parts = Array.from(document.querySelectorAll("[id][data-refresh]"));
     if (parts.length === 0) return;
     const every = Math.max(2, Number(parts[0].dataset.refresh) || 10) * 1000;
-    let busy = false;
+    let busy = false, again = false;
+    refreshNow = () => refresh();
     async function refresh() {
-      if (busy || document.hidden) return;
+      if (busy) { again = true; return; }
+      if (document.hidden) return;
       busy = true;
       try {
         const resp = await fetch(location.href, { headers: PAGE, credentials: "same-origin" });
@@ -95,9 +98,31 @@
         // The next round tries again.
       } finally {
         busy = false;
+        if (again) { again = false; refresh(); }
       }
     }
     setInterval(refresh, every);
+  }
+
+  // Live filters: form[data-live] puts its fields in the page's URL (so a refresh, a reload
+  // or a shared link shows the same rows) and refreshes the page's live parts at once.
+  function wireLiveFilters() {
+    document.querySelectorAll("form[data-live]").forEach((form) => {
+      let timer = null;
+      const apply = () => {
+        const params = new URLSearchParams();
+        Array.from(form.elements).forEach((el) => {
+          if (el.name && el.value !== "") params.set(el.name, el.value);
+        });
+        const query = params.toString();
+        history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+        if (refreshNow) refreshNow();
+      };
+      const later = () => { clearTimeout(timer); timer = setTimeout(apply, 250); };
+      form.addEventListener("input", later);
+      form.addEventListener("change", later);
+      form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
+    });
   }
 
   // Log search: input[data-log-search=<pre id>] marks matches and counts them.
@@ -175,6 +200,7 @@
     wireSorting(document);
     wireFilters();
     wireRefresh();
+    wireLiveFilters();
     wireLogSearch();
     wireForms();
     document.body.dataset.ready = "1";

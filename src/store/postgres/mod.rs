@@ -639,6 +639,25 @@ impl Store for PgStore {
         )
     }
 
+    async fn count(&self, check: Option<&str>, which: Which) -> Result<u64, StoreError> {
+        let (active, state) = match which {
+            Which::Active => (Some(true), None),
+            Which::History => (Some(false), None),
+            Which::All => (None, None),
+            Which::In(s) => (None, Some(s.as_str())),
+        };
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM executions WHERE ($1::TEXT IS NULL OR check_name = $1)
+               AND ($2::BOOLEAN IS NULL OR active = $2) AND ($3::TEXT IS NULL OR state = $3)",
+        )
+        .bind(check)
+        .bind(active)
+        .bind(state)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn outcomes(
         &self,
         check: &str,

@@ -591,6 +591,25 @@ impl Store for SqliteStore {
         Ok(tick)
     }
 
+    async fn count(&self, check: Option<&str>, which: Which) -> Result<u64, StoreError> {
+        let (active, state) = match which {
+            Which::Active => (Some(1i64), None),
+            Which::History => (Some(0), None),
+            Which::All => (None, None),
+            Which::In(s) => (None, Some(s.as_str())),
+        };
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM executions WHERE (?1 IS NULL OR check_name = ?1)
+               AND (?2 IS NULL OR active = ?2) AND (?3 IS NULL OR state = ?3)",
+        )
+        .bind(check)
+        .bind(active)
+        .bind(state)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn outcomes(&self, check: &str, limit: u32) -> Result<Vec<OutcomeLine>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, state, trigger_status, origin, created_at, updated_at FROM executions
@@ -630,6 +649,17 @@ impl Store for SqliteStore {
     }
 }
 
+fn outcome_line(row: &sqlx::sqlite::SqliteRow) -> OutcomeLine {
+    OutcomeLine {
+        execution_id: row.get("id"),
+        state: row.get("state"),
+        trigger_status: row.get("trigger_status"),
+        origin: row.get("origin"),
+        created_at_ms: row.get("created_at"),
+        updated_at_ms: row.get("updated_at"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,16 +691,5 @@ mod tests {
                 "{sql}: {plan:?}"
             );
         }
-    }
-}
-
-fn outcome_line(row: &sqlx::sqlite::SqliteRow) -> OutcomeLine {
-    OutcomeLine {
-        execution_id: row.get("id"),
-        state: row.get("state"),
-        trigger_status: row.get("trigger_status"),
-        origin: row.get("origin"),
-        created_at_ms: row.get("created_at"),
-        updated_at_ms: row.get("updated_at"),
     }
 }
