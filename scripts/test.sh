@@ -26,6 +26,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 # fonts for the Chinese status labels in its screenshots.
 command -v chromium >/dev/null || missing+=(chromium)
 [ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
+# openssl makes the certificates of the HTTPS listener's tests.
+command -v openssl >/dev/null || missing+=(openssl)
 # Debian's Python with venv, for the virtualenv Salt is installed into (below).
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -45,6 +45,9 @@ pub enum AppError {
     /// A receiver could not be built.
     #[error("cannot start alert delivery: {0}")]
     Alerts(#[from] crate::notify::BuildError),
+    /// The API's TLS certificate or key cannot be used.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[source] crate::api::tls::TlsError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -132,10 +135,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         .await
         .map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
+    // A certificate that cannot be served refuses to start, before anything is resumed.
+    if let Some(files) = &config.api.tls {
+        crate::api::tls::load(files).map_err(AppError::Tls)?;
+    }
     let resumed = runner.resume_all().await.map_err(AppError::Resume)?;
     let replica = runner.store().shards().map(|s| s.replica_id().to_owned());
     tracing::info!(%addr, resumed, replica, data_dir = %config.agent.data_dir.display(), "jobwatch is running.");
-    eprintln!("{}", listening_line(addr, resumed));
+    eprintln!(
+        "{}",
+        listening_line(addr, config.api.tls.is_some(), resumed)
+    );
     crate::daemon::replica::start(&runner);
     crate::daemon::scheduler::start(&runner);
     crate::daemon::retention::start(&runner);
@@ -163,11 +173,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     }
     let server = {
         let server_stop = server_stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_stop.cancelled().await })
-                .await
-        })
+        match &config.api.tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { server_stop.cancelled().await })
+                    .await
+            }),
+            Some(files) => {
+                let listener = crate::api::tls::TlsListener::start(
+                    listener,
+                    files.clone(),
+                    server_stop.clone(),
+                )
+                .map_err(AppError::Tls)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { server_stop.cancelled().await })
+                        .await
+                })
+            }
+        }
     };
     shutdown.cancelled().await;
     eprintln!(

@@ -310,3 +310,167 @@ fn ctl_answers_every_subcommand_in_both_formats_against_a_live_daemon() {
     assert!(err.contains("cannot reach"), "{err}");
     assert!(!err.contains(common::TOKEN));
 }
+
+/// A self-signed certificate for 127.0.0.1 and its key (PEM files `<name>.crt`, `<name>.key`
+/// in `dir`), made by the openssl command.
+fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN=jobwatch-test-{name}"),
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// A client that trusts only `cert` and opens a new connection for every request.
+fn trusting(cert: &Path) -> reqwest::Client {
+    jobwatch::install_crypto_provider();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(cert).unwrap()).unwrap()])
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_listener_speaks_https_and_takes_a_renewed_certificate_without_a_restart() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_a, key_a) = certificate(dir.path(), "a");
+    let (cert_b, key_b) = certificate(dir.path(), "b");
+    let (served_cert, served_key) = (dir.path().join("served.crt"), dir.path().join("served.key"));
+    std::fs::copy(&cert_a, &served_cert).unwrap();
+    std::fs::copy(&key_a, &served_key).unwrap();
+    let config = local_config(
+        dir.path(),
+        &format!(
+            "[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n"
+        ),
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!(
+            "listen = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+            served_cert.display(),
+            served_key.display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start_with(common::jobwatch(), &config);
+    assert!(
+        daemon.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        daemon.base
+    );
+    let plain = daemon.base.replacen("https://", "http://", 1);
+    rt.block_on(async {
+        let ok = |client: reqwest::Client, url: String| async move {
+            match client.get(url).send().await {
+                Ok(r) => Some(r.status().as_u16()),
+                Err(e) => {
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        text.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    eprintln!("request failed: {text}");
+                    None
+                }
+            }
+        };
+        let healthz = format!("{}/healthz", daemon.base);
+        assert_eq!(ok(trusting(&cert_a), healthz.clone()).await, Some(200));
+        assert_eq!(
+            ok(trusting(&cert_b), healthz.clone()).await,
+            None,
+            "b is not served yet"
+        );
+        assert_eq!(
+            ok(common::client(), format!("{plain}/healthz")).await,
+            None,
+            "no plain HTTP"
+        );
+        // Renewed: the new pair is served to new connections within a few seconds.
+        std::fs::copy(&cert_b, &served_cert).unwrap();
+        std::fs::copy(&key_b, &served_key).unwrap();
+        let until = Instant::now() + Duration::from_secs(15);
+        while ok(trusting(&cert_b), healthz.clone()).await != Some(200) {
+            assert!(
+                Instant::now() < until,
+                "the renewed certificate is not served 15 s later"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            ok(trusting(&cert_a), healthz.clone()).await,
+            None,
+            "a is no longer served"
+        );
+        // A broken renewal is refused: the previous pair goes on.
+        std::fs::write(&served_cert, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(ok(trusting(&cert_b), healthz.clone()).await, Some(200));
+        // The API behind it is the same, tokens and all.
+        let resp = trusting(&cert_b)
+            .get(format!("{}/v1/executions", daemon.base))
+            .bearer_auth(common::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    });
+    drop(daemon);
+
+    // A key that is not the certificate's refuses to start, saying so.
+    std::fs::copy(&cert_a, &served_cert).unwrap();
+    std::fs::copy(&key_b, &served_key).unwrap();
+    let out = common::jobwatch()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot serve HTTPS") && err.contains("does not belong"),
+        "{err}"
+    );
+}

@@ -14,6 +14,7 @@ mod health;
 mod login;
 mod pages;
 mod silences;
+pub mod tls;
 mod view;
 
 use self::alerts::*;

@@ -807,8 +807,9 @@ impl crate::tracker::Journal for WeakJournal {
 
 /// The line `jobwatch run` prints on stderr once it serves (scripts and tests wait for it):
 /// `jobwatch: listening on http://<addr>/ (<n> execution(s) resumed)`.
-pub fn listening_line(addr: std::net::SocketAddr, resumed: usize) -> String {
-    format!("jobwatch: listening on http://{addr}/ ({resumed} execution(s) resumed)")
+pub fn listening_line(addr: std::net::SocketAddr, tls: bool, resumed: usize) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("jobwatch: listening on {scheme}://{addr}/ ({resumed} execution(s) resumed)")
 }
 
 /// Reads a [`listening_line`]: the base URL (no trailing slash) and how many executions were
@@ -1100,7 +1101,7 @@ mod tests {
     #[test]
     fn the_listening_line_reads_back() {
         let addr = "127.0.0.1:9464".parse().unwrap();
-        let line = super::listening_line(addr, 3);
+        let line = super::listening_line(addr, false, 3);
         assert_eq!(
             line,
             "jobwatch: listening on http://127.0.0.1:9464/ (3 execution(s) resumed)"
