@@ -380,9 +380,7 @@ fn the_listener_speaks_https_and_takes_a_renewed_certificate_without_a_restart()
     std::fs::copy(&key_a, &served_key).unwrap();
     let config = local_config(
         dir.path(),
-        &format!(
-            "[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n"
-        ),
+        "[[checks]]\nname = \"a\"\nplatform = \"local\"\nscript = \"true\"\nhosts = [\"localhost\"]\n",
     );
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "listen = \"127.0.0.1:0\"",
