@@ -297,6 +297,40 @@ fn ctl_answers_every_subcommand_in_both_formats_against_a_live_daemon() {
     assert_eq!(code, 1);
     assert!(err.contains("every alert"), "{err}");
 
+    // Every change was logged with the token's name, never its value; so was a refusal.
+    let (code, _, _) = ctl(base, Some("run-but-wrong"), &["run", "nightly-ok"]);
+    assert_eq!(code, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = console.daemon.log.lock().unwrap().join("\n");
+    let changes: Vec<&str> = log.lines().filter(|l| l.contains("API change")).collect();
+    for (path, status) in [
+        ("/v1/executions", "202"),
+        (&*format!("/v1/executions/{stuck_id}/terminate"), "202"),
+        ("/v1/silences", "201"),
+        (&*format!("/v1/silences/{new_id}"), "200"),
+        ("/v1/executions", "401"),
+    ] {
+        assert!(
+            changes.iter().any(|l| {
+                let who = if status == "401" {
+                    "token=\"-\""
+                } else {
+                    "token=\"token\""
+                };
+                l.contains(&format!("path=\"{path}\""))
+                    && l.contains(&format!("status={status}"))
+                    && l.contains(who)
+            }),
+            "no audit line for {path} {status}:\n{}",
+            changes.join("\n")
+        );
+    }
+    assert!(!log.contains(common::TOKEN), "a token's value was logged");
+    assert!(
+        !log.contains("run-but-wrong"),
+        "a refused token's value was logged"
+    );
+
     // Without a token: refused, nothing shown; an unreachable server is another exit code.
     let (code, out, err) = ctl(base, None, &["get", "checks"]);
     assert_eq!((code, out.as_str()), (1, ""), "{err}");

@@ -566,6 +566,211 @@ async fn sqlite_outbox_keeps_its_contract() {
     outbox_conformance(&store).await;
 }
 
+/// Silences' contract: stored and listed; current ones are those not ended; a notification
+/// held by a silence waits `silenced` (attempts unchanged) until its end; expiring the silence
+/// makes it due at once; a resolve meanwhile drops a firing the receiver never got; the
+/// board's reads (outcome lines, counts) follow the executions.
+async fn silence_conformance(store: &dyn Store) {
+    use jobwatch::model::silence::{Matcher, Silence};
+    let now = jobwatch::now_ms();
+    let silence = |id: &str, check: &str, from: i64, to: i64| Silence {
+        id: id.into(),
+        matchers: vec![Matcher::parse(&format!("check=\"{check}\"")).unwrap()],
+        starts_at_ms: from,
+        ends_at_ms: to,
+        created_by: "ops".into(),
+        comment: "maintenance".into(),
+        created_at_ms: now,
+        updated_at_ms: now,
+        expired_by: None,
+    };
+    store
+        .create_silence(&silence("s-disk", "disk", now - 1000, now + 3_600_000))
+        .await
+        .unwrap();
+    store
+        .create_silence(&silence("s-later", "web", now + 600_000, now + 3_600_000))
+        .await
+        .unwrap();
+    store
+        .create_silence(&silence("s-old", "web", now - 7_200_000, now - 3_600_000))
+        .await
+        .unwrap();
+    let ids = |list: Vec<Silence>| list.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(store.list_silences().await.unwrap().len(), 3);
+    let mut current = ids(store.current_silences(now).await.unwrap());
+    current.sort();
+    assert_eq!(current, ["s-disk", "s-later"]);
+
+    // A firing notification held by s-disk until its end.
+    let failed = ended("disk", ExecutionState::Failed);
+    store
+        .record(&failed, &[hold("disk", "check", &failed, true)], false)
+        .await
+        .unwrap();
+    let due = store
+        .due_notifications("r", jobwatch::now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    let until = now + 3_600_000;
+    store
+        .finish_notifications(
+            &[(due[0].id, due[0].version)],
+            &Finish::Silenced {
+                until_ms: until,
+                silence_id: "s-disk".into(),
+            },
+            jobwatch::now_ms(),
+        )
+        .await
+        .unwrap();
+    let logged = store.list_notifications(Some("r"), 10).await.unwrap();
+    assert_eq!(logged[0].outcome, OutboxState::Silenced);
+    assert_eq!(logged[0].silenced_by.as_deref(), Some("s-disk"));
+    assert_eq!(
+        logged[0].attempts, 0,
+        "a silenced notification was not attempted"
+    );
+    assert_eq!(logged[0].due_at_ms, until);
+    assert!(
+        store
+            .due_notifications("r", jobwatch::now_ms(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.next_due("r").await.unwrap(),
+        Some(until),
+        "the worker wakes at its end"
+    );
+    // Nothing repeats while it waits.
+    assert_eq!(
+        store
+            .enqueue_repeats("r", Resend::default(), now + 7_200_000)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Expired by hand: due at once, the silence says who and when.
+    let expired = store
+        .expire_silence("s-disk", "alice", jobwatch::now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.expired_by.as_deref(), Some("alice"));
+    assert!(expired.ends_at_ms <= jobwatch::now_ms());
+    assert_eq!(
+        ids(store.current_silences(jobwatch::now_ms()).await.unwrap()),
+        ["s-later"]
+    );
+    let again = store
+        .expire_silence("s-disk", "bob", jobwatch::now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.expired_by.as_deref(),
+        Some("alice"),
+        "expiring twice changes nothing"
+    );
+    assert!(
+        store
+            .expire_silence("nope", "bob", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let due = store
+        .due_notifications("r", jobwatch::now_ms(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "held notifications are due once the silence ends"
+    );
+    assert_eq!(due[0].outcome, OutboxState::Silenced);
+
+    // Held again, then the alert resolves: the receiver never got it firing, so it is dropped.
+    store
+        .finish_notifications(
+            &[(due[0].id, due[0].version)],
+            &Finish::Silenced {
+                until_ms: until,
+                silence_id: "s-later".into(),
+            },
+            jobwatch::now_ms(),
+        )
+        .await
+        .unwrap();
+    let ok = ended("disk", ExecutionState::Succeeded);
+    store
+        .record(&ok, &[hold("disk", "check", &ok, false)], false)
+        .await
+        .unwrap();
+    let logged = store.list_notifications(Some("r"), 10).await.unwrap();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].outcome, OutboxState::Dropped);
+
+    // The board's reads.
+    let lines = store.outcomes("disk", 30).await.unwrap();
+    assert_eq!(
+        lines.iter().map(|l| l.state.as_str()).collect::<Vec<_>>(),
+        ["succeeded", "failed"],
+        "newest first"
+    );
+    assert_eq!(
+        store
+            .last_in_state("disk", "failed")
+            .await
+            .unwrap()
+            .map(|l| l.execution_id),
+        Some(failed.execution_id.clone())
+    );
+    assert!(
+        store
+            .last_in_state("disk", "timed_out")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.count(Some("disk"), Which::History).await.unwrap(), 2);
+    assert_eq!(store.count(Some("disk"), Which::Active).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count(None, Which::In(ExecutionState::Failed))
+            .await
+            .unwrap(),
+        1
+    );
+    let failed_only = store
+        .list(&jobwatch::store::ListQuery {
+            which: Which::In(ExecutionState::Failed),
+            check: Some("disk".into()),
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed_only.len(), 1);
+
+    // Retention takes silences that ended before the cutoff.
+    store.prune(now - 1_800_000, 100).await.unwrap();
+    let mut left = ids(store.list_silences().await.unwrap());
+    left.sort();
+    assert_eq!(left, ["s-disk", "s-later"]);
+}
+
+#[tokio::test]
+async fn sqlite_silences_keep_their_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    silence_conformance(&store).await;
+}
+
 /// Marks every notification of receiver `r` that is due (whenever) delivered; returns them.
 async fn deliver_all_due(store: &dyn Store) -> Vec<jobwatch::notify::Notification> {
     let due = store.due_notifications("r", i64::MAX, 10).await.unwrap();
@@ -697,6 +902,7 @@ async fn postgres_store_keeps_every_contract() {
     pg.database("executions");
     pg.database("outbox");
     pg.database("retention");
+    pg.database("silences");
     let open = |db: &str| {
         let settings = pg.settings(db);
         async move { jobwatch::store::PgStore::open(&settings).await.unwrap() }
@@ -705,6 +911,7 @@ async fn postgres_store_keeps_every_contract() {
     conformance(&first).await;
     outbox_conformance(&open("outbox").await).await;
     retention_conformance(&open("retention").await).await;
+    silence_conformance(&open("silences").await).await;
     // Reopening (another replica starting) migrates nothing twice and sees the same rows.
     let again = open("executions").await;
     assert_eq!(

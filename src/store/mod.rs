@@ -6,7 +6,9 @@
 //! * `alerts`: one row per alert fingerprint: status, holders, latest cause
 //!   ([`crate::alert::Alert`]);
 //! * `notifications`: the outbox and notification log: one row per notification of one
-//!   alert to one receiver, with its due time, attempts, outcome and last error.
+//!   alert to one receiver, with its due time, attempts, outcome and last error (and the
+//!   silence that held it, `silenced_by`);
+//! * `silences`: one row per silence ([`Silence`]), kept until the retention after its end.
 //!
 //! **Invariants**
 //! * An execution is recorded (`trigger_status = pending`) when it is accepted, and marked

@@ -123,6 +123,15 @@ impl Browser {
             };
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["id"] == id {
+                // A script that navigates (a click on a link, a form sent) may lose its page
+                // before it answers: that is the navigation it asked for, not a failure.
+                let navigated = method == "Runtime.evaluate"
+                    && v["error"]["message"].as_str().is_some_and(|m| {
+                        m.contains("navigated") || m.contains("context was destroyed")
+                    });
+                if navigated {
+                    return json!({ "result": { "value": null } });
+                }
                 assert!(v.get("error").is_none(), "{method}: {v}");
                 return v["result"].clone();
             }

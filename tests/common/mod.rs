@@ -180,6 +180,8 @@ pub struct Daemon {
     pub resumed: usize,
     /// What it printed on stderr up to where it listens (that line included).
     pub printed: Vec<String>,
+    /// Every line it printed on stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -201,9 +203,12 @@ impl Daemon {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         // Reads every line, so the daemon never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if tx.send(line).is_err() {
                     // Nobody waits any more: keep draining.
                     continue;
@@ -237,6 +242,7 @@ impl Daemon {
             base,
             resumed,
             printed: seen,
+            log,
         }
     }
 
