@@ -99,6 +99,12 @@ fn an_operator_reads_the_board_follows_a_failure_to_its_hosts_and_logs_and_silen
         b.wait_loaded().await;
         b.wait_for("!!document.getElementById('hosts')", WAIT).await;
         assert_eq!(b.eval("document.getElementById('state').textContent").await, "failed");
+        let link = b.eval("document.querySelector('#job a').href").await;
+        let link = link.as_str().unwrap();
+        assert!(
+            link.starts_with("https://job.example.com/biz/2/execute/task/") && link[43..].parse::<u64>().is_ok(),
+            "the job instance links to bk-job's own page: {link}"
+        );
         let hosts = b.eval("[...document.querySelectorAll('#hosts tbody tr')].map(r => [r.dataset.host, r.cells[3].textContent.trim(), r.cells[4].textContent.trim(), r.cells[5].textContent.trim()])").await;
         let hosts = hosts.as_array().unwrap();
         assert_eq!(hosts.len(), 3, "{hosts:?}");

@@ -587,7 +587,7 @@ impl Console {
         std::fs::write(
             &setup.config,
             format!(
-                "{}\n{text}\n{checks}\n",
+                "{}\n{text}\n{checks}\n[api.job_links]\nbk = \"https://job.example.com/biz/{{scope_id}}/execute/task/{{job_instance_id}}\"\n",
                 bkjob_emulator::jobwatch_daemon_toml(&dir.join("data"))
             ),
         )
