@@ -548,10 +548,10 @@ async fn record(State(h): State<Arc<Recorder>>, headers: HeaderMap, body: Bytes)
     StatusCode::OK
 }
 
-#[test]
-fn a_receiver_back_after_an_outage_gets_everything_in_order_within_a_minute_and_was_only_probed() {
-    let rt = runtime();
+/// Starts a [`Recorder`] webhook on `rt` (up when `up`); it and its URL.
+fn serve_recorder(rt: &tokio::runtime::Runtime, up: bool) -> (Arc<Recorder>, String) {
     let hook = Arc::new(Recorder::default());
+    hook.up.store(up, Ordering::SeqCst);
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(record))
         .with_state(hook.clone());
@@ -560,20 +560,23 @@ fn a_receiver_back_after_an_outage_gets_everything_in_order_within_a_minute_and_
         .unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     rt.spawn(async move { axum::serve(listener, app).await });
+    (hook, url)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let fail = dir.path().join("fail");
-    std::fs::write(&fail, "").unwrap();
-    let checks: String = ["db", "web", "cache"]
+/// A daemon config in `dir`: local checks, each `(name, file)` failing while `file` exists,
+/// every second; their ExecutionFailed alerts go to the webhook at `url` at once, grouped by
+/// check.
+fn failing_checks_config(dir: &Path, checks: &[(&str, &Path)], url: &str) -> PathBuf {
+    let checks: String = checks
         .iter()
-        .map(|name| {
+        .map(|(name, file)| {
             format!(
                 "[[checks]]\nname = \"{name}\"\nplatform = \"local\"\nscript = 'test ! -f \"{}\"'\nhosts = [\"localhost\"]\nevery = \"1s\"\n",
-                fail.display()
+                file.display()
             )
         })
         .collect();
-    let config = dir.path().join("jobwatch.toml");
+    let config = dir.join("jobwatch.toml");
     std::fs::write(
         &config,
         format!(
@@ -596,10 +599,25 @@ group_by = ["alertname", "check"]
 group_wait = "0s"
 group_interval = "1s"
 "#,
-            data = dir.path().join("data").display()
+            data = dir.join("data").display()
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn a_receiver_back_after_an_outage_gets_everything_in_order_within_a_minute_and_was_only_probed() {
+    let rt = runtime();
+    let (hook, url) = serve_recorder(&rt, false);
+    let dir = tempfile::tempdir().unwrap();
+    let fail = dir.path().join("fail");
+    std::fs::write(&fail, "").unwrap();
+    let config = failing_checks_config(
+        dir.path(),
+        &[("db", &fail), ("web", &fail), ("cache", &fail)],
+        &url,
+    );
     let daemon = Daemon::start_with(common::jobwatch(), &config);
     let firing = |status: &str| {
         get(&daemon.base, "/v1/alerts")["alerts"]
@@ -691,57 +709,16 @@ group_interval = "1s"
 #[test]
 fn a_silenced_alert_is_recorded_silenced_and_sent_when_the_silence_is_expired_if_still_firing() {
     let rt = runtime();
-    let hook = Arc::new(Recorder::default());
-    hook.up.store(true, Ordering::SeqCst);
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(record))
-        .with_state(hook.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await });
-
+    let (hook, url) = serve_recorder(&rt, true);
     // db and web fail while `fail` exists, cache while `fail-cache` does.
     let dir = tempfile::tempdir().unwrap();
     let fail = dir.path().join("fail");
     let fail_cache = dir.path().join("fail-cache");
-    let checks: String = [("db", &fail), ("web", &fail), ("cache", &fail_cache)]
-        .iter()
-        .map(|(name, file)| {
-            format!(
-                "[[checks]]\nname = \"{name}\"\nplatform = \"local\"\nscript = 'test ! -f \"{}\"'\nhosts = [\"localhost\"]\nevery = \"1s\"\n",
-                file.display()
-            )
-        })
-        .collect();
-    let config = dir.path().join("jobwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[agent]
-data_dir = "{data}"
-[api]
-listen = "127.0.0.1:0"
-[platforms.local]
-kind = "local"
-{checks}
-[alerts.receivers.hook]
-type = "webhook"
-url = "{url}"
-secret = "{WEBHOOK_SECRET}"
-[[alerts.routes]]
-receiver = "hook"
-match = {{ alertname = "ExecutionFailed" }}
-group_by = ["alertname", "check"]
-group_wait = "0s"
-group_interval = "1s"
-"#,
-            data = dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let config = failing_checks_config(
+        dir.path(),
+        &[("db", &fail), ("web", &fail), ("cache", &fail_cache)],
+        &url,
+    );
     let daemon = Daemon::start_with(common::jobwatch(), &config);
     let base = daemon.base.clone();
 
