@@ -522,6 +522,33 @@ fn every_page_renders_for_an_execution_at_each_stage() {
                 "{uri}: {html}"
             );
         }
+        // A watched job gets the board's watches row.
+        let (status, _) = api
+            .call(
+                "POST",
+                "/v1/watches",
+                Some(TOKEN),
+                r#"{"platform":"local","job_instance_id":424242}"#,
+            )
+            .await;
+        assert_eq!(status, 202);
+        let (_, board) = api.call("GET", "/v1/checks", Some(TOKEN), "").await;
+        let rows: Vec<(&str, &str)> = board["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap(), c["kind"].as_str().unwrap()))
+            .collect();
+        assert!(
+            rows.contains(&("watch", "watches")) && rows.contains(&("a", "check")),
+            "{board:#}"
+        );
+        assert_eq!(board["totals"]["checks"], 2);
+        let html = page("/".into()).await;
+        assert!(
+            html.contains("data-check=\"watch\"") && html.contains("jobs started elsewhere"),
+            "{html}"
+        );
         let html = page("/silences?check=a%22b".into()).await;
         assert!(
             html.contains("check=&quot;a\\&quot;b&quot;"),

@@ -158,6 +158,20 @@ fn an_operator_reads_the_board_follows_a_failure_to_its_hosts_and_logs_and_silen
         b.eval(&format!("document.querySelector('tr[data-silence=\"{id}\"] button[data-delete]').click()")).await;
         b.wait_for(&format!("(r => r && r.dataset.state === 'expired')(document.querySelector('tr[data-silence=\"{id}\"]'))"), WAIT).await;
 
+        // A silence for later, with a start and an end in the browser's local time.
+        b.goto(&format!("{base}/silences")).await;
+        b.eval("const local = (ms) => { const d = new Date(Date.now() + ms); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 16); };\
+                document.getElementById('matchers').value = 'check=\"nightly-ok\"';\
+                document.getElementById('starts_at').value = local(3600e3);\
+                document.getElementById('ends_at').value = local(3 * 3600e3);\
+                document.getElementById('comment').value = 'upgrade window';\
+                document.getElementById('new-silence').requestSubmit()").await;
+        b.wait_for("[...document.querySelectorAll('#silences tr[data-silence]')].some(r => r.innerText.includes('check=\"nightly-ok\"') && r.dataset.state === 'pending')", WAIT).await;
+        let (_, pending) = get_json(&base, "/v1/silences?state=pending").await;
+        let later = &pending["silences"][0];
+        let span = later["ends_at_ms"].as_i64().unwrap() - later["starts_at_ms"].as_i64().unwrap();
+        assert_eq!(span / 60_000, 120, "two hours apart, to the minute: {later:#}");
+
         // The alerts page lists what fires, and which silence covers it.
         b.goto(&format!("{base}/alerts")).await;
         let firing = b.eval("[...document.querySelectorAll('#firing tr[data-fingerprint]')].map(r => [r.dataset.check, r.dataset.alertname, !!r.querySelector('.silenced')])").await;

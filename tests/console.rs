@@ -238,6 +238,24 @@ fn ctl_answers_every_subcommand_in_both_formats_against_a_live_daemon() {
     assert!(err.contains("already ended"), "{err}");
     let text = ctl_table(base, &["describe", "execution", &stuck_id]);
     assert!(text.contains("Terminated by  token"), "{text}");
+    // The table form of terminate, on a second stuck run.
+    let again = ctl_table(base, &["run", "stuck-job"]);
+    let again = again.trim();
+    let until = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let (code, out, err) = ctl(base, Some(common::TOKEN), &["terminate", again]);
+        if code == 0 {
+            break out;
+        }
+        // Being submitted yet (409): not on the platform for a moment.
+        assert!(err.contains("not on the platform yet"), "{err}");
+        assert!(Instant::now() < until, "{err}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        out.starts_with(&format!("terminate asked for {again} (by token): ")),
+        "{out}"
+    );
 
     // silence list / add / expire
     let list = ctl_json(base, &["silence", "list"]);

@@ -396,12 +396,17 @@ fn every_api_body_query_and_path_takes_bad_bytes() {
         br#"{"check":"a","hosts":["localhost"],"params":"-x"}"#.to_vec(),
         br#"{"platform":"local","job_instance_id":5,"timeout_seconds":60,"check":"a"}"#.to_vec(),
         br#"{"check":"nope"}"#.to_vec(),
+        br#"{"matchers":["check=~\"db-.*\"",{"name":"severity","value":"page","isRegex":false,"isEqual":true}],"duration":"2h","comment":"x","created_by":"ops"}"#.to_vec(),
     ];
     let body = prop_oneof![
         proptest::sample::select(bodies).prop_flat_map(mutated),
         proptest::collection::vec(any::<u8>(), 0..256),
     ];
-    let route = prop_oneof![Just("/v1/executions"), Just("/v1/watches")];
+    let route = prop_oneof![
+        Just("/v1/executions"),
+        Just("/v1/watches"),
+        Just("/v1/silences")
+    ];
     fuzz("API bodies", (route, body), |(route, body)| {
         request(&rt, &api, Method::POST, route, body)
     });
@@ -410,6 +415,12 @@ fn every_api_body_query_and_path_takes_bad_bytes() {
         Just("/v1/executions?"),
         Just("/v1/notifications?"),
         Just("/?"),
+        Just("/executions?"),
+        Just("/silences?"),
+        Just("/v1/checks?"),
+        Just("/v1/silences?"),
+        Just("/v1/silences/"),
+        Just("/executions/"),
         Just("/v1/executions/"),
         Just("/v1/executions/0193a1b2-0000-7000-8000-000000000000/hosts/"),
     ];
@@ -441,6 +452,20 @@ fn every_api_body_query_and_path_takes_bad_bytes() {
             &api,
             Method::GET,
             &format!("/v1/executions?cursor={segment}&limit={segment}"),
+            Vec::new(),
+        );
+        request(
+            &rt,
+            &api,
+            Method::GET,
+            &format!("/executions/0193a1b2-0000-7000-8000-000000000000/hosts/{segment}"),
+            Vec::new(),
+        );
+        request(
+            &rt,
+            &api,
+            Method::DELETE,
+            &format!("/v1/silences/{segment}"),
             Vec::new(),
         );
     });

@@ -182,10 +182,15 @@
           if (!el.name || el.value === "") return;
           if (el.dataset.lines !== undefined) {
             body[el.name] = el.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+          } else if (el.type === "datetime-local") {
+            // The browser's local time, sent as RFC 3339 UTC.
+            body[el.name] = new Date(el.value).toISOString();
           } else {
             body[el.name] = el.value;
           }
         });
+        // An end given overrides the duration.
+        if (body.ends_at !== undefined) delete body.duration;
         send(form.dataset.method || "POST", form.dataset.api, JSON.stringify(body),
           form.querySelector(".form-error"));
       });
