@@ -192,7 +192,10 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         Ok(caller) => {
             let name = caller.name.clone();
             request.extensions_mut().insert(caller);
-            let response = next.run(request).await;
+            let mut response = next.run(request).await;
+            if guard.answer == Answer::Login {
+                super::view::harden(&mut response);
+            }
             if !is_read(&method) {
                 crate::internal_events::ApiChange {
                     token: &name,
