@@ -35,6 +35,10 @@ pub struct CtlArgs {
     /// A file holding the API token.
     #[arg(long, env = "JOBWATCH_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the system's (a daemon serving HTTPS
+    /// with a private CA or a self-signed certificate).
+    #[arg(long, env = "JOBWATCH_CACERT", global = true)]
+    pub cacert: Option<PathBuf>,
     /// `table` (for people) or `json` (the API's answer, for scripts).
     #[arg(long, short, value_enum, default_value_t = Format::Table, global = true)]
     pub output: Format,
@@ -258,10 +262,24 @@ pub async fn run(args: CtlArgs) -> ExitCode {
         },
         (None, None) => None,
     };
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(path) = &args.cacert {
+        let certs = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()));
+        match certs {
+            Ok(certs) if !certs.is_empty() => builder = builder.tls_certs_merge(certs),
+            Ok(_) => {
+                eprintln!("jobwatch ctl: {} holds no certificate", path.display());
+                return ExitCode::from(crate::exit::CONFIG);
+            }
+            Err(e) => {
+                eprintln!("jobwatch ctl: cannot read {}: {e}", path.display());
+                return ExitCode::from(crate::exit::CONFIG);
+            }
+        }
+    }
+    let http = match builder.build() {
         Ok(h) => h,
         Err(e) => {
             eprintln!("jobwatch ctl: {e}");

@@ -498,6 +498,23 @@ fn the_listener_speaks_https_and_takes_a_renewed_certificate_without_a_restart()
         std::fs::write(&served_cert, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(ok(trusting(&cert_b), healthz.clone()).await, Some(200));
+        // jobwatch ctl reaches it with the CA given.
+        let (code, out, err) = {
+            let out = common::jobwatch()
+                .args(["ctl", "--server", &daemon.base, "--cacert"])
+                .arg(&cert_b)
+                .args(["--output", "json", "get", "checks"])
+                .env("JOBWATCH_TOKEN", common::TOKEN)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("\"checks\""), "{out}");
         // The API behind it is the same, tokens and all.
         let resp = trusting(&cert_b)
             .get(format!("{}/v1/executions", daemon.base))
