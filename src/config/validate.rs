@@ -46,6 +46,14 @@ pub(super) fn validate(raw: RawConfig, check: ReceiverCheck) -> Result<Config, V
         issues.add("store.lease", "must be between 3s and 10m");
     }
     let api = validate_api(&mut issues, &raw.api);
+    for name in raw.api.job_links.keys() {
+        if !raw.platforms.contains_key(name) {
+            issues.add(
+                format!("api.job_links.{name}"),
+                format!("there is no platform `{name}` in [platforms]"),
+            );
+        }
+    }
     let callbacks = validate_callbacks(&mut issues, &raw);
     let alerts = alerts::validate(&mut issues, &raw.alerts, check);
     match api {
