@@ -720,7 +720,9 @@ fn a_silenced_alert_is_recorded_silenced_and_sent_when_the_silence_is_expired_if
         &url,
     );
     let daemon = Daemon::start_with(common::jobwatch(), &config);
-    let base = daemon.base.clone();
+    // The daemon is killed and started again below: its base URL changes.
+    let base_now = std::cell::RefCell::new(daemon.base.clone());
+    let base = base_now.borrow().clone();
 
     // A silence for db and cache, made before anything fails. A run token may not.
     let body =
@@ -744,14 +746,15 @@ fn a_silenced_alert_is_recorded_silenced_and_sent_when_the_silence_is_expired_if
     std::fs::write(&fail_cache, "").unwrap();
 
     let fingerprint_of = |check: &str| -> Option<String> {
-        get(&base, "/v1/alerts")["alerts"]
+        get(&base_now.borrow(), "/v1/alerts")["alerts"]
             .as_array()
             .unwrap()
             .iter()
             .find(|a| a["labels"]["check"] == check && a["status"] == "firing")
             .map(|a| a["fingerprint"].as_str().unwrap().to_owned())
     };
-    let notifications = || get(&base, "/v1/notifications?receiver=hook")["notifications"].clone();
+    let notifications =
+        || get(&base_now.borrow(), "/v1/notifications?receiver=hook")["notifications"].clone();
     let outcome_of = |fp: &str| -> Vec<(String, Option<String>)> {
         notifications()
             .as_array()
@@ -817,6 +820,24 @@ fn a_silenced_alert_is_recorded_silenced_and_sent_when_the_silence_is_expired_if
                 == ["dropped"])
             .then_some(())
         },
+    );
+
+    // kill -9 while db's notification waits silenced: after the next start it still waits,
+    // though db keeps failing every second.
+    drop(daemon);
+    let daemon = Daemon::start_with(common::jobwatch(), &config);
+    *base_now.borrow_mut() = daemon.base.clone();
+    let base = daemon.base.clone();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        delivered(&db),
+        0,
+        "a silenced alert was sent after a restart"
+    );
+    assert_eq!(
+        outcome_of(&db),
+        [("silenced".to_owned(), Some(silence_id.clone()))],
+        "still held after kill -9"
     );
 
     // Expired by hand: db, still firing, is sent at once; cache stays unsent.
