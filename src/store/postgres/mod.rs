@@ -51,6 +51,10 @@ const POLL_CHANNEL: &str = "jobwatch_poll";
 /// died holding claims delays those notifications this long.
 const CLAIM: &str = "5 minutes";
 
+/// How long the server lets a session sit idle inside a transaction before it ends it (and
+/// its locks): a frozen replica's open transaction must not outlive its lease by much.
+const IDLE_IN_TRANSACTION: &str = "5s";
+
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -104,9 +108,18 @@ impl PgStore {
     /// starting together migrate once) and reads the shard count. This process gets a fresh
     /// replica id.
     pub async fn open(settings: &PgSettings) -> Result<Self, StoreError> {
+        // A replica frozen (or cut off) inside a transaction would keep its row locks on the
+        // shards it renews or writes under until it wakes, and the others skip locked rows
+        // when they take shards over: the server ends such a transaction after
+        // `IDLE_IN_TRANSACTION`, so a takeover waits at most that long past the lease. Our
+        // transactions never wait on anything but the database between their statements.
         let mut options = PgConnectOptions::from_str(&settings.url)?
             .application_name("jobwatch")
-            .options([("lock_timeout", "10s"), ("statement_timeout", "60s")]);
+            .options([
+                ("lock_timeout", "10s"),
+                ("statement_timeout", "60s"),
+                ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
+            ]);
         if let Some(password) = &settings.password {
             options = options.password(password.expose_secret());
         }
