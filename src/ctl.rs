@@ -13,6 +13,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 
+use crate::api::path_segment;
+
 /// Exit code: the server refused the request.
 pub const REFUSED: u8 = 1;
 /// Exit code: the server could not be reached, or failed (sysexits `EX_UNAVAILABLE`).
@@ -318,12 +320,6 @@ fn query(pairs: &[(&str, Option<&str>)]) -> String {
     if q.is_empty() { q } else { format!("?{q}") }
 }
 
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 fn pretty(v: &Value) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
@@ -387,7 +383,7 @@ async fn command(client: &Client, command: &CtlCommand, format: Format) -> Resul
             let v = client
                 .call(
                     Method::GET,
-                    &format!("/v1/executions/{}", segment(id)),
+                    &format!("/v1/executions/{}", path_segment(id)),
                     None,
                 )
                 .await?;
@@ -397,7 +393,11 @@ async fn command(client: &Client, command: &CtlCommand, format: Format) -> Resul
             let text = client
                 .call_text(
                     Method::GET,
-                    &format!("/v1/executions/{}/hosts/{}/log", segment(id), segment(host)),
+                    &format!(
+                        "/v1/executions/{}/hosts/{}/log",
+                        path_segment(id),
+                        path_segment(host)
+                    ),
                     None,
                 )
                 .await?;
@@ -432,7 +432,7 @@ async fn command(client: &Client, command: &CtlCommand, format: Format) -> Resul
             let v = client
                 .call(
                     Method::POST,
-                    &format!("/v1/executions/{}/terminate", segment(id)),
+                    &format!("/v1/executions/{}/terminate", path_segment(id)),
                     None,
                 )
                 .await?;
@@ -499,7 +499,7 @@ async fn command(client: &Client, command: &CtlCommand, format: Format) -> Resul
                     client
                         .call(
                             Method::DELETE,
-                            &format!("/v1/silences/{}", segment(id)),
+                            &format!("/v1/silences/{}", path_segment(id)),
                             None,
                         )
                         .await?,

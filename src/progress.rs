@@ -45,7 +45,7 @@ impl Observer for Lines {
             }
             TrackerEvent::Conditions { conditions } => {
                 for c in conditions.iter() {
-                    eprintln!("condition {}: {}", c.kind.as_str(), c.detail);
+                    eprintln!("condition {c}");
                 }
             }
         }
@@ -132,8 +132,7 @@ impl Observer for Bars {
                         .println(format!("condition: {}", names.join(", ")));
                 }
                 for c in conditions.iter() {
-                    self.summary
-                        .println(format!("  {}: {}", c.kind.as_str(), c.detail));
+                    self.summary.println(format!("  {c}"));
                 }
             }
             TrackerEvent::FetchingLogs { hosts } => self

@@ -74,23 +74,39 @@ fn presented(headers: &HeaderMap) -> Option<(String, Shown)> {
         })
 }
 
+/// A configured token as the guard knows it: the SHA-256 digest of its value, and who it is.
+pub struct Known {
+    digest: [u8; 32],
+    caller: Caller,
+}
+
+/// The configured tokens, digested once (at start).
+pub fn known_tokens(tokens: &[crate::config::ApiToken]) -> std::sync::Arc<[Known]> {
+    tokens
+        .iter()
+        .map(|t| Known {
+            digest: Sha256::digest(t.secret.expose_secret().as_bytes()).into(),
+            caller: Caller {
+                name: t.name.clone(),
+                role: t.role,
+            },
+        })
+        .collect()
+}
+
 /// The configured token `given` is, compared through SHA-256 digests in constant time (the
 /// time taken tells neither how much matched nor the length).
 pub fn find_token(state: &AppState, given: &str) -> Option<Caller> {
     let digest = Sha256::digest(given.as_bytes());
     let mut found = None;
-    for t in &state.runner.config().api.tokens {
-        let expected = Sha256::digest(t.secret.expose_secret().as_bytes());
+    for known in state.tokens.iter() {
         let same = digest
             .iter()
-            .zip(expected.iter())
+            .zip(known.digest.iter())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
         if same && found.is_none() {
-            found = Some(Caller {
-                name: t.name.clone(),
-                role: t.role,
-            });
+            found = Some(known.caller.clone());
         }
     }
     found
@@ -114,7 +130,7 @@ pub fn authorize(
     headers: &HeaderMap,
     role: Role,
 ) -> Result<Caller, Refusal> {
-    if state.runner.config().api.tokens.is_empty() {
+    if state.tokens.is_empty() {
         return Ok(Caller {
             name: "anonymous".into(),
             role: Role::Admin,

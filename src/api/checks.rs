@@ -147,17 +147,9 @@ fn latest_view(r: &ExecutionReport) -> LatestView {
         origin: r.origin.as_str().to_owned(),
         started_at: r.started_at.clone(),
         ended_at: r.ended_at.clone(),
-        duration_seconds: if r.state.is_final() {
-            r.duration_seconds
-        } else {
-            ((crate::time::now_ms() - r.started_at_ms).max(0) as f64) / 1000.0
-        },
+        duration_seconds: r.elapsed_seconds(crate::time::now_ms()),
         reason: r.reason.clone(),
-        conditions: r
-            .conditions
-            .iter()
-            .map(|c| format!("{}: {}", c.kind.as_str(), c.detail))
-            .collect(),
+        conditions: r.conditions.iter().map(ToString::to_string).collect(),
         hosts_failed: r
             .hosts
             .iter()

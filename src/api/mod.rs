@@ -31,6 +31,7 @@ use self::extract::parse_json;
 pub use self::extract::{ApiBody, ApiPath, ApiQuery};
 use self::health::*;
 use self::login::*;
+pub use self::pages::path_segment;
 use self::pages::*;
 use self::silences::*;
 pub use self::silences::{NewSilence, SilenceList, SilenceView};
@@ -55,12 +56,19 @@ use crate::tracker::report::Origin;
 pub struct AppState {
     runner: Arc<Runner>,
     metrics: &'static Metrics,
+    /// The configured tokens' SHA-256 digests and who each one is, computed once.
+    tokens: Arc<[auth::Known]>,
 }
 
 impl AppState {
     /// State over a runner.
     pub fn new(runner: Arc<Runner>, metrics: &'static Metrics) -> Self {
-        AppState { runner, metrics }
+        let tokens = auth::known_tokens(&runner.config().api.tokens);
+        AppState {
+            runner,
+            metrics,
+            tokens,
+        }
     }
 }
 

@@ -68,14 +68,6 @@ struct Row {
     reason: String,
 }
 
-fn job_text(r: &ExecutionReport) -> String {
-    match (&r.jid, r.job_instance_id) {
-        (Some(jid), _) => jid.clone(),
-        (None, Some(id)) => id.to_string(),
-        (None, None) => String::new(),
-    }
-}
-
 impl From<&ExecutionReport> for Row {
     fn from(r: &ExecutionReport) -> Self {
         Row {
@@ -84,18 +76,10 @@ impl From<&ExecutionReport> for Row {
             origin: r.origin.as_str(),
             state: r.state.as_str(),
             trigger_status: r.trigger_status.as_str(),
-            job: job_text(r),
+            job: r.job_text(),
             started_at: r.started_at.clone(),
-            duration_seconds: if r.state.is_final() {
-                r.duration_seconds
-            } else {
-                ((crate::time::now_ms() - r.started_at_ms).max(0) as f64) / 1000.0
-            },
-            conditions: r
-                .conditions
-                .iter()
-                .map(|c| format!("{}: {}", c.kind.as_str(), c.detail))
-                .collect(),
+            duration_seconds: r.elapsed_seconds(crate::time::now_ms()),
+            conditions: r.conditions.iter().map(ToString::to_string).collect(),
             reason: r.reason.clone(),
         }
     }
@@ -181,15 +165,15 @@ fn host_rank(h: &HostReport) -> u8 {
     }
 }
 
-/// A path segment, percent-encoded.
-fn segment(text: &str) -> String {
+/// `text` as one percent-encoded URL path segment (a host `0:10.0.0.1 #101`, a silence id).
+pub fn path_segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
 }
 
 fn host_row<'a>(e: &ExecutionReport, h: &'a HostReport) -> HostRow<'a> {
-    let host = segment(&h.host);
+    let host = path_segment(&h.host);
     HostRow {
         host: h,
         rank: host_rank(h),
@@ -305,15 +289,14 @@ fn job_link(state: &AppState, e: &ExecutionReport) -> Option<String> {
         Some(crate::config::PlatformConfig::BkJob(b)) => b.scope_id.clone(),
         _ => String::new(),
     };
-    let enc = |s: &str| segment(s);
     Some(
         template
             .replace(
                 "{job_instance_id}",
                 &e.job_instance_id.map(|i| i.to_string()).unwrap_or_default(),
             )
-            .replace("{jid}", &enc(e.jid.as_deref().unwrap_or("")))
-            .replace("{scope_id}", &enc(&scope_id)),
+            .replace("{jid}", &path_segment(e.jid.as_deref().unwrap_or("")))
+            .replace("{scope_id}", &path_segment(&scope_id)),
     )
 }
 
@@ -367,7 +350,7 @@ pub async fn execution_page(
         "execution.html",
         &frame(&state, "executions", &caller),
         minijinja::context! {
-            job => job_text(&e),
+            job => e.job_text(),
             job_link => job_link(&state, &e),
             timeline => timeline(&e),
             can_admin => caller.role >= Role::Admin,

@@ -689,19 +689,13 @@ impl Runner {
         if report.state.is_final() {
             return Ok(Terminate::Ended(report.state));
         }
-        if report.job_instance_id.is_none() && report.jid.is_none() {
+        let Some(job) = JobRef::of_report(&report) else {
             return Ok(Terminate::NotSubmitted);
-        }
+        };
         match &self.replica {
             Some(replica) if !replica.follows(id) => {
                 let Some(platform) = self.platforms.get(&report.platform) else {
                     return Err(RunError::UnknownPlatform(report.platform.clone()));
-                };
-                let job = JobRef {
-                    job_instance_id: report.job_instance_id,
-                    jid: report.jid.clone(),
-                    step_instance_id: report.step_instance_id,
-                    name: Some(report.task_name.clone()),
                 };
                 if let Err(e) = platform.terminate(&job).await {
                     return Ok(Terminate::PlatformRefused(e.to_string()));

@@ -47,6 +47,13 @@ pub struct Condition {
     pub hosts: Vec<String>,
 }
 
+impl std::fmt::Display for Condition {
+    /// `kind: detail`, as the progress display, the pages and the board show it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.detail)
+    }
+}
+
 /// A condition that held during the run, kept in the execution's record after it cleared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PastCondition {

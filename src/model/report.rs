@@ -122,6 +122,26 @@ pub struct ExecutionReport {
     pub fence: Option<super::shard::Fence>,
 }
 
+impl ExecutionReport {
+    /// Seconds it took, or has taken so far at `now_ms` while it has not ended.
+    pub fn elapsed_seconds(&self, now_ms: i64) -> f64 {
+        if self.state.is_final() {
+            self.duration_seconds
+        } else {
+            ((now_ms - self.started_at_ms).max(0) as f64) / 1000.0
+        }
+    }
+
+    /// The platform's name of its job: the Salt jid, else the job instance id, else empty.
+    pub fn job_text(&self) -> String {
+        match (&self.jid, self.job_instance_id) {
+            (Some(jid), _) => jid.clone(),
+            (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 /// One host's result.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostReport {

@@ -70,6 +70,19 @@ impl JobRef {
         }
     }
 
+    /// The job a stored execution names (its jid, else its job instance and step), if it got
+    /// one.
+    pub fn of_report(report: &crate::model::report::ExecutionReport) -> Option<Self> {
+        match (&report.jid, report.job_instance_id) {
+            (Some(jid), _) => Some(JobRef::salt(jid.clone())),
+            (None, Some(id)) => Some(JobRef {
+                step_instance_id: report.step_instance_id,
+                ..JobRef::instance(id)
+            }),
+            (None, None) => None,
+        }
+    }
+
     /// The job instance number, or a permanent error for `api` when the reference has none
     /// (a Salt job handed to another adapter: a wiring error, said, not a panic).
     pub fn instance_id(&self, api: &'static str) -> Result<u64, PlatformError> {

@@ -44,13 +44,8 @@ impl Phase {
         if report.state.is_final() {
             return Ok(Phase::Done(report));
         }
-        let job = match (&report.jid, report.job_instance_id) {
-            (Some(jid), _) => JobRef::salt(jid.clone()),
-            (None, Some(id)) => JobRef {
-                step_instance_id: report.step_instance_id,
-                ..JobRef::instance(id)
-            },
-            (None, None) => return Err(report),
+        let Some(job) = JobRef::of_report(&report) else {
+            return Err(report);
         };
         match report.trigger_status {
             TriggerStatus::Triggered => Ok(Phase::Follow {
